@@ -1,0 +1,106 @@
+# archestra-spoa. `make run` and `make test` are the two commands a new user needs;
+# both install what is missing from Debian first (when run as root).
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 \
+           -fno-strict-aliasing -pthread
+LDLIBS  += -lev -lcjson -pthread
+BUILD   := build
+PYTHON  ?= python3
+
+# Debian packages each command needs.
+RUN_PKGS   := gcc make libc6-dev libev-dev libcjson-dev libssl-dev haproxy python3 curl openssl
+TEST_PKGS  := $(RUN_PKGS) libcmocka-dev clang libclang-rt-14-dev
+BENCH_PKGS := $(TEST_PKGS) wrk
+
+# The agent's pure modules (no I/O) and its I/O shell.
+CORE_SRC := spoa/spop.c spoa/session.c spoa/handler.c spoa/buf.c spoa/config.c spoa/log.c
+SHELL_SRC := spoa/server.c spoa/main.c
+AGENT    := spoa/archestra-spoa
+
+CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
+SHELL_OBJ := $(SHELL_SRC:%.c=$(BUILD)/%.o)
+
+UNIT_TESTS := test_spop test_session test_config
+UNIT_BIN   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
+ASAN_BIN   := $(UNIT_TESTS:%=$(BUILD)/asan/%)
+SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+.PHONY: all deps deps-test deps-bench run test unit fuzz bench clean install
+all: $(AGENT)
+
+$(BUILD)/%.o: %.c $(wildcard spoa/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(AGENT): $(CORE_OBJ) $(SHELL_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# ---- dependencies ----
+define install_missing
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "missing Debian packages:$$missing"; echo "install them with: sudo apt-get install$$missing"; exit 1; \
+	  fi; \
+	fi
+endef
+
+deps:
+	$(call install_missing,$(RUN_PKGS))
+deps-test:
+	$(call install_missing,$(TEST_PKGS))
+deps-bench:
+	$(call install_missing,$(BENCH_PKGS))
+
+# ---- run ----
+run: deps
+	@$(MAKE) --no-print-directory all
+	@echo "archestra-spoa listening on 127.0.0.1:12345 (SPOP); Ctrl-C stops it"
+	exec ./$(AGENT) --listen 127.0.0.1:12345
+
+# ---- tests ----
+$(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ) tests/unit/*.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ispoa -o $@ $< $(CORE_OBJ) $(LDLIBS) -lcmocka
+
+$(BUILD)/asan/%: tests/unit/%.c $(CORE_SRC) $(wildcard spoa/*.h) tests/unit/*.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -O1 $(SAN_FLAGS) -Ispoa -o $@ $< $(CORE_SRC) $(LDLIBS) -lcmocka
+
+$(BUILD)/spop-bench: tests/bench/spop-bench.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -lev -lm
+
+unit: $(UNIT_BIN) $(ASAN_BIN)
+
+test: deps-test
+	@$(MAKE) --no-print-directory all unit
+	@tests/run-tests.sh
+
+# ---- fuzzing (libFuzzer from Debian's clang) ----
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Ispoa
+$(BUILD)/fuzz/fuzz_session: tests/fuzz/fuzz_session.c $(CORE_SRC) $(wildcard spoa/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_session.c $(CORE_SRC) -lcjson
+
+fuzz: deps-test $(BUILD)/fuzz/fuzz_session
+	@mkdir -p $(BUILD)/fuzz/corpus
+	$(PYTHON) tests/fuzz/make_seeds.py $(BUILD)/fuzz/corpus
+	$(BUILD)/fuzz/fuzz_session -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=5 \
+	  -print_final_stats=1 $(BUILD)/fuzz/corpus
+
+# ---- benchmarks ----
+bench: deps-bench
+	@$(MAKE) --no-print-directory all $(BUILD)/spop-bench
+	@tests/bench/run-bench.sh
+
+clean:
+	rm -rf $(BUILD) $(AGENT)

@@ -1,0 +1,70 @@
+/* config.h: the agent's settings, from built-in defaults, a JSON file and the CLI.
+ *
+ * Pure: parsing works on strings and argv; reading the file is the caller's job
+ * (config_read_file is the one helper that touches the filesystem). Errors come
+ * back as one line of text naming the flag or the JSON path.
+ */
+#ifndef SPOA_CONFIG_H
+#define SPOA_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#define CONFIG_MAX_LISTEN 16
+#define CONFIG_ERR_LEN    256
+
+struct listen_addr {
+	char text[128];                /* as the user wrote it, for logs */
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	bool is_unix;
+};
+
+enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+struct config {
+	struct listen_addr listen[CONFIG_MAX_LISTEN];
+	int nlisten;
+	int threads;                  /* 0: one per core */
+	int max_connections;          /* whole process */
+	uint32_t max_frame_size;      /* the most the agent accepts and announces */
+	size_t max_reassembled;       /* bound on a fragmented NOTIFY */
+	unsigned caps;                /* SPOP_CAP_* the agent may use */
+	unsigned hello_ms, idle_ms, drain_ms;
+	enum log_level log_level;
+	bool ack_only;                /* benchmark knob: answer every NOTIFY with no action */
+	char config_path[512];        /* "" when none */
+};
+
+enum cli_result {
+	CLI_RUN,      /* start the agent */
+	CLI_CHECK,    /* validate and exit */
+	CLI_HELP,     /* print usage, exit 0 */
+	CLI_VERSION,  /* print version, exit 0 */
+	CLI_ERROR,    /* err holds one line */
+};
+
+void config_defaults(struct config *c);
+
+/* Parses argv (after argv[0]). --config is read and applied first, then the other
+ * flags override it, whatever their order. */
+enum cli_result config_from_args(struct config *c, int argc, char **argv, char *err, size_t errlen);
+
+/* Applies a JSON document over c. Returns 0, or -1 with err set ("path: problem"). */
+int config_apply_json(struct config *c, const char *text, size_t len, char *err, size_t errlen);
+
+/* "HOST:PORT", "[IPV6]:PORT", "unix:/path". Returns 0 or -1 with err set. */
+int config_parse_listen(const char *s, struct listen_addr *out, char *err, size_t errlen);
+
+int config_parse_log_level(const char *s, enum log_level *out);
+const char *config_log_level_name(enum log_level l);
+
+/* Reads a whole file into a NUL-terminated malloc'd string (caller frees). */
+char *config_read_file(const char *path, size_t *len, char *err, size_t errlen);
+
+extern const char config_usage[];
+
+#endif

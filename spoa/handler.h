@@ -1,0 +1,42 @@
+/* handler.h: what the agent answers to each SPOP message.
+ *
+ * The session decodes a NOTIFY into messages whose name and arguments are slices
+ * of the frame buffer (nothing is copied) and asks the handler table for the
+ * actions to put in the ACK. A handler writes its actions straight into the ACK
+ * being built, so an answer costs no intermediate allocation either.
+ */
+#ifndef SPOA_HANDLER_H
+#define SPOA_HANDLER_H
+
+#include "spop.h"
+
+/* Writes the actions for one message into the ACK under construction.
+ * `arg` is the table's context (per worker, so handlers need no locks). */
+typedef void (*spoa_msg_fn)(void *arg, const struct spop_msg *msg, struct spop_writer *acts);
+
+struct spoa_handler {
+	const char *name;
+	size_t name_len;
+	spoa_msg_fn fn;
+};
+
+struct spoa_handlers {
+	const struct spoa_handler *list;
+	size_t n;
+	void *arg;
+};
+
+/* Runs the handler registered for m's name; a message nobody handles gets no
+ * action (SPOE.txt: the ACK is still owed). Returns 1 if a handler ran. */
+int spoa_dispatch(const struct spoa_handlers *hs, const struct spop_msg *m, struct spop_writer *acts);
+
+/* Sets a txn-scoped string variable: the common case for every handler. */
+void spoa_set_txn_str(struct spop_writer *acts, const char *name, const char *val, size_t len);
+
+/* The handler tables the agent ships:
+ *  - archestra: `archestra-req` answers verdict=allow (decision logic comes later);
+ *  - ack-only:  no handler at all, for measuring what the protocol path alone costs. */
+extern const struct spoa_handlers spoa_handlers_archestra;
+extern const struct spoa_handlers spoa_handlers_ack_only;
+
+#endif

@@ -1,0 +1,100 @@
+/* main.c: the archestra-spoa command. Parses the CLI, opens the listeners,
+ * starts the workers and turns signals into a drain. */
+#include <errno.h>
+#include <ev.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+#include "spop.h"
+
+#ifndef SPOA_VERSION
+#define SPOA_VERSION "0.1.0"
+#endif
+
+static struct server *g_server;
+
+static void on_term(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)revents;
+	LOG(LOG_INFO, "stopping", "signal=%s", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
+	server_stop(g_server);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	LOG(LOG_INFO, "reload", "result=nothing_to_reload");
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	char err[CONFIG_ERR_LEN];
+
+	config_defaults(&cfg);
+	switch (config_from_args(&cfg, argc, argv, err, sizeof(err))) {
+	case CLI_HELP:
+		fputs(config_usage, stdout);
+		return 0;
+	case CLI_VERSION:
+		printf("archestra-spoa %s (SPOP 2.0)\n", SPOA_VERSION);
+		return 0;
+	case CLI_ERROR:
+		fprintf(stderr, "archestra-spoa: %s\n", err);
+		return 2;
+	case CLI_CHECK:
+		printf("configuration ok%s%s\n", cfg.config_path[0] ? ": " : "", cfg.config_path);
+		return 0;
+	case CLI_RUN:
+		break;
+	}
+	log_threshold = cfg.log_level;
+	signal(SIGPIPE, SIG_IGN);
+
+	g_server = server_open(&cfg, err, sizeof(err));
+	if (!g_server) {
+		fprintf(stderr, "archestra-spoa: %s\n", err);
+		return 1;
+	}
+	struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+	ev_signal sterm, sint, shup;
+	ev_signal_init(&sterm, on_term, SIGTERM);
+	ev_signal_init(&sint, on_term, SIGINT);
+	ev_signal_init(&shup, on_hup, SIGHUP);
+	ev_signal_start(loop, &sterm);
+	ev_signal_start(loop, &sint);
+	ev_signal_start(loop, &shup);
+
+	if (server_run(g_server, err, sizeof(err)) < 0) {
+		fprintf(stderr, "archestra-spoa: %s\n", err);
+		return 1;
+	}
+	char listen[CONFIG_MAX_LISTEN * 130] = "";
+	for (int i = 0; i < cfg.nlisten; i++) {
+		strcat(listen, i ? "," : "");
+		strcat(listen, cfg.listen[i].text);
+	}
+	char caps[64];
+	spop_caps_string(cfg.caps, caps, sizeof(caps));
+	LOG(LOG_INFO, "ready", "version=%s listen=%s threads=%d max_frame_size=%u capabilities=%s handler=%s",
+	    SPOA_VERSION, listen, server_threads(g_server), cfg.max_frame_size, caps[0] ? caps : "none",
+	    cfg.ack_only ? "ack-only" : "archestra");
+
+	ev_run(loop, 0);
+
+	struct server_stats st;
+	server_wait(g_server, &st);
+	server_free(g_server);
+	LOG(LOG_INFO, "stopped", "connections=%llu rejected=%llu notifies=%llu protocol_errors=%llu timeouts=%llu",
+	    (unsigned long long)st.accepted, (unsigned long long)st.rejected, (unsigned long long)st.notifies,
+	    (unsigned long long)st.proto_errors, (unsigned long long)st.timeouts);
+	return 0;
+}

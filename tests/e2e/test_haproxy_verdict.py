@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""End to end: the real HAProxy talks SPOP to the real agent and gets txn.arch.verdict.
+
+HAProxy answers every request itself (http-request return) with the variables the
+agent set, so the test sees exactly what HAProxy received over SPOP. TAP output.
+usage: test_haproxy_verdict.py path/to/archestra-spoa
+"""
+import http.client
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "spoa/archestra-spoa")
+
+results = []
+
+
+def tap(ok, name, diag=""):
+    results.append((ok, name, diag))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, proc, timeout=5.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+SPOE_CONF = """
+[archestra]
+spoe-agent archestra-agent
+    messages archestra-req
+    option var-prefix arch
+    option set-on-error error
+    timeout hello 2s
+    timeout idle 30s
+    timeout processing 1s
+    use-backend archestra-agents
+
+spoe-message archestra-req
+    args id=unique-id method=method path=path query=query hdrs=req.hdrs_bin body=req.body body_len=req.body_len body_size=req.body_size src=src tls=ssl_fc
+    event on-frontend-http-request
+"""
+
+HAPROXY_CFG = """
+global
+    tune.bufsize 65536
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+frontend fe
+    bind 127.0.0.1:{http_port}
+    unique-id-format %{{+X}}o\\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid
+    option http-buffer-request
+    filter spoe engine archestra config {spoe}
+    http-request return status 200 content-type text/plain lf-string "verdict=%[var(txn.arch.verdict)] error=%[var(txn.arch.error)]"
+backend archestra-agents
+    mode tcp
+    option spop-check
+    timeout connect 1s
+    timeout server 60s
+    server agent1 127.0.0.1:{agent_port} check inter 500ms
+"""
+
+
+def request(port, method, path, body=None, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read().decode()
+    c.close()
+    return r.status, data
+
+
+def main():
+    if not shutil.which("haproxy"):
+        print("1..1\nnot ok 1 - haproxy is installed (make deps-test installs it)")
+        return 1
+    tmp = tempfile.mkdtemp(prefix="arch-e2e-")
+    agent_port, http_port = free_port(), free_port()
+    spoe = os.path.join(tmp, "spoe.conf")
+    with open(spoe, "w") as f:
+        f.write(SPOE_CONF)
+    cfg = os.path.join(tmp, "haproxy.cfg")
+    with open(cfg, "w") as f:
+        f.write(HAPROXY_CFG.format(http_port=http_port, agent_port=agent_port, spoe=spoe))
+    agent_log = open(os.path.join(tmp, "agent.log"), "w+")
+    hap_log = open(os.path.join(tmp, "haproxy.log"), "w+")
+    agent = subprocess.Popen([AGENT, "--listen", f"127.0.0.1:{agent_port}", "--threads", "2"],
+                             stdout=agent_log, stderr=agent_log)
+    hap = None
+    try:
+        tap(wait_port(agent_port, agent), "agent starts and listens")
+        check = subprocess.run(["haproxy", "-c", "-f", cfg], capture_output=True, text=True)
+        tap(check.returncode == 0, "haproxy -c accepts the SPOE configuration",
+            check.stdout + check.stderr)
+        hap = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=hap_log, stderr=hap_log)
+        tap(wait_port(http_port, hap), "haproxy starts")
+
+        # Every request, whatever its shape, gets the agent's verdict.
+        bad = []
+        shapes = [
+            ("GET", "/v1/openai/models", None, {}),
+            ("POST", "/v1/openai/chat/completions",
+             b'{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}',
+             {"Content-Type": "application/json", "Authorization": "Bearer sk-test"}),
+            ("POST", "/v1/anthropic/v1/messages?beta=true", b"x" * 40000,
+             {"Content-Type": "application/json", "x-api-key": "k"}),
+        ]
+        n = 0
+        for i in range(60):
+            m, p, b, h = shapes[i % len(shapes)]
+            st, body = request(http_port, m, p, b, h)
+            n += 1
+            if st != 200 or not body.startswith("verdict=allow "):
+                bad.append((m, p, st, body))
+        tap(not bad, f"txn.arch.verdict=allow set on every one of {n} requests",
+            "\n".join(map(repr, bad[:5])))
+
+        # Keep-alive: several requests on one client connection.
+        c = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
+        got = []
+        for _ in range(10):
+            c.request("POST", "/v1/openai/chat/completions", body=b"{}")
+            r = c.getresponse()
+            got.append(r.read().decode())
+        c.close()
+        tap(all(g.startswith("verdict=allow ") for g in got),
+            "verdict set on every request of a keep-alive connection", repr(got[:3]))
+
+        # The agent's side saw no protocol error.
+        agent_log.flush()
+        agent_log.seek(0)
+        text = agent_log.read()
+        tap("level=warn" not in text and "level=error" not in text,
+            "agent logged no warning or error", text[-2000:])
+
+        # Agent down: HAProxy's set-on-error variable reports it and no verdict is set.
+        agent.terminate()
+        rc = agent.wait(10)
+        tap(rc == 0, "agent exits 0 on SIGTERM with HAProxy connected", f"rc={rc}")
+        st, body = request(http_port, "GET", "/v1/openai/models")
+        tap(st == 200 and body.startswith("verdict= ") and "error=" in body and body != "verdict= error=",
+            "with the agent down, no verdict and the SPOE error variable is set", body)
+    finally:
+        for p in (hap, agent):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+        hap_log.seek(0)
+        hlog = hap_log.read()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"1..{len(results)}")
+    failed = 0
+    for i, (ok, name, diag) in enumerate(results, 1):
+        print(f"{'ok' if ok else 'not ok'} {i} - {name}")
+        if not ok:
+            failed += 1
+            for line in (diag or "").splitlines()[-20:]:
+                print(f"# {line}")
+    if failed:
+        for line in hlog.splitlines()[-20:]:
+            print(f"# haproxy: {line}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
