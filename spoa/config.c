@@ -266,7 +266,12 @@ static int apply_listen(struct config *c, const cJSON *it, char *err, size_t err
 int config_apply_json(struct config *c, const char *text, size_t len, char *err, size_t errlen)
 {
 	const char *end = NULL;
-	cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 1);
+	if (memchr(text, '\0', len) || text[len] != '\0') {
+		seterr(err, errlen, "not valid JSON (contains a NUL byte)");
+		return -1;
+	}
+	/* The length includes the terminator: cJSON checks nothing trails the value. */
+	cJSON *root = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
 	if (!root) {
 		size_t at = end && end >= text ? (size_t)(end - text) : 0;
 		size_t line = 1;

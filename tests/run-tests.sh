@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs every test suite and ends with one line: "N passed, M failed".
+# Each suite speaks TAP ("1..N", "ok K - name", "not ok K - name"). A suite that
+# crashes, hangs, or reports fewer results than its plan counts the missing ones
+# as failures, so nothing can skip itself into green.
+set -u
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+AGENT=spoa/archestra-spoa
+LOGDIR=build/test-logs
+mkdir -p "$LOGDIR"
+passed=0
+failed=0
+failures=()
+
+run_suite() { # name timeout_s command...
+	local name=$1 tmo=$2
+	shift 2
+	local log="$LOGDIR/${name//\//_}.log"
+	CMOCKA_MESSAGE_OUTPUT=TAP timeout -k 5 "$tmo" "$@" >"$log" 2>&1
+	local rc=$?
+	local plan ok notok
+	plan=$(grep -m1 -E '^1\.\.[0-9]+' "$log" | cut -d. -f3)
+	ok=$(grep -cE '^ok [0-9]+' "$log")
+	notok=$(grep -cE '^not ok [0-9]+' "$log")
+	local missing=0
+	if [ -n "$plan" ] && [ $((ok + notok)) -lt "$plan" ]; then
+		missing=$((plan - ok - notok))
+	fi
+	if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ] && [ "$missing" -eq 0 ]; then
+		missing=1 # crashed or timed out without saying which test
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + notok + missing))
+	if [ $((notok + missing)) -gt 0 ]; then
+		failures+=("$name")
+		printf '%-28s %3d passed, %d failed (rc=%d, log: %s)\n' "$name" "$ok" $((notok + missing)) "$rc" "$log"
+		grep -E '^not ok|^# ' "$log" | head -40 | sed 's/^/    /'
+		[ "$rc" -eq 124 ] && echo "    (timed out after ${tmo}s)"
+	else
+		printf '%-28s %3d passed\n' "$name" "$ok"
+	fi
+}
+
+for t in build/tests/test_*; do
+	run_suite "unit/$(basename "$t")" 60 "$t"
+done
+for t in build/asan/test_*; do
+	run_suite "asan/$(basename "$t")" 120 "$t"
+done
+run_suite conformance 180 "$PY" tests/conformance/spop_conformance.py "$AGENT"
+run_suite e2e/haproxy_verdict 120 "$PY" tests/e2e/test_haproxy_verdict.py "$AGENT"
+
+if [ ${#failures[@]} -gt 0 ]; then
+	echo "failed suites: ${failures[*]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
