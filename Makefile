@@ -81,7 +81,7 @@ $(BUILD)/spop-bench: tests/bench/spop-bench.c
 unit: $(UNIT_BIN) $(ASAN_BIN)
 
 test: deps-test
-	@$(MAKE) --no-print-directory all unit
+	@$(MAKE) --no-print-directory all unit $(BUILD)/fuzz/fuzz_session
 	@tests/run-tests.sh
 
 # ---- fuzzing (libFuzzer from Debian's clang) ----

@@ -6,7 +6,7 @@
 
 uint8_t *buf_reserve(struct buf *b, size_t n)
 {
-	if (b->cap - b->len >= n)
+	if (b->data && b->cap - b->len >= n)
 		return b->data + b->len;
 	if (n > SIZE_MAX / 2 - b->len)
 		return NULL;

@@ -1,0 +1,94 @@
+/* libFuzzer harness for the SPOP decoder: the whole session state machine.
+ *
+ * Input: two bytes of settings (max-frame-size, capabilities), then the bytes a
+ * peer sends. The same bytes are fed twice, whole and in small chunks: the replies
+ * must be identical (partial frames change nothing) and every reply must be a
+ * well-formed agent frame within the negotiated size. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "session.h"
+
+static void check_replies(const struct buf *out, uint32_t max_frame)
+{
+	size_t off = 0;
+	while (off < out->len) {
+		if (out->len - off < SPOP_LEN_PREFIX)
+			__builtin_trap();
+		uint32_t len = spop_read_len(out->data + off);
+		if (len > out->len - off - SPOP_LEN_PREFIX)
+			__builtin_trap();
+		struct spop_frame f;
+		if (spop_parse_frame(out->data + off + SPOP_LEN_PREFIX, len, &f) < 0)
+			__builtin_trap();
+		if (!(f.flags & SPOP_FL_FIN))
+			__builtin_trap();
+		if (f.type == SPOP_FRM_ACK) {
+			if (len > max_frame)
+				__builtin_trap();
+			struct spop_reader r = { f.payload.ptr, f.payload.ptr + f.payload.len };
+			while (r.p < r.end) { /* set-var actions only */
+				struct spop_slice name;
+				struct spop_data val;
+				if (r.end - r.p < 3 || r.p[0] != SPOP_ACT_SET_VAR || r.p[1] != 3)
+					__builtin_trap();
+				r.p += 3;
+				if (spop_get_name(&r, &name) < 0 || spop_get_data(&r, &val) < 0)
+					__builtin_trap();
+			}
+		} else if (f.type == SPOP_FRM_AGENT_DISCONNECT) {
+			struct spop_disconnect d;
+			if (spop_parse_disconnect(f.payload, &d) < 0 || off + SPOP_LEN_PREFIX + len != out->len)
+				__builtin_trap(); /* a DISCONNECT is always the last frame */
+		} else if (f.type == SPOP_FRM_AGENT_HELLO) {
+			struct spop_hello h;
+			(void)h;
+		} else {
+			__builtin_trap();
+		}
+		off += SPOP_LEN_PREFIX + len;
+	}
+}
+
+static void run(const uint8_t *data, size_t size, const struct session_cfg *cfg, size_t chunk, struct buf *out)
+{
+	struct session s;
+	struct buf in = { 0 };
+	session_init(&s, cfg);
+	size_t off = 0;
+	while (off < size && s.state != SESS_CLOSING) {
+		size_t n = chunk ? chunk : size;
+		if (n > size - off)
+			n = size - off;
+		if (buf_append(&in, data + off, n) < 0)
+			abort();
+		off += n;
+		size_t used = session_feed(&s, in.data, in.len, out);
+		buf_consume(&in, used);
+		chunk = chunk ? (chunk * 7 + 3) % 61 + 1 : 0;
+	}
+	check_replies(out, s.max_frame);
+	session_free(&s);
+	buf_free(&in);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 2)
+		return 0;
+	struct session_cfg cfg = {
+		.max_frame_size = 256 + (uint32_t)data[0] * 64,
+		.caps = data[1] & 7u,
+		.max_reassembled = 8192,
+		.handlers = (data[1] & 8) ? &spoa_handlers_ack_only : &spoa_handlers_archestra,
+	};
+	struct buf whole = { 0 }, chunked = { 0 };
+	run(data + 2, size - 2, &cfg, 0, &whole);
+	run(data + 2, size - 2, &cfg, 1, &chunked);
+	if (whole.len != chunked.len || (whole.len && memcmp(whole.data, chunked.data, whole.len) != 0))
+		__builtin_trap();
+	buf_free(&whole);
+	buf_free(&chunked);
+	return 0;
+}

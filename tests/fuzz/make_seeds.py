@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Writes a seed corpus for fuzz_session: realistic HAProxy conversations.
+Each seed starts with the harness's two settings bytes."""
+import os
+import struct
+import sys
+
+
+def vi(n):
+    if n < 240:
+        return bytes([n])
+    out = bytearray([(n | 240) & 0xFF])
+    n = (n - 240) >> 4
+    while n >= 128:
+        out.append((n | 128) & 0xFF)
+        n = (n - 128) >> 7
+    out.append(n)
+    return bytes(out)
+
+
+def name(s):
+    return vi(len(s)) + s
+
+
+def string(s):
+    return b"\x08" + name(s)
+
+
+def frame(t, flags, sid, fid, payload):
+    body = bytes([t]) + struct.pack(">I", flags) + vi(sid) + vi(fid) + payload
+    return struct.pack(">I", len(body)) + body
+
+
+def hello(caps=b"pipelining,async", hc=False):
+    kv = name(b"supported-versions") + string(b"2.0")
+    kv += name(b"max-frame-size") + b"\x03" + vi(16380)
+    kv += name(b"capabilities") + string(caps)
+    if hc:
+        kv += name(b"healthcheck") + b"\x11"
+    kv += name(b"engine-id") + string(b"0A1B2C3D")
+    return frame(1, 1, 0, 0, kv)
+
+
+def req_msg():
+    hdrs = b""
+    for k, v in [(b"host", b"api.openai.com"), (b"content-type", b"application/json"),
+                 (b"x-archestra-agent-id", b"agent-7")]:
+        hdrs += name(k) + name(v)
+    hdrs += b"\x00\x00"
+    body = b'{"model":"gpt-4o","messages":[{"role":"user","content":"hello"}]}'
+    args = [(b"id", string(b"7F000001:C9B2")), (b"method", string(b"POST")),
+            (b"path", string(b"/v1/openai/chat/completions")), (b"query", b"\x00"),
+            (b"hdrs", b"\x09" + name(hdrs)), (b"body", b"\x09" + name(body)),
+            (b"body_len", b"\x02" + vi(len(body))), (b"src", b"\x06\x7f\x00\x00\x01"),
+            (b"tls", b"\x11"), (b"v6", b"\x07" + bytes(16)), (b"u64", b"\x05" + vi(2**40))]
+    return name(b"archestra-req") + bytes([len(args)]) + b"".join(name(k) + v for k, v in args)
+
+
+def main():
+    d = sys.argv[1]
+    os.makedirs(d, exist_ok=True)
+    msg = req_msg()
+    seeds = {
+        "hello": b"\x3f\x07" + hello(),
+        "healthcheck": b"\x3f\x07" + hello(hc=True),
+        "notify": b"\x3f\x07" + hello() + frame(3, 1, 1, 1, msg) + frame(3, 1, 2, 300, msg),
+        "unknown-msg": b"\x3f\x07" + hello() + frame(3, 1, 5, 5, name(b"other") + b"\x00"),
+        "fragments": b"\x3f\x07" + hello(b"pipelining,fragmentation") + frame(3, 0, 4, 4, msg[:20])
+        + frame(0, 0, 4, 4, msg[20:40]) + frame(0, 1, 4, 4, msg[40:]),
+        "abort": b"\x3f\x07" + hello(b"fragmentation") + frame(3, 0, 4, 4, msg[:20]) + frame(0, 3, 4, 4, b""),
+        "disconnect": b"\x3f\x07" + hello() + frame(2, 1, 0, 0, name(b"status-code") + b"\x03\x00"
+                                                   + name(b"message") + string(b"bye")),
+        "small-frames": b"\x00\x01" + hello(b"pipelining") + frame(3, 1, 1, 1, msg),
+    }
+    for k, v in seeds.items():
+        with open(os.path.join(d, "seed-" + k), "wb") as f:
+            f.write(v)
+
+
+if __name__ == "__main__":
+    main()
