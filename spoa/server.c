@@ -185,11 +185,9 @@ static void conn_drain_now(struct conn *c)
 	conn_flush_replies(c);
 }
 
-static void on_readable(struct ev_loop *loop, ev_io *io, int revents)
+/* Reads and answers what the socket holds. Returns -1 when c is gone. */
+static int conn_read(struct conn *c)
 {
-	(void)loop;
-	(void)revents;
-	struct conn *c = io->data;
 	struct worker *w = c->w;
 
 	for (int round = 0; round < READ_ROUNDS; round++) {
@@ -205,19 +203,21 @@ static void on_readable(struct ev_loop *loop, ev_io *io, int revents)
 		}
 		if (!buf_reserve(b, room)) {
 			conn_close(c, "out of memory");
-			return;
+			return -1;
 		}
 		ssize_t n = recv(c->fd, b->data + b->len, room, 0);
 		if (n == 0) {
 			conn_close(c, c->in.len ? "peer closed mid-frame" : "peer closed");
-			return;
+			return -1;
 		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
 				conn_close(c, "read error");
-			return;
+				return -1;
+			}
+			return 0;
 		}
 		c->last = ev_now(w->loop);
 		size_t total = b->len + (size_t)n;
@@ -225,7 +225,7 @@ static void on_readable(struct ev_loop *loop, ev_io *io, int revents)
 		if (b == &w->rbuf) {
 			if (used < total && c->s.state != SESS_CLOSING && buf_append(&c->in, b->data + used, total - used) < 0) {
 				conn_close(c, "out of memory");
-				return;
+				return -1;
 			}
 		} else {
 			b->len = total;
@@ -236,10 +236,18 @@ static void on_readable(struct ev_loop *loop, ev_io *io, int revents)
 		if (w->draining && c->in.len == 0)
 			session_disconnect(&c->s, &w->wbuf, SPOP_ST_OK, "agent shutting down");
 		if (conn_flush_replies(c) < 0)
-			return;
+			return -1;
 		if (c->s.state == SESS_CLOSING || c->read_paused || (size_t)n < room)
-			return;
+			return 0;
 	}
+	return 0;
+}
+
+static void on_readable(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	conn_read(io->data);
 }
 
 static void on_writable(struct ev_loop *loop, ev_io *io, int revents)
@@ -411,9 +419,9 @@ static void on_stop(struct ev_loop *loop, ev_async *a, int revents)
 	struct conn *c = w->conns, *next;
 	for (; c; c = next) {
 		next = c->next;
-		if (c->s.state == SESS_CLOSING)
+		if (c->s.state == SESS_CLOSING || (!c->read_paused && conn_read(c) < 0))
 			continue;
-		if (c->in.len == 0)
+		if (c->s.state != SESS_CLOSING && c->in.len == 0)
 			conn_drain_now(c);
 	}
 	if (w->nconns == 0) {
