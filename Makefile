@@ -15,14 +15,15 @@ TEST_PKGS  := $(RUN_PKGS) libcmocka-dev clang libclang-rt-14-dev
 BENCH_PKGS := $(TEST_PKGS) wrk
 
 # The agent's pure modules (no I/O) and its I/O shell.
-CORE_SRC := spoa/spop.c spoa/session.c spoa/handler.c spoa/buf.c spoa/config.c spoa/log.c
+CORE_SRC := spoa/spop.c spoa/session.c spoa/handler.c spoa/buf.c spoa/config.c spoa/log.c \
+            spoa/hdrs.c spoa/provider.c spoa/request.c spoa/errjson.c
 SHELL_SRC := spoa/server.c spoa/main.c
 AGENT    := spoa/archestra-spoa
 
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
 SHELL_OBJ := $(SHELL_SRC:%.c=$(BUILD)/%.o)
 
-UNIT_TESTS := test_spop test_session test_config
+UNIT_TESTS := test_spop test_session test_config test_request
 UNIT_BIN   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 ASAN_BIN   := $(UNIT_TESTS:%=$(BUILD)/asan/%)
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -49,6 +49,8 @@ void config_defaults(struct config *c)
 	c->idle_ms = 300000;
 	c->drain_ms = 10000;
 	c->log_level = LOG_INFO;
+	providers_builtin(&c->providers);
+	c->truncated_body = TRUNC_DENY;
 	char e[8];
 	config_parse_listen("127.0.0.1:12345", &c->listen[0], e, sizeof(e));
 	c->nlisten = 1;
@@ -317,6 +319,18 @@ int config_apply_json(struct config *c, const char *text, size_t len, char *err,
 		} else if (strcmp(k, "log_level") == 0) {
 			if (!cJSON_IsString(it) || config_parse_log_level(it->valuestring, &c->log_level) < 0) {
 				seterr(err, errlen, "log_level: expected \"error\", \"warn\", \"info\" or \"debug\"");
+				goto out;
+			}
+		} else if (strcmp(k, "providers") == 0) {
+			if (providers_apply_json(&c->providers, it, err, errlen) < 0)
+				goto out;
+		} else if (strcmp(k, "truncated_body") == 0) {
+			if (cJSON_IsString(it) && strcmp(it->valuestring, "deny") == 0)
+				c->truncated_body = TRUNC_DENY;
+			else if (cJSON_IsString(it) && strcmp(it->valuestring, "allow") == 0)
+				c->truncated_body = TRUNC_ALLOW;
+			else {
+				seterr(err, errlen, "truncated_body: expected \"deny\" (413) or \"allow\"");
 				goto out;
 			}
 		} else if (strcmp(k, "ack_only") == 0) {

@@ -13,6 +13,9 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "provider.h"
+#include "request.h"
+
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_ERR_LEN    256
 
@@ -36,6 +39,8 @@ struct config {
 	unsigned hello_ms, idle_ms, drain_ms;
 	enum log_level log_level;
 	bool ack_only;                /* benchmark knob: answer every NOTIFY with no action */
+	struct provider_table providers;
+	enum truncated_policy truncated_body;
 	char config_path[512];        /* "" when none */
 };
 

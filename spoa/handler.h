@@ -8,10 +8,11 @@
 #ifndef SPOA_HANDLER_H
 #define SPOA_HANDLER_H
 
+#include "request.h"
 #include "spop.h"
 
 /* Writes the actions for one message into the ACK under construction.
- * `arg` is the table's context (per worker, so handlers need no locks). */
+ * `arg` is the table's context (read-only settings, so handlers need no locks). */
 typedef void (*spoa_msg_fn)(void *arg, const struct spop_msg *msg, struct spop_writer *acts);
 
 struct spoa_handler {
@@ -34,9 +35,13 @@ int spoa_dispatch(const struct spoa_handlers *hs, const struct spop_msg *m, stru
 void spoa_set_txn_str(struct spop_writer *acts, const char *name, const char *val, size_t len);
 
 /* The handler tables the agent ships:
- *  - archestra: `archestra-req` answers verdict=allow (decision logic comes later);
+ *  - archestra: `archestra-req` (routing and refusals, arg: struct request_cfg)
+ *    and `archestra-res`;
  *  - ack-only:  no handler at all, for measuring what the protocol path alone costs. */
 extern const struct spoa_handlers spoa_handlers_archestra;
 extern const struct spoa_handlers spoa_handlers_ack_only;
+
+/* Writes the variables of a request decision (exposed for tests). */
+void spoa_write_decision(const struct req_decision *d, struct spop_writer *acts);
 
 #endif

@@ -74,6 +74,7 @@ struct worker {
 
 struct server {
 	struct config cfg;
+	struct request_cfg rcfg;      /* what handlers read; points into cfg */
 	int nthreads;
 	int *lfd;              /* nthreads * nlisten, row per worker */
 	struct worker *workers;
@@ -496,6 +497,8 @@ struct server *server_open(const struct config *cfg, char *err, size_t errlen)
 		return NULL;
 	}
 	s->cfg = *cfg;
+	s->rcfg.providers = &s->cfg.providers;
+	s->rcfg.truncated = s->cfg.truncated_body;
 	s->nthreads = cfg->threads > 0 ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (s->nthreads < 1)
 		s->nthreads = 1;
@@ -557,7 +560,7 @@ int server_run(struct server *s, char *err, size_t errlen)
 			return -1;
 		}
 		w->handlers = cfg->ack_only ? spoa_handlers_ack_only : spoa_handlers_archestra;
-		w->handlers.arg = w;
+		w->handlers.arg = &s->rcfg;
 		w->scfg.max_frame_size = cfg->max_frame_size;
 		w->scfg.caps = cfg->caps;
 		w->scfg.max_reassembled = cfg->max_reassembled;

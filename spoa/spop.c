@@ -440,6 +440,19 @@ void spop_put_set_var(struct spop_writer *w, enum spop_scope scope,
 	spop_put_data(w, val);
 }
 
+void spop_put_set_var_str2(struct spop_writer *w, enum spop_scope scope, const char *name, size_t name_len,
+                           const void *a, size_t alen, const void *b, size_t blen)
+{
+	spop_put_u8(w, SPOP_ACT_SET_VAR);
+	spop_put_u8(w, 3);
+	spop_put_u8(w, (uint8_t)scope);
+	spop_put_name(w, name, name_len);
+	spop_put_u8(w, SPOP_T_STRING);
+	spop_put_vint(w, alen + blen);
+	spop_put_raw(w, a, alen);
+	spop_put_raw(w, b, blen);
+}
+
 void spop_put_unset_var(struct spop_writer *w, enum spop_scope scope,
                         const char *name, size_t name_len)
 {

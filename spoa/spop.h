@@ -208,6 +208,9 @@ size_t spop_frame_end(struct spop_writer *w, uint32_t max_frame_size);
 /* Actions of an ACK payload. */
 void spop_put_set_var(struct spop_writer *w, enum spop_scope scope,
                       const char *name, size_t name_len, const struct spop_data *val);
+/* set-var with a STRING value made of two pieces, written without joining them. */
+void spop_put_set_var_str2(struct spop_writer *w, enum spop_scope scope, const char *name, size_t name_len,
+                           const void *a, size_t alen, const void *b, size_t blen);
 void spop_put_unset_var(struct spop_writer *w, enum spop_scope scope,
                         const char *name, size_t name_len);
 

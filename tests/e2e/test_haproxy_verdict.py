@@ -120,12 +120,14 @@ def main():
         # Every request, whatever its shape, gets the agent's verdict.
         bad = []
         shapes = [
-            ("GET", "/v1/openai/models", None, {}),
+            ("GET", "/v1/openai/models", None, {"Authorization": "Bearer sk-test"}),
             ("POST", "/v1/openai/chat/completions",
              b'{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}',
              {"Content-Type": "application/json", "Authorization": "Bearer sk-test"}),
             ("POST", "/v1/anthropic/v1/messages?beta=true", b"x" * 40000,
              {"Content-Type": "application/json", "x-api-key": "k"}),
+            ("POST", "/v1/gemini/v1beta/models/gemini-2.0-flash:generateContent", b"{}",
+             {"x-goog-api-key": "AIza-test"}),
         ]
         n = 0
         for i in range(60):
@@ -141,7 +143,8 @@ def main():
         c = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
         got = []
         for _ in range(10):
-            c.request("POST", "/v1/openai/chat/completions", body=b"{}")
+            c.request("POST", "/v1/openai/chat/completions", body=b"{}",
+                      headers={"Authorization": "Bearer sk-test"})
             r = c.getresponse()
             got.append(r.read().decode())
         c.close()
@@ -159,7 +162,7 @@ def main():
         agent.terminate()
         rc = agent.wait(10)
         tap(rc == 0, "agent exits 0 on SIGTERM with HAProxy connected", f"rc={rc}")
-        st, body = request(http_port, "GET", "/v1/openai/models")
+        st, body = request(http_port, "GET", "/v1/openai/models", headers={"Authorization": "Bearer k"})
         tap(st == 200 and body.startswith("verdict= ") and "error=" in body and body != "verdict= error=",
             "with the agent down, no verdict and the SPOE error variable is set", body)
     finally:

@@ -73,15 +73,24 @@ static void run(const uint8_t *data, size_t size, const struct session_cfg *cfg,
 	buf_free(&in);
 }
 
+static struct provider_table providers;
+static struct request_cfg rcfg = { &providers, TRUNC_DENY };
+static struct spoa_handlers archestra;
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 2)
 		return 0;
+	if (!archestra.list) {
+		providers_builtin(&providers);
+		archestra = spoa_handlers_archestra;
+		archestra.arg = &rcfg;
+	}
 	struct session_cfg cfg = {
 		.max_frame_size = 256 + (uint32_t)data[0] * 64,
 		.caps = data[1] & 7u,
 		.max_reassembled = 8192,
-		.handlers = (data[1] & 8) ? &spoa_handlers_ack_only : &spoa_handlers_archestra,
+		.handlers = (data[1] & 8) ? &spoa_handlers_ack_only : &archestra,
 	};
 	struct buf whole = { 0 }, chunked = { 0 };
 	run(data + 2, size - 2, &cfg, 0, &whole);

@@ -7,12 +7,23 @@
 
 static struct session_cfg cfg;
 
+/* The session is tested with a fixed handler: one verdict=allow per archestra-req.
+ * The real decision logic has its own tests (test_request.c). */
+static void allow_handler(void *arg, const struct spop_msg *m, struct spop_writer *acts)
+{
+	(void)arg;
+	(void)m;
+	spoa_set_txn_str(acts, "verdict", "allow", 5);
+}
+static const struct spoa_handler allow_list[] = { { "archestra-req", 13, allow_handler } };
+static const struct spoa_handlers allow_handlers = { allow_list, 1, NULL };
+
 static void reset_cfg(void)
 {
 	cfg.max_frame_size = 16384;
 	cfg.caps = SPOP_CAP_PIPELINING | SPOP_CAP_ASYNC | SPOP_CAP_FRAGMENTATION;
 	cfg.max_reassembled = 4096;
-	cfg.handlers = &spoa_handlers_archestra;
+	cfg.handlers = &allow_handlers;
 }
 
 struct fx {

@@ -1,0 +1,57 @@
+/* provider.h: the table of LLM providers the edge routes to.
+ *
+ * A provider owns a path prefix ("/v1/openai"): the rest of the path goes upstream
+ * after `upstream_base`, so SDKs work by changing only their base URL. It also says
+ * where its SDKs put the API key and how its errors look. Built in for OpenAI,
+ * Anthropic, Gemini and a local OpenAI-compatible server; extended or overridden
+ * by the "providers" array of the config file. Pure. */
+#ifndef SPOA_PROVIDER_H
+#define SPOA_PROVIDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "errjson.h"
+#include "spop.h"
+
+#define PROVIDERS_MAX 32
+
+/* Where a provider's clients carry the credential (a bit set). */
+#define CRED_BEARER    0x1u  /* Authorization: Bearer <key> */
+#define CRED_X_API_KEY 0x2u  /* x-api-key: <key> */
+#define CRED_GOOG      0x4u  /* x-goog-api-key: <key> */
+#define CRED_QUERY_KEY 0x8u  /* ?key=<key> */
+
+struct provider {
+	char name[32];           /* [a-z0-9_-]: HAProxy routes to backend "llm_<name>" */
+	char prefix[64];         /* "/v1/openai" */
+	char upstream_base[64];  /* prepended to the rest of the path: "/v1" or "" */
+	char host[128];          /* Host header upstream */
+	unsigned cred;           /* accepted credential locations */
+	enum err_shape shape;
+	bool direct_keys;        /* the caller's own provider key passes through */
+	bool require_key;        /* false for local servers that need none */
+};
+
+struct provider_table {
+	struct provider p[PROVIDERS_MAX];
+	int n;
+};
+
+void providers_builtin(struct provider_table *t);
+
+/* The provider whose prefix is the longest match of path at a segment boundary;
+ * *rest receives the remainder (starting with '/' or empty). NULL when none. */
+const struct provider *provider_match(const struct provider_table *t, struct spop_slice path,
+                                      struct spop_slice *rest);
+
+/* Comma-separated prefixes, for "unknown provider" messages. */
+size_t providers_list(const struct provider_table *t, char *dst, size_t room);
+
+struct cJSON;
+/* Applies the config's "providers" array: entries naming a known provider
+ * override its fields, others add one; {"name": X, "enabled": false} removes X.
+ * Returns 0, or -1 with err set ("providers[2].prefix: ..."). */
+int providers_apply_json(struct provider_table *t, const struct cJSON *arr, char *err, size_t errlen);
+
+#endif

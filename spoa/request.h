@@ -1,0 +1,39 @@
+/* request.h: the decision on one `archestra-req` message.
+ *
+ * Pure: reads the message arguments (slices of the frame) and the settings, and
+ * fills a decision; handler.c turns it into set-var actions. Nothing is copied
+ * but the short human message of a refusal. */
+#ifndef SPOA_REQUEST_H
+#define SPOA_REQUEST_H
+
+#include <stdbool.h>
+
+#include "provider.h"
+#include "spop.h"
+
+/* What the agent does when HAProxy could not buffer the whole body. */
+enum truncated_policy { TRUNC_DENY = 0, TRUNC_ALLOW };
+
+struct request_cfg {
+	const struct provider_table *providers;
+	enum truncated_policy truncated;
+};
+
+struct req_decision {
+	int status;                     /* 0: allow; else the HTTP status of the refusal */
+	const char *reason;             /* machine-readable, e.g. "unknown_provider" */
+	char message[240];              /* human text of a refusal; never holds a secret */
+	const struct provider *prov;    /* NULL when the path matched none */
+	struct spop_slice rest;         /* path after the provider prefix */
+	struct spop_slice credential;   /* slice of the frame; never logged */
+	unsigned cred_where;            /* CRED_* bit it was found at, 0 if none */
+};
+
+void request_decide(const struct request_cfg *cfg, const struct spop_msg *m, struct req_decision *d);
+
+/* The credential of a request, wherever the provider's clients put it. Returns
+ * the number of distinct values found (0, 1, or 2 meaning "conflicting"). */
+int request_credential(const struct spop_data *hdrs, const struct spop_data *query, unsigned where,
+                       struct spop_slice *value, unsigned *found_at);
+
+#endif
