@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# `make run`: the whole edge on this machine, in the foreground.
+#   mock provider (HTTPS, test CA)  <-  HAProxy (:8080 HTTP, :8443 HTTPS)  ->  2 agents
+# With UPSTREAM=real, HAProxy goes to the real providers instead of the mock.
+# Ctrl-C stops everything. Ports and paths can be moved with the variables below.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+
+HTTP_PORT=${HTTP_PORT:-8080}
+HTTPS_PORT=${HTTPS_PORT:-8443}
+AGENT1_PORT=${AGENT1_PORT:-12345}
+AGENT2_PORT=${AGENT2_PORT:-12346}
+MOCK_PORT=${MOCK_PORT:-9443}
+UPSTREAM=${UPSTREAM:-mock}
+RUN_DIR=${RUN_DIR:-$top/build/run}
+CERTS=${CERTS:-$top/build/certs}
+PYTHON=${PYTHON:-python3}
+
+mkdir -p "$RUN_DIR"
+bash tests/mock/gen-certs.sh "$CERTS" >/dev/null
+
+pids=()
+cleanup() {
+	trap - INT TERM EXIT
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	echo "stopped."
+}
+trap cleanup INT TERM EXIT
+
+wait_port() { # port name pid
+	for _ in $(seq 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		kill -0 "$3" 2>/dev/null || { echo "$2 exited; see $RUN_DIR/$2.log" >&2; exit 1; }
+		sleep 0.05
+	done
+	echo "$2 did not listen on port $1; see $RUN_DIR/$2.log" >&2
+	exit 1
+}
+
+export ARCHESTRA_HTTP_BIND="127.0.0.1:$HTTP_PORT"
+export ARCHESTRA_HTTPS_BIND="127.0.0.1:$HTTPS_PORT"
+export ARCHESTRA_TLS_CERT="$CERTS/gateway.pem"
+export ARCHESTRA_SPOE_CONF="$top/haproxy-cfg/spoe-archestra.conf"
+export ARCHESTRA_AGENT1="127.0.0.1:$AGENT1_PORT"
+export ARCHESTRA_AGENT2="127.0.0.1:$AGENT2_PORT"
+
+if [ "$UPSTREAM" = real ]; then
+	echo "upstream: the real providers (their own keys needed in the curl lines below)"
+else
+	"$PYTHON" tests/mock/mock_provider.py --port "$MOCK_PORT" --cert "$CERTS/server.crt" --key "$CERTS/server.key" \
+		>"$RUN_DIR/mock.log" 2>&1 &
+	pids+=($!)
+	wait_port "$MOCK_PORT" mock $!
+	export ARCHESTRA_CA_FILE="$CERTS/ca.pem"
+	export ARCHESTRA_OPENAI_ADDR="127.0.0.1:$MOCK_PORT"
+	export ARCHESTRA_ANTHROPIC_ADDR="127.0.0.1:$MOCK_PORT"
+	export ARCHESTRA_GEMINI_ADDR="127.0.0.1:$MOCK_PORT"
+	export ARCHESTRA_LOCAL_ADDR="127.0.0.1:$MOCK_PORT"
+	export ARCHESTRA_NO_DNS=1
+	echo "upstream: mock provider on https://127.0.0.1:$MOCK_PORT (certificate from the local test CA)"
+fi
+
+for port in "$AGENT1_PORT" "$AGENT2_PORT"; do
+	spoa/archestra-spoa --listen "127.0.0.1:$port" ${AGENT_ARGS:-} >>"$RUN_DIR/agent-$port.log" 2>&1 &
+	pids+=($!)
+	wait_port "$port" "agent-$port" $!
+done
+
+haproxy -db -f haproxy-cfg/haproxy.cfg >"$RUN_DIR/haproxy.log" 2>&1 &
+hap=$!
+pids+=($hap)
+wait_port "$HTTP_PORT" haproxy $hap
+wait_port "$HTTPS_PORT" haproxy $hap
+
+base="http://127.0.0.1:$HTTP_PORT"
+tls="https://localhost:$HTTPS_PORT"
+body='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}'
+cat <<EOF
+
+archestra edge is up: HTTP $base, HTTPS $tls (CA: $CERTS/ca.pem)
+logs: $RUN_DIR (haproxy.log has one line per call with provider, verdict and reason)
+
+Try (each line says what it should give):
+# 200: OpenAI chat completion with your own (direct) key
+curl -s $base/v1/openai/chat/completions -H 'Authorization: Bearer sk-demo-direct' -H 'Content-Type: application/json' -d '$body'
+# 200: the same over TLS, verified against the local CA
+curl -s --cacert $CERTS/ca.pem $tls/v1/openai/chat/completions -H 'Authorization: Bearer sk-demo-direct' -H 'Content-Type: application/json' -d '$body'
+# 200: OpenAI streaming (server-sent events, chunk by chunk)
+curl -sN $base/v1/openai/chat/completions -H 'Authorization: Bearer sk-demo-direct' -H 'Content-Type: application/json' -d '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Count to 5"}]}'
+# 200: Anthropic messages
+curl -s $base/v1/anthropic/v1/messages -H 'x-api-key: sk-ant-demo' -H 'anthropic-version: 2023-06-01' -H 'Content-Type: application/json' -d '{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":"Hello"}]}'
+# 200: Gemini generateContent
+curl -s $base/v1/gemini/v1beta/models/gemini-2.0-flash:generateContent -H 'x-goog-api-key: AIza-demo' -H 'Content-Type: application/json' -d '{"contents":[{"parts":[{"text":"Hello"}]}]}'
+# 401: denied by the agent (no API key), in OpenAI's error shape; never sent upstream
+curl -s $base/v1/openai/chat/completions -H 'Content-Type: application/json' -d '$body'
+# 404: no provider at this path
+curl -s $base/v1/nowhere/chat/completions -H 'Authorization: Bearer sk-demo-direct' -d '{}'
+
+Ctrl-C stops everything.
+EOF
+if [ "${RUN_LOCAL_READY_FILE:-}" ]; then touch "$RUN_LOCAL_READY_FILE"; fi
+tail -n 0 -f "$RUN_DIR/haproxy.log" &
+pids+=($!)
+wait "$hap"
