@@ -8,6 +8,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-protot
 LDLIBS  += -lev -lcjson -pthread
 BUILD   := build
 PYTHON  ?= python3
+UPSTREAM ?= mock
 
 # Debian packages each command needs.
 RUN_PKGS   := gcc make libc6-dev libev-dev libcjson-dev libssl-dev haproxy python3 curl openssl
@@ -61,10 +62,11 @@ deps-bench:
 	$(call install_missing,$(BENCH_PKGS))
 
 # ---- run ----
+# HAProxy + two agents + the mock provider in the foreground; UPSTREAM=real uses
+# the real providers instead of the mock.
 run: deps
 	@$(MAKE) --no-print-directory all
-	@echo "archestra-spoa listening on 127.0.0.1:12345 (SPOP); Ctrl-C stops it"
-	exec ./$(AGENT) --listen 127.0.0.1:12345
+	@UPSTREAM=$(UPSTREAM) haproxy-cfg/run-local.sh
 
 # ---- tests ----
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ) tests/unit/*.h

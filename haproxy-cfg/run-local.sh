@@ -76,6 +76,12 @@ wait_port "$HTTPS_PORT" haproxy $hap
 
 base="http://127.0.0.1:$HTTP_PORT"
 tls="https://localhost:$HTTPS_PORT"
+# Ready when a call gets the agents' verdict (HAProxy checks them first).
+for _ in $(seq 100); do
+	code=$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/nowhere" || true)
+	[ "$code" = 404 ] && break
+	sleep 0.1
+done
 body='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}'
 cat <<EOF
 

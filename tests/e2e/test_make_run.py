@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""`make run` as a new user tries it: start haproxy-cfg/run-local.sh (what make run
+calls), run every curl line it prints, check each gives the status its comment
+says, then Ctrl-C and check everything stopped. TAP output."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from edge import TOP, free_port  # noqa: E402
+
+out = []
+
+
+def port_open(p):
+    try:
+        socket.create_connection(("127.0.0.1", p), 0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="arch-run-")
+    ports = {k: free_port() for k in ("HTTP_PORT", "HTTPS_PORT", "AGENT1_PORT", "AGENT2_PORT", "MOCK_PORT")}
+    ready = os.path.join(tmp, "ready")
+    env = dict(os.environ, RUN_DIR=os.path.join(tmp, "run"), CERTS=os.path.join(tmp, "certs"),
+               RUN_LOCAL_READY_FILE=ready, **{k: str(v) for k, v in ports.items()})
+    env.pop("ARCHESTRA_FAIL_OPEN", None)
+    log = open(os.path.join(tmp, "stdout"), "w+")
+    p = subprocess.Popen(["haproxy-cfg/run-local.sh"], cwd=TOP, env=env, stdout=log, stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    try:
+        end = time.time() + 30
+        while time.time() < end and not os.path.exists(ready) and p.poll() is None:
+            time.sleep(0.1)
+        log.flush()
+        log.seek(0)
+        text = log.read()
+        out.append((os.path.exists(ready), "make run starts mock, agents and HAProxy and prints curl lines", text[-1500:]))
+        pairs = re.findall(r"^# (\d{3}): (.*)\n(curl .*)$", text, re.M)
+        out.append((len(pairs) >= 6, f"it prints at least 6 annotated curl lines ({len(pairs)})", text[-1500:]))
+        for want, what, line in pairs:
+            r = subprocess.run(["bash", "-c", line + " -o /dev/null -w '%{http_code}' --max-time 10"],
+                               capture_output=True, text=True)
+            got = r.stdout.strip()[-3:]
+            out.append((got == want, f"printed curl line gives {want} ({what})", f"got {got!r}: {line}\n{r.stderr}"))
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    time.sleep(0.3)
+    still = [k for k, v in ports.items() if port_open(v)]
+    out.append((not still, "Ctrl-C stops every process (no port left open)", f"still open: {still}"))
+    print(f"1..{len(out)}")
+    for i, (ok, name, diag) in enumerate(out, 1):
+        print(f"{'ok' if ok else 'not ok'} {i} - {name}")
+        if not ok:
+            for line in str(diag).splitlines()[-15:]:
+                print("# " + line)
+    return 0 if all(o[0] for o in out) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
