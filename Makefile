@@ -12,7 +12,7 @@ UPSTREAM ?= mock
 
 # Debian packages each command needs.
 RUN_PKGS   := gcc make libc6-dev libev-dev libcjson-dev libssl-dev haproxy python3 curl openssl
-TEST_PKGS  := $(RUN_PKGS) libcmocka-dev clang libclang-rt-14-dev
+TEST_PKGS  := $(RUN_PKGS) libcmocka-dev clang libclang-rt-14-dev systemd
 BENCH_PKGS := $(TEST_PKGS) wrk
 
 # The agent's pure modules (no I/O) and its I/O shell.
@@ -104,6 +104,28 @@ fuzz: deps-test $(BUILD)/fuzz/fuzz_session
 bench: deps-bench
 	@$(MAKE) --no-print-directory all $(BUILD)/spop-bench
 	@tests/bench/run-bench.sh
+
+# ---- install ----
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SHAREDIR   := $(PREFIX)/share/archestra-spoa
+SUBST      := sed -e 's|/usr/local|$(PREFIX)|g' -e 's|/etc/archestra-spoa|$(SYSCONFDIR)/archestra-spoa|g'
+
+install: all
+	install -D -m 0755 $(AGENT) $(DESTDIR)$(PREFIX)/bin/archestra-spoa
+	install -d $(DESTDIR)$(SYSCONFDIR)/archestra-spoa $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SHAREDIR)/haproxy-cfg \
+	  $(DESTDIR)$(PREFIX)/share/doc/archestra-spoa
+	@# an existing config is the operator's: never overwritten
+	[ -e $(DESTDIR)$(SYSCONFDIR)/archestra-spoa/config.json ] || \
+	  install -m 0644 systemd/config.json $(DESTDIR)$(SYSCONFDIR)/archestra-spoa/config.json
+	if ls policy/*.json >/dev/null 2>&1; then install -d $(DESTDIR)$(SYSCONFDIR)/archestra-spoa/policy && \
+	  install -m 0644 policy/*.json $(DESTDIR)$(SYSCONFDIR)/archestra-spoa/policy/; fi
+	install -m 0644 haproxy-cfg/haproxy.cfg haproxy-cfg/spoe-archestra.conf haproxy-cfg/snippet.cfg \
+	  $(DESTDIR)$(SHAREDIR)/haproxy-cfg/
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/archestra-spoa/
+	for u in archestra-spoa.service archestra-spoa@.service; do \
+	  $(SUBST) systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
 
 clean:
 	rm -rf $(BUILD) $(AGENT)
