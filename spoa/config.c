@@ -333,6 +333,9 @@ int config_apply_json(struct config *c, const char *text, size_t len, char *err,
 				seterr(err, errlen, "truncated_body: expected \"deny\" (413) or \"allow\"");
 				goto out;
 			}
+		} else if (strcmp(k, "inspect_responses") == 0) {
+			if (json_bool(it, "inspect_responses", &c->inspect_responses, err, errlen) < 0)
+				goto out;
 		} else if (strcmp(k, "ack_only") == 0) {
 			if (json_bool(it, "ack_only", &c->ack_only, err, errlen) < 0)
 				goto out;

@@ -41,6 +41,7 @@ struct config {
 	bool ack_only;                /* benchmark knob: answer every NOTIFY with no action */
 	struct provider_table providers;
 	enum truncated_policy truncated_body;
+	bool inspect_responses;       /* show responses to the agent (costs a second SPOP exchange) */
 	char config_path[512];        /* "" when none */
 };
 

@@ -48,6 +48,8 @@ void spoa_write_decision(const struct req_decision *d, struct spop_writer *acts)
 	spop_put_set_var_str2(acts, SPOP_SCOPE_TXN, "upstream_path", 13, p->upstream_base, strlen(p->upstream_base),
 	                      d->rest.ptr, d->rest.len);
 	set_str(acts, "upstream_host", p->host);
+	if (d->inspect_res)
+		set_str(acts, "inspect_res", "1");
 }
 
 static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_writer *acts)

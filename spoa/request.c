@@ -152,4 +152,5 @@ void request_decide(const struct request_cfg *cfg, const struct spop_msg *m, str
 		       "provider API keys are not accepted for this provider; use a key issued by the gateway", NULL);
 		return;
 	}
+	d->inspect_res = cfg->inspect_responses;
 }

@@ -17,6 +17,7 @@ enum truncated_policy { TRUNC_DENY = 0, TRUNC_ALLOW };
 struct request_cfg {
 	const struct provider_table *providers;
 	enum truncated_policy truncated;
+	bool inspect_responses;         /* ask HAProxy for the response (archestra-res) */
 };
 
 struct req_decision {
@@ -27,6 +28,7 @@ struct req_decision {
 	struct spop_slice rest;         /* path after the provider prefix */
 	struct spop_slice credential;   /* slice of the frame; never logged */
 	unsigned cred_where;            /* CRED_* bit it was found at, 0 if none */
+	bool inspect_res;               /* HAProxy should send archestra-res for this call */
 };
 
 void request_decide(const struct request_cfg *cfg, const struct spop_msg *m, struct req_decision *d);

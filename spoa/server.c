@@ -499,6 +499,7 @@ struct server *server_open(const struct config *cfg, char *err, size_t errlen)
 	s->cfg = *cfg;
 	s->rcfg.providers = &s->cfg.providers;
 	s->rcfg.truncated = s->cfg.truncated_body;
+	s->rcfg.inspect_responses = s->cfg.inspect_responses;
 	s->nthreads = cfg->threads > 0 ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (s->nthreads < 1)
 		s->nthreads = 1;

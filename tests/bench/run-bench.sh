@@ -78,3 +78,4 @@ printf 'summary: archestra %s decisions/s (p50 %s us, p99 %s us, p999 %s us); ac
 	"$z" "$(field "$ack_only" p99_us)" "$(python3 -c "print(round($a/$z,3))" 2>/dev/null || echo '?')"
 printf 'summary: agent RSS with %s+%s open connections: %s kB (peak %s kB)\n' \
 	"$(field "$memory" idle_conns)" "$(field "$memory" conns)" "$(field "$memory" agent_rss_kb)" "$(field "$memory" agent_hwm_kb)"
+tests/bench/edge-bench.sh

@@ -38,7 +38,7 @@ def wait_port(port, proc=None, timeout=8.0):
 class Edge:
     """The whole stack. Use as a context manager; everything is stopped on exit."""
 
-    def __init__(self, agent_bin, agents=2, fail_open=False, agent_args=()):
+    def __init__(self, agent_bin, agents=2, fail_open=False, agent_args=(), agent_config=None):
         self.agent_bin = agent_bin
         self.tmp = tempfile.mkdtemp(prefix="arch-edge-")
         self.certs = os.path.join(self.tmp, "certs")
@@ -46,6 +46,11 @@ class Edge:
         self.logs = {}
         self.agent_ports = [free_port() for _ in range(agents)]
         self.agent_args = list(agent_args)
+        if agent_config is not None:
+            path = os.path.join(self.tmp, "agent.json")
+            with open(path, "w") as f:
+                json.dump(agent_config, f)
+            self.agent_args += ["--config", path]
         self.http_port, self.https_port, self.mock_port = free_port(), free_port(), free_port()
         self.plain_mock_port = free_port()  # the "local" provider speaks plain HTTP
         self.fail_open = fail_open

@@ -149,7 +149,7 @@ def run_main(edge):
         log = edge.log("haproxy")
         check("provider=openai" in log and "verdict=allow reason=allowed" in log, log[-1500:])
         check("verdict=deny reason=missing_credential" in log, log[-1500:])
-        check("res_verdict=allow" in log, "the response message was not answered")
+        check("res_verdict=allow" in log, "with inspect_responses, the response message was not answered")
 
     @test("killing every agent gives 503 (fail-closed) in each provider's shape")
     def _():
@@ -188,6 +188,17 @@ def run_fail_open():
                 check(e["path"] == up_path and e["headers"]["host"] == up_host, f"{prov}: {e['path']} {e['headers'].get('host')}")
             time.sleep(0.3)
             check("reason=agent_unavailable_fail_open" in edge.log("haproxy"), "log does not say fail-open")
+
+        @test("without inspect_responses (the default) responses are not sent to the agent")
+        def _():
+            for i in range(len(edge.agent_ports)):
+                edge.start_agent(i)
+            check(edge.wait_agents_up(20), "agents did not come back")
+            st, _, _ = edge.call("POST", CALLS[0][1], CALLS[0][3], CALLS[0][2])
+            check(st == 200, f"status {st}")
+            time.sleep(0.3)
+            last = [l for l in edge.log("haproxy").splitlines() if "verdict=allow reason=allowed" in l]
+            check(last and "res_verdict=-" in last[-1], f"last allowed call: {last[-1:]}")
         _run_pending()
 
 
@@ -209,7 +220,7 @@ leak_logs = []
 
 def main():
     try:
-        with Edge(AGENT) as edge:
+        with Edge(AGENT, agent_config={"inspect_responses": True}) as edge:
             run_main(edge)
             _run_pending()
             leak_logs.append(edge.log("haproxy") + "".join(edge.log(n) for n in list(edge.logs) if n.startswith("agent")))

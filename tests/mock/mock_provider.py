@@ -998,6 +998,10 @@ class MockServer(ThreadingHTTPServer):
 
     def finish_request(self, request, client_address):
         conn = request
+        try:  # small writes (headers, one SSE event) must not wait for Nagle / delayed ACK
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         if self.ssl_ctx is not None:
             request.settimeout(10)
             try:

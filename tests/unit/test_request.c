@@ -287,9 +287,16 @@ static void decision_variables(void **st)
 	assert_true(find_var(buf, w.p, "upstream_path", &v) && SPOP_SLICE_IS(v.v.s, "/v1/messages"));
 	assert_true(find_var(buf, w.p, "upstream_host", &v) && SPOP_SLICE_IS(v.v.s, "api.anthropic.com"));
 	assert_false(find_var(buf, w.p, "status", &v));
+	assert_false(find_var(buf, w.p, "inspect_res", &v)); /* off by default */
 	/* The direct key passes through untouched: the agent sets no substitute. */
 	assert_false(find_var(buf, w.p, "auth_val", &v));
 	assert_null(memmem(buf, (size_t)(w.p - buf), "sk-ant-secret", 13));
+	rcfg.inspect_responses = true;
+	request_decide(&rcfg, &b->m, &d);
+	spop_writer_init(&w, buf, sizeof(buf));
+	spoa_write_decision(&d, &w);
+	assert_true(find_var(buf, w.p, "inspect_res", &v) && SPOP_SLICE_IS(v.v.s, "1"));
+	rcfg.inspect_responses = false;
 	free(b);
 
 	b = req("/v1/anthropic/v1/messages", "host: x", NULL);
