@@ -69,8 +69,8 @@ for _ in $(seq 50); do [ "$(probe "$HW")" = 200 ] && break; sleep 0.1; done
 deny=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HW/v1/openai/chat/completions" -d '{}')
 [ "$deny" = 401 ] || { echo "the agent is not in the path (got $deny without a key)" >&2; exit 1; }
 
-run_wrk() { # name url
-	wrk -t"$WT" -c"$CONNS" -d"${SECS}s" --latency -s tests/bench/chat.lua "$2" >"$OUT/$1.wrk" 2>&1
+run_wrk() { # name url [conns]
+	wrk -t"$WT" -c"${3:-$CONNS}" -d"${SECS}s" --latency -s tests/bench/chat.lua "$2" >"$OUT/$1.wrk" 2>&1
 	local rps p50 p99
 	rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p' "$OUT/$1.wrk")
 	p50=$(awk '$1=="50%"{print $2}' "$OUT/$1.wrk")
@@ -86,10 +86,15 @@ run_wrk with-agent "http://127.0.0.1:$HW"
 run_wrk without-agent "http://127.0.0.1:$HN"
 run_wrk upstream-alone "https://127.0.0.1:$UP"
 
+echo "== latency at light load: one connection, one request at a time"
+run_wrk light-with-agent "http://127.0.0.1:$HW" 1
+run_wrk light-without-agent "http://127.0.0.1:$HN" 1
+
 us() { # wrk latency like 312.00us / 1.20ms -> microseconds
 	case "$1" in *us) echo "${1%us}" ;; *ms) awk "BEGIN{print ${1%ms}*1000}" ;; *s) awk "BEGIN{print ${1%s}*1000000}" ;; *) echo 0 ;; esac
 }
 ratio=$(awk "BEGIN{printf \"%.3f\", $rps_with_agent/$rps_without_agent}")
 added=$(awk "BEGIN{printf \"%.0f\", $(us "$p50_with_agent") - $(us "$p50_without_agent")}")
 head=$(awk "BEGIN{printf \"%.1f\", $rps_upstream_alone/$rps_without_agent}")
-echo "summary: with agent / without agent throughput ratio $ratio; added p50 latency ${added} us; upstream alone serves ${head}x the without-agent rate"
+light=$(awk "BEGIN{printf \"%.0f\", $(us "$p50_light_with_agent") - $(us "$p50_light_without_agent")}")
+echo "summary: with agent / without agent throughput ratio $ratio (saturated, $CONNS connections); added p50 latency ${added} us saturated, ${light} us at light load; upstream alone serves ${head}x the without-agent rate"
