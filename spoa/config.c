@@ -50,6 +50,8 @@ void config_defaults(struct config *c)
 	c->drain_ms = 10000;
 	c->log_level = LOG_INFO;
 	providers_builtin(&c->providers);
+	prices_builtin(&c->prices);
+	statsd_cfg_defaults(&c->statsd);
 	c->truncated_body = TRUNC_DENY;
 	char e[8];
 	config_parse_listen("127.0.0.1:12345", &c->listen[0], e, sizeof(e));
@@ -331,6 +333,21 @@ int config_apply_json(struct config *c, const char *text, size_t len, char *err,
 				c->truncated_body = TRUNC_ALLOW;
 			else {
 				seterr(err, errlen, "truncated_body: expected \"deny\" (413) or \"allow\"");
+				goto out;
+			}
+		} else if (strcmp(k, "statsd") == 0) {
+			if (statsd_cfg_apply_json(&c->statsd, it, err, errlen) < 0)
+				goto out;
+		} else if (strcmp(k, "prices") == 0) {
+			if (prices_apply_json(&c->prices, it, err, errlen) < 0)
+				goto out;
+		} else if (strcmp(k, "invalid_identity") == 0) {
+			if (cJSON_IsString(it) && strcmp(it->valuestring, "reject") == 0)
+				c->drop_invalid_identity = false;
+			else if (cJSON_IsString(it) && strcmp(it->valuestring, "drop") == 0)
+				c->drop_invalid_identity = true;
+			else {
+				seterr(err, errlen, "invalid_identity: expected \"reject\" (400) or \"drop\"");
 				goto out;
 			}
 		} else if (strcmp(k, "inspect_responses") == 0) {

@@ -13,8 +13,10 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "pricing.h"
 #include "provider.h"
 #include "request.h"
+#include "statsd.h"
 
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_ERR_LEN    256
@@ -42,6 +44,9 @@ struct config {
 	struct provider_table providers;
 	enum truncated_policy truncated_body;
 	bool inspect_responses;       /* show responses to the agent (costs a second SPOP exchange) */
+	bool drop_invalid_identity;   /* invalid X-Archestra-* values: dropped, else 400 */
+	struct statsd_cfg statsd;
+	struct price_table prices;
 	char config_path[512];        /* "" when none */
 };
 

@@ -8,8 +8,18 @@
 #ifndef SPOA_HANDLER_H
 #define SPOA_HANDLER_H
 
+#include "pricing.h"
 #include "request.h"
 #include "spop.h"
+#include "statsd.h"
+
+/* What the archestra handlers read and write: settings (shared, read-only) and
+ * the worker's own metrics sender. One per worker, so no locks. */
+struct handler_ctx {
+	const struct request_cfg *rcfg;
+	const struct price_table *prices;
+	struct statsd *sd;
+};
 
 /* Writes the actions for one message into the ACK under construction.
  * `arg` is the table's context (read-only settings, so handlers need no locks). */
@@ -35,13 +45,14 @@ int spoa_dispatch(const struct spoa_handlers *hs, const struct spop_msg *m, stru
 void spoa_set_txn_str(struct spop_writer *acts, const char *name, const char *val, size_t len);
 
 /* The handler tables the agent ships:
- *  - archestra: `archestra-req` (routing and refusals, arg: struct request_cfg)
- *    and `archestra-res`;
+ *  - archestra: `archestra-req` (routing, identity, refusals) and `archestra-res`
+ *    (usage, cost), arg: struct handler_ctx;
  *  - ack-only:  no handler at all, for measuring what the protocol path alone costs. */
 extern const struct spoa_handlers spoa_handlers_archestra;
 extern const struct spoa_handlers spoa_handlers_ack_only;
 
-/* Writes the variables of a request decision (exposed for tests). */
-void spoa_write_decision(const struct req_decision *d, struct spop_writer *acts);
+/* Writes the variables of a request decision (exposed for tests). `ctx` is the
+ * encoded call context for archestra-res, or NULL. */
+void spoa_write_decision(const struct req_decision *d, const char *ctx, struct spop_writer *acts);
 
 #endif

@@ -5,29 +5,10 @@
 #include <string.h>
 
 #include "hdrs.h"
+#include "jsonscan.h"
 
-static bool is_text(const struct spop_data *d)
-{
-	return d && (d->type == SPOP_T_STRING || d->type == SPOP_T_BINARY);
-}
-
-static bool as_int(const struct spop_data *d, int64_t *out)
-{
-	if (!d)
-		return false;
-	switch (d->type) {
-	case SPOP_T_INT32:
-	case SPOP_T_INT64:
-		*out = d->v.i;
-		return true;
-	case SPOP_T_UINT32:
-	case SPOP_T_UINT64:
-		*out = d->v.u > INT64_MAX ? INT64_MAX : (int64_t)d->v.u;
-		return true;
-	default:
-		return false;
-	}
-}
+#define is_text spop_data_is_text
+#define as_int  spop_data_as_int
 
 /* Records one more credential value; returns false once two differ. */
 static bool note_cred(struct spop_slice v, unsigned at, struct spop_slice *value, unsigned *found_at, int *n)
@@ -106,6 +87,47 @@ static void refuse(struct req_decision *d, int status, const char *reason, const
 	snprintf(d->message, sizeof(d->message), "archestra: %s%s", msg, tail ? tail : "");
 }
 
+/* Gemini names the model in the path: .../models/{model}:{method}. */
+static void model_from_path(struct spop_slice rest, struct req_decision *d)
+{
+	const uint8_t *p = rest.ptr, *end = rest.ptr + rest.len;
+	for (; p + 8 <= end; p++) {
+		if (memcmp(p, "/models/", 8) != 0)
+			continue;
+		const uint8_t *m = p + 8, *e = m;
+		while (e < end && *e != ':' && *e != '/')
+			e++;
+		d->model = (struct spop_slice){ m, (size_t)(e - m) };
+		d->stream = e + 22 <= end && memcmp(e, ":streamGenerateContent", 22) == 0;
+		return;
+	}
+}
+
+/* "model" and "stream" among the top-level members, in one pass; a truncated or
+ * broken body yields what came before the damage. */
+static void model_from_body(const struct spop_data *body, struct req_decision *d)
+{
+	if (!is_text(body))
+		return;
+	struct json_iter it;
+	struct spop_slice k;
+	struct json_val v;
+	if (!json_iter_init(&it, body->v.s))
+		return;
+	int found = 0;
+	while (found < 2 && json_iter_next(&it, &k, &v) == 1) {
+		if (SPOP_SLICE_IS(k, "model")) {
+			struct spop_slice s;
+			if (json_as_plain_string(&v, &s))
+				d->model = s;
+			found++;
+		} else if (SPOP_SLICE_IS(k, "stream")) {
+			d->stream = v.kind == JSON_TRUE;
+			found++;
+		}
+	}
+}
+
 void request_decide(const struct request_cfg *cfg, const struct spop_msg *m, struct req_decision *d)
 {
 	memset(d, 0, sizeof(*d));
@@ -124,9 +146,21 @@ void request_decide(const struct request_cfg *cfg, const struct spop_msg *m, str
 		return;
 	}
 
+	if (d->prov->shape == SHAPE_GEMINI)
+		model_from_path(d->rest, d);
+	else
+		model_from_body(SPOP_MSG_ARG(m, "body"), d);
+	if (identity_parse(SPOP_MSG_ARG(m, "hdrs"), cfg->drop_invalid_identity, &d->id, &d->id_err, &d->id_dropped) < 0) {
+		d->status = 400;
+		d->reason = "invalid_identity_header";
+		snprintf(d->message, sizeof(d->message), "archestra: %s is invalid: %s", d->id_err.header, d->id_err.why);
+		return;
+	}
+
 	int64_t len, size;
-	if (cfg->truncated == TRUNC_DENY && as_int(SPOP_MSG_ARG(m, "body_len"), &len) &&
-	    as_int(SPOP_MSG_ARG(m, "body_size"), &size) && size > len && len >= 0) {
+	d->truncated = as_int(SPOP_MSG_ARG(m, "body_len"), &len) && as_int(SPOP_MSG_ARG(m, "body_size"), &size) &&
+	               size > len && len >= 0;
+	if (d->truncated && cfg->truncated == TRUNC_DENY) {
 		d->status = 413;
 		d->reason = "body_truncated";
 		snprintf(d->message, sizeof(d->message),

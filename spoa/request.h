@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 
+#include "identity.h"
 #include "provider.h"
 #include "spop.h"
 
@@ -18,6 +19,7 @@ struct request_cfg {
 	const struct provider_table *providers;
 	enum truncated_policy truncated;
 	bool inspect_responses;         /* ask HAProxy for the response (archestra-res) */
+	bool drop_invalid_identity;     /* invalid X-Archestra-* values: drop (true) or 400 */
 };
 
 struct req_decision {
@@ -29,6 +31,12 @@ struct req_decision {
 	struct spop_slice credential;   /* slice of the frame; never logged */
 	unsigned cred_where;            /* CRED_* bit it was found at, 0 if none */
 	bool inspect_res;               /* HAProxy should send archestra-res for this call */
+	bool truncated;                 /* HAProxy could not buffer the whole body */
+	bool stream;                    /* the call asks for server-sent events */
+	struct spop_slice model;        /* from the body (or the path for Gemini); may be empty */
+	struct identity id;             /* X-Archestra-* values */
+	unsigned id_dropped;            /* invalid identity values dropped */
+	struct identity_error id_err;   /* set when status is 400 for an identity header */
 };
 
 void request_decide(const struct request_cfg *cfg, const struct spop_msg *m, struct req_decision *d);

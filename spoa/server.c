@@ -29,6 +29,7 @@
 #include "handler.h"
 #include "log.h"
 #include "session.h"
+#include "statsd.h"
 
 #define READ_CHUNK      (64 * 1024)
 #define READ_ROUNDS     8            /* reads per wake-up before yielding to others */
@@ -68,8 +69,13 @@ struct worker {
 	struct buf rbuf;       /* scratch for reads */
 	struct buf wbuf;       /* scratch for replies */
 	struct spoa_handlers handlers;
+	struct handler_ctx hctx;
 	struct session_cfg scfg;
 	struct server_stats st;
+	struct statsd sd;
+	ev_timer flush_w;       /* statsd: flush every flush_ms, new window every window_s */
+	ev_tstamp window_end;
+	int reported_conns;     /* last connections gauge sent */
 };
 
 struct server {
@@ -103,6 +109,10 @@ static void conn_close(struct conn *c, const char *why)
 			w->st.timeouts++;
 		else
 			w->st.proto_errors++;
+		char code[12];
+		snprintf(code, sizeof(code), "%d", (int)c->s.status);
+		struct statsd_tag t = { "status", { (const uint8_t *)code, strlen(code) }, false };
+		statsd_count(&w->sd, "spoa_protocol_errors", 1, &t, 1);
 	}
 	w->st.notifies += c->s.notifies;
 	ev_io_stop(w->loop, &c->rio);
@@ -434,12 +444,32 @@ static void on_stop(struct ev_loop *loop, ev_async *a, int revents)
 	ev_timer_start(loop, &w->drain_w);
 }
 
+static void on_flush(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)revents;
+	struct worker *w = t->data;
+	if (w->nconns != w->reported_conns) {
+		char v[16], id[12];
+		snprintf(v, sizeof(v), "%d", w->nconns);
+		snprintf(id, sizeof(id), "%d", w->id);
+		struct statsd_tag tag = { "worker", { (const uint8_t *)id, strlen(id) }, false };
+		statsd_emit(&w->sd, "spoa_connections", v, "g", &tag, 1);
+		w->reported_conns = w->nconns;
+	}
+	statsd_flush(&w->sd);
+	if (ev_now(loop) >= w->window_end) {
+		statsd_new_window(&w->sd);
+		w->window_end = ev_now(loop) + w->srv->cfg.statsd.window_s;
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	ev_run(w->loop, 0);
 	while (w->conns)
 		conn_close(w->conns, "stopped");
+	statsd_close(&w->sd); /* flushes what the last frames produced */
 	return NULL;
 }
 
@@ -500,6 +530,7 @@ struct server *server_open(const struct config *cfg, char *err, size_t errlen)
 	s->rcfg.providers = &s->cfg.providers;
 	s->rcfg.truncated = s->cfg.truncated_body;
 	s->rcfg.inspect_responses = s->cfg.inspect_responses;
+	s->rcfg.drop_invalid_identity = s->cfg.drop_invalid_identity;
 	s->nthreads = cfg->threads > 0 ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (s->nthreads < 1)
 		s->nthreads = 1;
@@ -560,8 +591,21 @@ int server_run(struct server *s, char *err, size_t errlen)
 			pthread_sigmask(SIG_SETMASK, &old, NULL);
 			return -1;
 		}
+		if (statsd_open(&w->sd, &cfg->statsd, err, errlen) < 0) {
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			return -1;
+		}
+		w->hctx.rcfg = &s->rcfg;
+		w->hctx.prices = &cfg->prices;
+		w->hctx.sd = &w->sd;
 		w->handlers = cfg->ack_only ? spoa_handlers_ack_only : spoa_handlers_archestra;
-		w->handlers.arg = &s->rcfg;
+		w->handlers.arg = &w->hctx;
+		if (cfg->statsd.enabled) {
+			ev_timer_init(&w->flush_w, on_flush, cfg->statsd.flush_ms / 1000.0, cfg->statsd.flush_ms / 1000.0);
+			w->flush_w.data = w;
+			w->window_end = ev_now(w->loop) + cfg->statsd.window_s;
+			ev_timer_start(w->loop, &w->flush_w);
+		}
 		w->scfg.max_frame_size = cfg->max_frame_size;
 		w->scfg.caps = cfg->caps;
 		w->scfg.max_reassembled = cfg->max_reassembled;

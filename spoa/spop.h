@@ -173,6 +173,26 @@ struct spop_msg {
  * the end of the list, -1 when malformed. */
 int spop_next_msg(struct spop_reader *r, struct spop_msg *m);
 
+/* STRING or BINARY. */
+static inline bool spop_data_is_text(const struct spop_data *d)
+{
+	return d && (d->type == SPOP_T_STRING || d->type == SPOP_T_BINARY);
+}
+
+/* Any integer type, clamped into int64. */
+static inline bool spop_data_as_int(const struct spop_data *d, int64_t *out)
+{
+	if (!d)
+		return false;
+	if (d->type == SPOP_T_INT32 || d->type == SPOP_T_INT64)
+		*out = d->v.i;
+	else if (d->type == SPOP_T_UINT32 || d->type == SPOP_T_UINT64)
+		*out = d->v.u > INT64_MAX ? INT64_MAX : (int64_t)d->v.u;
+	else
+		return false;
+	return true;
+}
+
 /* Finds an argument by name; NULL when absent. */
 const struct spop_data *spop_msg_arg(const struct spop_msg *m, const char *name, size_t n);
 #define SPOP_MSG_ARG(m, lit) spop_msg_arg((m), (lit), sizeof(lit) - 1)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "handler.h"
 #include "session.h"
 
 static void check_replies(const struct buf *out, uint32_t max_frame)
@@ -74,8 +75,20 @@ static void run(const uint8_t *data, size_t size, const struct session_cfg *cfg,
 }
 
 static struct provider_table providers;
-static struct request_cfg rcfg = { &providers, TRUNC_DENY };
+static struct price_table prices;
+static struct statsd_cfg sdcfg;
+static struct statsd sd;
+static struct request_cfg rcfg = { .providers = &providers, .truncated = TRUNC_DENY, .inspect_responses = true };
+static struct handler_ctx hctx = { &rcfg, &prices, &sd };
 static struct spoa_handlers archestra;
+
+/* Metrics are formatted for real (the formatter is fuzzed too) and discarded. */
+static void null_sink(void *arg, const uint8_t *d, size_t n)
+{
+	(void)arg;
+	(void)d;
+	(void)n;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -83,8 +96,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (!archestra.list) {
 		providers_builtin(&providers);
+		prices_builtin(&prices);
+		statsd_cfg_defaults(&sdcfg);
+		sdcfg.enabled = true;
+		sd.cfg = &sdcfg;
+		sd.fd = -1;
+		sd.sink = null_sink;
 		archestra = spoa_handlers_archestra;
-		archestra.arg = &rcfg;
+		archestra.arg = &hctx;
 	}
 	struct session_cfg cfg = {
 		.max_frame_size = 256 + (uint32_t)data[0] * 64,

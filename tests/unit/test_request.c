@@ -280,7 +280,7 @@ static void decision_variables(void **st)
 	struct msgbuf *b = req("/v1/anthropic/v1/messages", "x-api-key: sk-ant-secret", NULL);
 	request_decide(&rcfg, &b->m, &d);
 	spop_writer_init(&w, buf, sizeof(buf));
-	spoa_write_decision(&d, &w);
+	spoa_write_decision(&d, NULL, &w);
 	assert_false(w.overflow);
 	assert_true(find_var(buf, w.p, "verdict", &v) && SPOP_SLICE_IS(v.v.s, "allow"));
 	assert_true(find_var(buf, w.p, "provider", &v) && SPOP_SLICE_IS(v.v.s, "anthropic"));
@@ -294,7 +294,7 @@ static void decision_variables(void **st)
 	rcfg.inspect_responses = true;
 	request_decide(&rcfg, &b->m, &d);
 	spop_writer_init(&w, buf, sizeof(buf));
-	spoa_write_decision(&d, &w);
+	spoa_write_decision(&d, NULL, &w);
 	assert_true(find_var(buf, w.p, "inspect_res", &v) && SPOP_SLICE_IS(v.v.s, "1"));
 	rcfg.inspect_responses = false;
 	free(b);
@@ -302,7 +302,7 @@ static void decision_variables(void **st)
 	b = req("/v1/anthropic/v1/messages", "host: x", NULL);
 	request_decide(&rcfg, &b->m, &d);
 	spop_writer_init(&w, buf, sizeof(buf));
-	spoa_write_decision(&d, &w);
+	spoa_write_decision(&d, NULL, &w);
 	assert_true(find_var(buf, w.p, "verdict", &v) && SPOP_SLICE_IS(v.v.s, "deny"));
 	assert_true(find_var(buf, w.p, "status", &v) && v.type == SPOP_T_INT32 && v.v.i == 401);
 	assert_true(find_var(buf, w.p, "reason", &v) && SPOP_SLICE_IS(v.v.s, "missing_credential"));

@@ -1,0 +1,85 @@
+/* statsd.h: metrics to a statsd collector over UDP, one sender per worker loop.
+ *
+ * Lines are batched into datagrams of at most max_payload bytes; the worker
+ * flushes every flush_ms and on shutdown. Sending never blocks and never fails a
+ * decision: a datagram the socket refuses is dropped and counted. Two tag styles:
+ * DogStatsD (`name:1|c|#provider:openai`) and dotted names for plain statsd
+ * (`name.provider.openai:1|c`). Tag values from callers (agent ids, models) are
+ * bounded: longer than max_id_len becomes "too_long", and past max_tag_values
+ * distinct values per key in a window, "other". Formatting is pure; the only I/O
+ * is the sink, a send(2) on a connected UDP socket unless a test sets its own. */
+#ifndef SPOA_STATSD_H
+#define SPOA_STATSD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "spop.h"
+
+enum statsd_style { STATSD_DOGSTATSD = 0, STATSD_DOTTED };
+
+struct statsd_cfg {
+	bool enabled;
+	char addr_text[128];
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char prefix[64];
+	enum statsd_style style;
+	size_t max_payload;        /* bytes per datagram (1432 fits a 1500 MTU) */
+	unsigned flush_ms;
+	unsigned max_tag_values;   /* distinct values per bounded tag key per window */
+	unsigned max_id_len;
+	unsigned window_s;
+};
+
+void statsd_cfg_defaults(struct statsd_cfg *c);
+
+struct cJSON;
+int statsd_cfg_apply_json(struct statsd_cfg *c, const struct cJSON *obj, char *err, size_t errlen);
+
+struct statsd_tag {
+	const char *key;
+	struct spop_slice val;
+	bool bounded;              /* caller-controlled value: apply the cardinality bounds */
+};
+
+#define STATSD_BOUNDED_KEYS 4
+#define STATSD_SEEN_SLOTS   1024
+
+typedef void (*statsd_sink)(void *arg, const uint8_t *data, size_t len);
+
+struct statsd {
+	const struct statsd_cfg *cfg;
+	int fd;
+	statsd_sink sink;
+	void *sink_arg;
+	uint8_t buf[65536];
+	size_t len;
+	uint64_t datagrams, dropped, lines;
+	/* Seen values per bounded key in this window: hashes, open addressing. */
+	struct {
+		const char *key;
+		unsigned count;
+		uint64_t slot[STATSD_SEEN_SLOTS];
+	} seen[STATSD_BOUNDED_KEYS];
+};
+
+/* Opens the UDP socket (non-blocking, connected) when enabled. Returns 0 or -1
+ * with err set. A disabled sender accepts metrics and discards them. */
+int statsd_open(struct statsd *s, const struct statsd_cfg *cfg, char *err, size_t errlen);
+void statsd_close(struct statsd *s);
+
+/* Queues one metric. type: "c", "g", "ms", "s". For "s", value is the member. */
+void statsd_emit(struct statsd *s, const char *name, const char *value, const char *type,
+                 const struct statsd_tag *tags, int ntags);
+void statsd_count(struct statsd *s, const char *name, int64_t n, const struct statsd_tag *tags, int ntags);
+void statsd_timing_us(struct statsd *s, const char *name, int64_t us, const struct statsd_tag *tags, int ntags);
+
+/* Sends what is queued. */
+void statsd_flush(struct statsd *s);
+/* Starts a new cardinality window. */
+void statsd_new_window(struct statsd *s);
+
+#endif

@@ -1,0 +1,28 @@
+/* usage.h: token usage out of a provider's response body. Pure.
+ *
+ *  OpenAI     usage.prompt_tokens / completion_tokens (Responses API: input_tokens /
+ *             output_tokens), cached: *_tokens_details.cached_tokens, reasoning:
+ *             *_tokens_details.reasoning_tokens
+ *  Anthropic  usage.input_tokens + cache_read_input_tokens + cache_creation_input_tokens
+ *             in, output_tokens out
+ *  Gemini     usageMetadata.promptTokenCount in, candidatesTokenCount +
+ *             thoughtsTokenCount out, cachedContentTokenCount cached
+ *
+ * tokens_in counts every prompt token (cached ones too); cached is reported apart. */
+#ifndef SPOA_USAGE_H
+#define SPOA_USAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "errjson.h"
+#include "spop.h"
+
+struct usage {
+	int64_t in, out, cached, reasoning;
+};
+
+/* False when the body is not JSON, is truncated before its usage, or has none. */
+bool usage_extract(enum err_shape shape, struct spop_slice body, struct usage *u);
+
+#endif
