@@ -121,12 +121,8 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 		{ "stream", lit(d.stream ? "true" : "false"), false },
 	};
 	statsd_count(hc->sd, "llm_requests", 1, tags, 6);
-	if (d.id.v[ID_EXECUTION].len) {
-		char ex[IDENTITY_MAX_LEN + 1];
-		memcpy(ex, d.id.v[ID_EXECUTION].ptr, d.id.v[ID_EXECUTION].len);
-		ex[d.id.v[ID_EXECUTION].len] = '\0';
-		statsd_emit(hc->sd, "agent_executions", ex, "s", &tags[4], 1);
-	}
+	if (d.id.v[ID_EXECUTION].len)
+		statsd_set(hc->sd, "agent_executions", d.id.v[ID_EXECUTION], &tags[4], 1);
 	if (d.id_dropped || (d.status == 400 && d.id_err.header)) {
 		struct statsd_tag ht[] = { { "header", lit(d.id_err.header ? d.id_err.header : "several"), false },
 		                           { "action", lit(d.id_dropped ? "dropped" : "rejected"), false } };
@@ -202,18 +198,15 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 	};
 	statsd_count(hc->sd, "llm_upstream_status", 1, (struct statsd_tag[]){ tags[0], tags[1], tags[3] }, 3);
 	if (counted) {
-		statsd_count(hc->sd, "llm_tokens", u.in, (struct statsd_tag[]){ tags[0], tags[1], tags[2], tags[4] }, 4);
+		statsd_count(hc->sd, "llm_tokens", (double)u.in, (struct statsd_tag[]){ tags[0], tags[1], tags[2], tags[4] }, 4);
 		tags[4].val = lit("output");
-		statsd_count(hc->sd, "llm_tokens", u.out, (struct statsd_tag[]){ tags[0], tags[1], tags[2], tags[4] }, 4);
+		statsd_count(hc->sd, "llm_tokens", (double)u.out, (struct statsd_tag[]){ tags[0], tags[1], tags[2], tags[4] }, 4);
 		char pv[64];
 		memcpy(pv, c.provider.ptr, c.provider.len < 63 ? c.provider.len : 63);
 		pv[c.provider.len < 63 ? c.provider.len : 63] = '\0';
 		const struct price *p = price_find(hc->prices, pv, c.model);
-		if (p) {
-			char cost[32];
-			snprintf(cost, sizeof(cost), "%.9f", price_cost(p, u.in, u.out));
-			statsd_emit(hc->sd, "llm_cost_usd", cost, "c", tags, 3);
-		}
+		if (p)
+			statsd_count(hc->sd, "llm_cost_usd", price_cost(p, u.in, u.out), tags, 3);
 	}
 	if (have_ctx && c.start_us > 0) {
 		int64_t d = now_us(CLOCK_REALTIME) - c.start_us;

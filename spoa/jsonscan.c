@@ -2,6 +2,9 @@
 #include "jsonscan.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 static const uint8_t *ws(const uint8_t *p, const uint8_t *end)
 {
@@ -15,14 +18,47 @@ static bool is_hex(uint8_t c)
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* p at '"'; returns past the closing quote, or NULL. *escaped tells if any '\'. */
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Eight bytes at a time: stops at a word that may hold '"', '\\' or a control
+ * byte (the test can fire early, never late; the byte loop then decides). Prompt
+ * text is almost all ordinary bytes, so this is where scanning spends its time. */
+static const uint8_t *skip_plain(const uint8_t *p, const uint8_t *end)
+{
+#ifdef __SSE2__
+	/* Sixteen at a time where the CPU has SSE2 (every x86-64). */
+	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1f);
+	while (end - p >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+		__m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+		                           _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl)); /* v <= 0x1f */
+		int m = _mm_movemask_epi8(hit);
+		if (m)
+			return p + __builtin_ctz((unsigned)m);
+		p += 16;
+	}
+#endif
+	while (end - p >= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+		uint64_t hit = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w);
+		if (hit & HIGHS)
+			break;
+		p += 8;
+	}
+	while (p < end && *p != '"' && *p != '\\' && *p >= 0x20)
+		p++;
+	return p;
+}
+
+/* p at '"'; returns past the closing quote, or NULL. *escaped tells if any '\\'. */
 static const uint8_t *skip_string(const uint8_t *p, const uint8_t *end, bool *escaped)
 {
 	p++;
 	while (p < end) {
-		/* Fast path: runs of ordinary bytes. */
-		while (p < end && *p != '"' && *p != '\\' && *p >= 0x20)
-			p++;
+		p = skip_plain(p, end);
 		if (p >= end)
 			return NULL;
 		if (*p == '"')

@@ -449,11 +449,10 @@ static void on_flush(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)revents;
 	struct worker *w = t->data;
 	if (w->nconns != w->reported_conns) {
-		char v[16], id[12];
-		snprintf(v, sizeof(v), "%d", w->nconns);
+		char id[12];
 		snprintf(id, sizeof(id), "%d", w->id);
 		struct statsd_tag tag = { "worker", { (const uint8_t *)id, strlen(id) }, false };
-		statsd_emit(&w->sd, "spoa_connections", v, "g", &tag, 1);
+		statsd_gauge(&w->sd, "spoa_connections", w->nconns, &tag, 1);
 		w->reported_conns = w->nconns;
 	}
 	statsd_flush(&w->sd);

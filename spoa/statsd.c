@@ -20,6 +20,7 @@ void statsd_cfg_defaults(struct statsd_cfg *c)
 	c->max_tag_values = 100;
 	c->max_id_len = 64;
 	c->window_s = 60;
+	c->timer_sample = 10;
 }
 
 int statsd_cfg_apply_json(struct statsd_cfg *c, const cJSON *obj, char *err, size_t errlen)
@@ -67,7 +68,7 @@ int statsd_cfg_apply_json(struct statsd_cfg *c, const cJSON *obj, char *err, siz
 		} else {
 			struct { const char *name; long lo, hi; } nums[] = {
 				{ "max_payload", 512, 65000 }, { "flush_ms", 10, 10000 }, { "max_tag_values", 1, 1000 },
-				{ "max_id_len", 8, 256 }, { "window_s", 1, 86400 },
+				{ "max_id_len", 8, 256 }, { "window_s", 1, 86400 }, { "timer_sample", 1, 1000 },
 			};
 			size_t i;
 			for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
@@ -75,7 +76,7 @@ int statsd_cfg_apply_json(struct statsd_cfg *c, const cJSON *obj, char *err, siz
 					break;
 			if (i == sizeof(nums) / sizeof(nums[0])) {
 				snprintf(err, errlen,
-				         "statsd.%s: unknown key (known: address, enabled, prefix, tags, max_payload, flush_ms, max_tag_values, max_id_len, window_s)",
+				         "statsd.%s: unknown key (known: address, enabled, prefix, tags, max_payload, flush_ms, max_tag_values, max_id_len, window_s, timer_sample)",
 				         k);
 				return -1;
 			}
@@ -90,7 +91,8 @@ int statsd_cfg_apply_json(struct statsd_cfg *c, const cJSON *obj, char *err, siz
 			case 1: c->flush_ms = (unsigned)v; break;
 			case 2: c->max_tag_values = (unsigned)v; break;
 			case 3: c->max_id_len = (unsigned)v; break;
-			default: c->window_s = (unsigned)v; break;
+			case 4: c->window_s = (unsigned)v; break;
+			default: c->timer_sample = (unsigned)v; break;
 			}
 		}
 	}
@@ -134,7 +136,10 @@ void statsd_close(struct statsd *s)
 	s->fd = -1;
 }
 
-void statsd_flush(struct statsd *s)
+static void flush_series(struct statsd *s);
+
+/* Sends the datagram being built. */
+static void send_datagram(struct statsd *s)
 {
 	if (s->len == 0)
 		return;
@@ -144,6 +149,12 @@ void statsd_flush(struct statsd *s)
 		s->datagrams++;
 	}
 	s->len = 0;
+}
+
+void statsd_flush(struct statsd *s)
+{
+	flush_series(s);
+	send_datagram(s);
 }
 
 void statsd_new_window(struct statsd *s)
@@ -205,81 +216,213 @@ static size_t put_clean(char *dst, size_t room, struct spop_slice v, bool dots_o
 	return n;
 }
 
-void statsd_emit(struct statsd *s, const char *name, const char *value, const char *type,
-                 const struct statsd_tag *tags, int ntags)
+/* Bounded string builder over a fixed buffer. */
+struct sb {
+	char *p;
+	size_t len, room;
+	bool full;
+};
+
+static void sb_put(struct sb *b, const char *s, size_t n)
 {
-	if (!s->cfg || !s->cfg->enabled)
+	if (b->full || n > b->room - b->len) {
+		b->full = true;
 		return;
-	char line[1024];
-	size_t o = 0, room = sizeof(line) - 2;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+static void sb_str(struct sb *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
+
+static void sb_clean(struct sb *b, struct spop_slice v, bool dots_ok)
+{
+	if (b->full || v.len > b->room - b->len) {
+		b->full = true;
+		return;
+	}
+	b->len += put_clean(b->p + b->len, b->room - b->len, v, dots_ok);
+}
+
+/* The parts of a line around its value: head ends with ':' (a set's head also
+ * holds the member), tail starts with '|type'. */
+static bool format_parts(struct statsd *s, const char *name, char type, const char *rate,
+                         const struct spop_slice *vals, const struct statsd_tag *tags, int ntags,
+                         const struct spop_slice *member, struct sb *head, struct sb *tail)
+{
 	bool dotted = s->cfg->style == STATSD_DOTTED;
-	struct spop_slice vals[16];
-	if (ntags > 16)
-		ntags = 16;
-	for (int i = 0; i < ntags; i++)
-		vals[i] = tags[i].bounded ? bound(s, tags[i].key, tags[i].val) : tags[i].val;
-	int n = snprintf(line, room, "%s%s", s->cfg->prefix, name);
-	if (n < 0 || (size_t)n >= room)
-		return;
-	o = (size_t)n;
-	if (dotted) {
-		for (int i = 0; i < ntags && o + 2 < room; i++) {
+	sb_str(head, s->cfg->prefix);
+	sb_str(head, name);
+	if (dotted)
+		for (int i = 0; i < ntags; i++) {
 			if (vals[i].len == 0)
 				continue;
-			n = snprintf(line + o, room - o, ".%s.", tags[i].key);
-			if (n < 0 || (size_t)n >= room - o)
-				return;
-			o += (size_t)n;
-			o += put_clean(line + o, room - o, vals[i], false);
+			sb_str(head, ".");
+			sb_str(head, tags[i].key);
+			sb_str(head, ".");
+			sb_clean(head, vals[i], false);
 		}
-	}
-	if (strcmp(type, "s") == 0) {
-		struct spop_slice sv = { (const uint8_t *)value, strlen(value) };
-		if (o + 1 >= room)
-			return;
-		line[o++] = ':';
-		o += put_clean(line + o, room - o, sv, true);
-		n = snprintf(line + o, room - o, "|s");
-	} else {
-		n = snprintf(line + o, room - o, ":%s|%s", value, type);
-	}
-	if (n < 0 || (size_t)n >= room - o)
-		return;
-	o += (size_t)n;
+	sb_str(head, ":");
+	if (member)
+		sb_clean(head, *member, true);
+	char t[4] = { '|', type, type == 'm' ? 's' : 0, 0 };
+	sb_str(tail, t);
+	if (rate)
+		sb_str(tail, rate);
 	if (!dotted) {
 		bool first = true;
 		for (int i = 0; i < ntags; i++) {
 			if (vals[i].len == 0)
 				continue;
-			n = snprintf(line + o, room - o, "%s%s:", first ? "|#" : ",", tags[i].key);
-			if (n < 0 || (size_t)n >= room - o)
-				return;
-			o += (size_t)n;
-			o += put_clean(line + o, room - o, vals[i], true);
+			sb_str(tail, first ? "|#" : ",");
+			sb_str(tail, tags[i].key);
+			sb_str(tail, ":");
+			sb_clean(tail, vals[i], true);
 			first = false;
 		}
 	}
-	line[o++] = '\n';
+	return !head->full && !tail->full;
+}
+
+/* Appends one line to the datagram being built, sending it first if full. */
+static void queue_line(struct statsd *s, const char *head, size_t hl, const char *val, size_t vl, const char *tail,
+                       size_t tl)
+{
+	size_t n = hl + vl + tl + 1;
 	size_t max = s->cfg->max_payload + 1; /* the last newline is not sent */
-	if (o > max)
-		return; /* a single line over the payload size: refuse rather than fragment */
-	if (s->len + o > max)
-		statsd_flush(s);
-	memcpy(s->buf + s->len, line, o);
-	s->len += o;
+	if (n > max)
+		return; /* one line over the payload size: refuse rather than fragment */
+	if (s->len + n > max)
+		send_datagram(s);
+	memcpy(s->buf + s->len, head, hl);
+	memcpy(s->buf + s->len + hl, val, vl);
+	memcpy(s->buf + s->len + hl + vl, tail, tl);
+	s->buf[s->len + n - 1] = '\n';
+	s->len += n;
 	s->lines++;
 }
 
-void statsd_count(struct statsd *s, const char *name, int64_t n, const struct statsd_tag *tags, int ntags)
+static size_t fmt_value(char *dst, size_t room, double v)
 {
-	char v[24];
-	snprintf(v, sizeof(v), "%" PRId64, n);
-	statsd_emit(s, name, v, "c", tags, ntags);
+	int n;
+	if (v == (double)(int64_t)v && v > -1e15 && v < 1e15)
+		n = snprintf(dst, room, "%" PRId64, (int64_t)v);
+	else
+		n = snprintf(dst, room, "%.9f", v);
+	return n < 0 || (size_t)n >= room ? 0 : (size_t)n;
+}
+
+static void mix(uint64_t *h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		*h = (*h ^ b[i]) * 1099511628211ULL;
+	*h = (*h ^ 0xff) * 1099511628211ULL; /* field separator */
+}
+
+static void series(struct statsd *s, char type, const char *name, double v, const struct statsd_tag *tags,
+                   int ntags, const struct spop_slice *member)
+{
+	if (!s->cfg || !s->cfg->enabled)
+		return;
+	struct spop_slice vals[16];
+	if (ntags > 16)
+		ntags = 16;
+	uint64_t h = 1469598103934665603ULL;
+	mix(&h, &type, 1);
+	mix(&h, name, strlen(name));
+	for (int i = 0; i < ntags; i++) {
+		vals[i] = tags[i].bounded ? bound(s, tags[i].key, tags[i].val) : tags[i].val;
+		mix(&h, tags[i].key, strlen(tags[i].key));
+		mix(&h, vals[i].ptr, vals[i].len);
+	}
+	if (member)
+		mix(&h, member->ptr, member->len);
+	h |= 1;
+	size_t idx = h % STATSD_AGG_SLOTS;
+	for (int probe = 0; probe < 16; probe++, idx = (idx + 1) % STATSD_AGG_SLOTS) {
+		struct statsd_series *e = &s->agg[idx];
+		if (e->h == h) {
+			if (type == 'c')
+				e->v += v;
+			else if (type == 'g')
+				e->v = v;
+			return;
+		}
+		if (e->h == 0 && s->nseries < STATSD_AGG_SLOTS * 3 / 4) {
+			struct sb head = { e->text, 0, sizeof(e->text) / 2, false };
+			struct sb tail = { e->text + sizeof(e->text) / 2, 0, sizeof(e->text) / 2, false };
+			if (!format_parts(s, name, type, NULL, vals, tags, ntags, member, &head, &tail))
+				return;
+			e->h = h;
+			e->v = v;
+			e->type = type;
+			e->head = (uint16_t)head.len;
+			e->tail = (uint16_t)tail.len;
+			s->order[s->nseries++] = (uint16_t)idx;
+			return;
+		}
+	}
+	/* No room to aggregate: send this one as it is. */
+	char hb[STATSD_AGG_TEXT], tb[STATSD_AGG_TEXT], vb[40];
+	struct sb head = { hb, 0, sizeof(hb), false }, tail = { tb, 0, sizeof(tb), false };
+	if (!format_parts(s, name, type, NULL, vals, tags, ntags, member, &head, &tail))
+		return;
+	size_t vl = member ? 0 : fmt_value(vb, sizeof(vb), v);
+	queue_line(s, hb, head.len, vb, vl, tb, tail.len);
+}
+
+void statsd_count(struct statsd *s, const char *name, double n, const struct statsd_tag *tags, int ntags)
+{
+	series(s, 'c', name, n, tags, ntags, NULL);
+}
+
+void statsd_gauge(struct statsd *s, const char *name, double v, const struct statsd_tag *tags, int ntags)
+{
+	series(s, 'g', name, v, tags, ntags, NULL);
+}
+
+void statsd_set(struct statsd *s, const char *name, struct spop_slice member, const struct statsd_tag *tags, int ntags)
+{
+	if (member.len > s->cfg->max_id_len * 4u)
+		member.len = s->cfg->max_id_len * 4u; /* a set member is not a tag, but stays bounded */
+	series(s, 's', name, 0, tags, ntags, &member);
 }
 
 void statsd_timing_us(struct statsd *s, const char *name, int64_t us, const struct statsd_tag *tags, int ntags)
 {
-	char v[32];
-	snprintf(v, sizeof(v), "%.3f", (double)us / 1000.0);
-	statsd_emit(s, name, v, "ms", tags, ntags);
+	if (!s->cfg || !s->cfg->enabled)
+		return;
+	unsigned every = s->cfg->timer_sample ? s->cfg->timer_sample : 1;
+	if (s->timings++ % every != 0)
+		return;
+	struct spop_slice vals[16];
+	if (ntags > 16)
+		ntags = 16;
+	for (int i = 0; i < ntags; i++)
+		vals[i] = tags[i].bounded ? bound(s, tags[i].key, tags[i].val) : tags[i].val;
+	char hb[STATSD_AGG_TEXT], tb[STATSD_AGG_TEXT], vb[40], rate[24] = "";
+	if (every > 1)
+		snprintf(rate, sizeof(rate), "|@%g", 1.0 / every);
+	struct sb head = { hb, 0, sizeof(hb), false }, tail = { tb, 0, sizeof(tb), false };
+	if (!format_parts(s, name, 'm', every > 1 ? rate : NULL, vals, tags, ntags, NULL, &head, &tail))
+		return;
+	int vl = snprintf(vb, sizeof(vb), "%.3f", (double)us / 1000.0);
+	queue_line(s, hb, head.len, vb, (size_t)vl, tb, tail.len);
+}
+
+static void flush_series(struct statsd *s)
+{
+	unsigned n = s->nseries;
+	s->nseries = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct statsd_series *e = &s->agg[s->order[i]];
+		char vb[40];
+		size_t vl = e->type == 's' ? 0 : fmt_value(vb, sizeof(vb), e->v);
+		queue_line(s, e->text, e->head, vb, vl, e->text + STATSD_AGG_TEXT / 2, e->tail);
+		e->h = 0;
+	}
 }

@@ -1,7 +1,11 @@
 /* statsd.h: metrics to a statsd collector over UDP, one sender per worker loop.
  *
- * Lines are batched into datagrams of at most max_payload bytes; the worker
- * flushes every flush_ms and on shutdown. Sending never blocks and never fails a
+ * Counters, gauges and sets are aggregated per flush interval in the sender
+ * (one line per series, like DogStatsD's client-side aggregation), so a busy
+ * agent formats and sends a few lines per 100 ms, not several per call; timers
+ * are sampled (1 in timer_sample, sent with |@rate so the collector scales
+ * counts). Lines are batched into datagrams of at most max_payload bytes; the
+ * worker flushes every flush_ms and on shutdown. Sending never blocks and never fails a
  * decision: a datagram the socket refuses is dropped and counted. Two tag styles:
  * DogStatsD (`name:1|c|#provider:openai`) and dotted names for plain statsd
  * (`name.provider.openai:1|c`). Tag values from callers (agent ids, models) are
@@ -32,6 +36,7 @@ struct statsd_cfg {
 	unsigned max_tag_values;   /* distinct values per bounded tag key per window */
 	unsigned max_id_len;
 	unsigned window_s;
+	unsigned timer_sample;     /* send 1 timing in N */
 };
 
 void statsd_cfg_defaults(struct statsd_cfg *c);
@@ -47,6 +52,17 @@ struct statsd_tag {
 
 #define STATSD_BOUNDED_KEYS 4
 #define STATSD_SEEN_SLOTS   1024
+#define STATSD_AGG_SLOTS    1024   /* series per flush interval; more go out unaggregated */
+#define STATSD_AGG_TEXT     360
+
+/* One aggregated series: the line is head + value + tail. */
+struct statsd_series {
+	uint64_t h;                 /* 0: empty */
+	double v;
+	char type;                  /* 'c', 'g', 's' */
+	uint16_t head, tail;
+	char text[STATSD_AGG_TEXT];
+};
 
 typedef void (*statsd_sink)(void *arg, const uint8_t *data, size_t len);
 
@@ -58,6 +74,10 @@ struct statsd {
 	uint8_t buf[65536];
 	size_t len;
 	uint64_t datagrams, dropped, lines;
+	uint64_t timings;           /* for sampling */
+	unsigned nseries;
+	uint16_t order[STATSD_AGG_SLOTS];   /* used slots, in first-seen order */
+	struct statsd_series agg[STATSD_AGG_SLOTS];
 	/* Seen values per bounded key in this window: hashes, open addressing. */
 	struct {
 		const char *key;
@@ -71,13 +91,14 @@ struct statsd {
 int statsd_open(struct statsd *s, const struct statsd_cfg *cfg, char *err, size_t errlen);
 void statsd_close(struct statsd *s);
 
-/* Queues one metric. type: "c", "g", "ms", "s". For "s", value is the member. */
-void statsd_emit(struct statsd *s, const char *name, const char *value, const char *type,
-                 const struct statsd_tag *tags, int ntags);
-void statsd_count(struct statsd *s, const char *name, int64_t n, const struct statsd_tag *tags, int ntags);
+/* Counters add up and gauges keep their last value until the next flush; a set
+ * member is sent once per flush; timings are sampled. */
+void statsd_count(struct statsd *s, const char *name, double n, const struct statsd_tag *tags, int ntags);
+void statsd_gauge(struct statsd *s, const char *name, double v, const struct statsd_tag *tags, int ntags);
+void statsd_set(struct statsd *s, const char *name, struct spop_slice member, const struct statsd_tag *tags, int ntags);
 void statsd_timing_us(struct statsd *s, const char *name, int64_t us, const struct statsd_tag *tags, int ntags);
 
-/* Sends what is queued. */
+/* Formats the aggregated series and sends everything queued. */
 void statsd_flush(struct statsd *s);
 /* Starts a new cardinality window. */
 void statsd_new_window(struct statsd *s);

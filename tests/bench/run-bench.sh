@@ -65,6 +65,24 @@ start_agent --ack-only
 phase ack-only -c "$CONNS" -p "$PIPE" -b "$BODY" -d "$SECS" -w 1 -P "$agent_pid"
 stop_agent
 
+# The same handler with statsd on, sending to a collector that reads and drops.
+sink_port=$(free_port)
+python3 -c "
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', $sink_port)); s.settimeout(1)
+end = time.time() + $SECS + 15
+n = 0
+while time.time() < end:
+    try: n += len(s.recv(65535))
+    except socket.timeout: pass
+" &
+sink_pid=$!
+printf '{"statsd": {"address": "127.0.0.1:%s"}}' "$sink_port" >"$OUT/statsd.json"
+start_agent --config "$OUT/statsd.json"
+phase statsd -c "$CONNS" -p "$PIPE" -b "$BODY" -d "$SECS" -w 1 -P "$agent_pid"
+stop_agent
+kill "$sink_pid" 2>/dev/null
+
 echo "== agent memory with 1,000 open connections"
 start_agent
 phase memory -c 8 -p 4 -b "$BODY" -d 2 -w 1 -i 1000 -P "$agent_pid"
@@ -76,6 +94,9 @@ echo
 printf 'summary: archestra %s decisions/s (p50 %s us, p99 %s us, p999 %s us); ack-only %s decisions/s (p99 %s us); handler/ack-only throughput ratio %s\n' \
 	"$a" "$(field "$archestra" p50_us)" "$(field "$archestra" p99_us)" "$(field "$archestra" p999_us)" \
 	"$z" "$(field "$ack_only" p99_us)" "$(python3 -c "print(round($a/$z,3))" 2>/dev/null || echo '?')"
+s=$(field "$statsd" decisions_per_sec)
+printf 'summary: statsd on %s decisions/s vs off %s: statsd costs %s%% of throughput\n' "$s" "$a" \
+	"$(python3 -c "print(round(100*(1-$s/$a),1))" 2>/dev/null || echo '?')"
 printf 'summary: agent RSS with %s+%s open connections: %s kB (peak %s kB)\n' \
 	"$(field "$memory" idle_conns)" "$(field "$memory" conns)" "$(field "$memory" agent_rss_kb)" "$(field "$memory" agent_hwm_kb)"
 tests/bench/edge-bench.sh

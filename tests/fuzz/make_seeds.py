@@ -44,7 +44,8 @@ def hello(caps=b"pipelining,async", hc=False):
 def req_msg():
     hdrs = b""
     for k, v in [(b"host", b"api.openai.com"), (b"content-type", b"application/json"),
-                 (b"x-archestra-agent-id", b"agent-7")]:
+                 (b"x-archestra-agent-id", b"agent-7"), (b"x-archestra-meta", b"a/exec-1/sess-2"),
+                 (b"authorization", b"Bearer sk-fuzz")]:
         hdrs += name(k) + name(v)
     hdrs += b"\x00\x00"
     body = b'{"model":"gpt-4o","messages":[{"role":"user","content":"hello"}]}'
@@ -54,6 +55,17 @@ def req_msg():
             (b"body_len", b"\x02" + vi(len(body))), (b"src", b"\x06\x7f\x00\x00\x01"),
             (b"tls", b"\x11"), (b"v6", b"\x07" + bytes(16)), (b"u64", b"\x05" + vi(2**40))]
     return name(b"archestra-req") + bytes([len(args)]) + b"".join(name(k) + v for k, v in args)
+
+
+def res_msg():
+    hdrs = name(b"content-type") + name(b"application/json") + b"\x00\x00"
+    body = (b'{"id":"chatcmpl-1","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,'
+            b'"prompt_tokens_details":{"cached_tokens":2}}}')
+    ctx = b"1|openai|gpt-4o-mini|agent-7|alice|sess-9|exec-42||1732550000123456|0"
+    args = [(b"id", string(b"x")), (b"status", b"\x02" + vi(200)), (b"hdrs", b"\x09" + name(hdrs)),
+            (b"body", b"\x09" + name(body)), (b"body_len", b"\x02" + vi(len(body))),
+            (b"body_size", b"\x02" + vi(len(body))), (b"ctx", string(ctx))]
+    return name(b"archestra-res") + bytes([len(args)]) + b"".join(name(k) + v for k, v in args)
 
 
 def main():
@@ -71,6 +83,7 @@ def main():
         "disconnect": b"\x3f\x07" + hello() + frame(2, 1, 0, 0, name(b"status-code") + b"\x03\x00"
                                                    + name(b"message") + string(b"bye")),
         "small-frames": b"\x00\x01" + hello(b"pipelining") + frame(3, 1, 1, 1, msg),
+        "response": b"\x3f\x07" + hello() + frame(3, 1, 7, 7, res_msg()),
     }
     for k, v in seeds.items():
         with open(os.path.join(d, "seed-" + k), "wb") as f:

@@ -68,6 +68,38 @@ static void json_rejects_malformed(void **st)
 	assert_false(json_get(S("{\"messages\":[{\"content\":\"cut\"}],\"mod"), "model", &v));
 }
 
+/* The string scanner works 16 or 8 bytes at a time: a special byte at every
+ * offset of every length must still be seen. */
+static void json_strings_at_every_offset(void **st)
+{
+	(void)st;
+	char doc[128];
+	struct json_val v;
+	for (int n = 0; n < 70; n++) {
+		memset(doc, 'a', sizeof(doc));
+		doc[0] = '"';
+		doc[n + 1] = '"';
+		assert_true(json_parse_value((struct spop_slice){ (const uint8_t *)doc, (size_t)n + 2 }, &v));
+		assert_int_equal(v.raw.len, n + 2);
+		for (int i = 1; i <= n; i++) {
+			char c = doc[i];
+			doc[i] = '\x01'; /* a raw control byte is not JSON */
+			assert_false(json_parse_value((struct spop_slice){ (const uint8_t *)doc, (size_t)n + 2 }, &v));
+			doc[i] = (char)0xe9; /* a high byte is fine */
+			assert_true(json_parse_value((struct spop_slice){ (const uint8_t *)doc, (size_t)n + 2 }, &v));
+			doc[i] = '"'; /* the string ends early: trailing bytes make it invalid */
+			assert_false(json_parse_value((struct spop_slice){ (const uint8_t *)doc, (size_t)n + 2 }, &v));
+			doc[i] = c;
+		}
+		for (int i = 1; i + 1 <= n; i++) {
+			doc[i] = '\\';
+			doc[i + 1] = '"'; /* an escaped quote does not end it */
+			assert_true(json_parse_value((struct spop_slice){ (const uint8_t *)doc, (size_t)n + 2 }, &v));
+			doc[i] = doc[i + 1] = 'a';
+		}
+	}
+}
+
 /* ---- usage ---- */
 
 static void usage_openai(void **st)
@@ -261,15 +293,19 @@ static void statsd_dogstatsd_lines(void **st)
 	statsd_cfg_defaults(&c);
 	c.enabled = true;
 	sd_init(&s, &c);
+	c.timer_sample = 1;
 	struct statsd_tag t[] = { { "provider", S("openai"), false }, { "model", S("gpt-4.1 mini|x"), true } };
 	statsd_count(&s, "llm_requests", 1, t, 2);
 	statsd_timing_us(&s, "spoa_decision_time", 1234, t, 1);
-	statsd_emit(&s, "agent_executions", "exec:1|x", "s", NULL, 0);
+	statsd_set(&s, "agent_executions", S("exec:1|x"), NULL, 0);
+	statsd_count(&s, "llm_cost_usd", 0.000125, t, 1);
 	statsd_flush(&s);
 	assert_int_equal(nsent, 1);
-	assert_string_equal(sent[0], "archestra.llm_requests:1|c|#provider:openai,model:gpt-4.1_mini_x\n"
-	                             "archestra.spoa_decision_time:1.234|ms|#provider:openai\n"
-	                             "archestra.agent_executions:exec_1_x|s");
+	/* Timings go out as they come; aggregated series at the flush, first seen first. */
+	assert_string_equal(sent[0], "archestra.spoa_decision_time:1.234|ms|#provider:openai\n"
+	                             "archestra.llm_requests:1|c|#provider:openai,model:gpt-4.1_mini_x\n"
+	                             "archestra.agent_executions:exec_1_x|s\n"
+	                             "archestra.llm_cost_usd:0.000125000|c|#provider:openai");
 	statsd_flush(&s); /* nothing queued: nothing sent */
 	assert_int_equal(nsent, 1);
 }
@@ -300,8 +336,12 @@ static void statsd_batches_by_payload_size(void **st)
 	c.enabled = true;
 	c.max_payload = 600;
 	sd_init(&s, &c);
-	for (int i = 0; i < 40; i++)
-		statsd_count(&s, "llm_requests", i, NULL, 0); /* "archestra.llm_requests:N|c" ~27 bytes */
+	for (int i = 0; i < 40; i++) {
+		char v[16];
+		snprintf(v, sizeof(v), "%d", i);
+		struct statsd_tag t = { "n", S(v), false }; /* 40 series, ~35 bytes a line */
+		statsd_count(&s, "llm_requests", i, &t, 1);
+	}
 	statsd_flush(&s);
 	assert_true(nsent >= 2);
 	int lines = 0;
@@ -314,7 +354,7 @@ static void statsd_batches_by_payload_size(void **st)
 	}
 	assert_int_equal(lines, 40);
 	/* Every line arrives whole: a datagram ends on a line boundary. */
-	assert_non_null(strstr(sent[nsent - 1], "llm_requests:39|c"));
+	assert_non_null(strstr(sent[nsent - 1], "llm_requests:39|c|#n:39"));
 }
 
 static void statsd_bounds_cardinality(void **st)
@@ -344,6 +384,39 @@ static void statsd_bounds_cardinality(void **st)
 	statsd_count(&s, "llm_requests", 1, &t, 1);
 	statsd_flush(&s);
 	assert_non_null(strstr(sent[1], "external_agent_id:a4"));
+}
+
+static void statsd_aggregates_per_interval(void **st)
+{
+	(void)st;
+	struct statsd_cfg c;
+	static struct statsd s;
+	statsd_cfg_defaults(&c);
+	c.enabled = true;
+	sd_init(&s, &c);
+	struct statsd_tag a = { "verdict", S("allow"), false }, d = { "verdict", S("deny"), false };
+	for (int i = 0; i < 1000; i++)
+		statsd_count(&s, "llm_requests", 1, i % 4 ? &a : &d, 1);
+	for (int i = 0; i < 100; i++)
+		statsd_set(&s, "agent_executions", S(i % 2 ? "run-1" : "run-2"), NULL, 0);
+	statsd_gauge(&s, "spoa_connections", 5, NULL, 0);
+	statsd_gauge(&s, "spoa_connections", 3, NULL, 0);
+	for (int i = 0; i < 25; i++)
+		statsd_timing_us(&s, "spoa_decision_time", 1000, NULL, 0); /* sampled 1 in 10 */
+	statsd_flush(&s);
+	assert_int_equal(nsent, 1);
+	assert_non_null(strstr(sent[0], "archestra.llm_requests:750|c|#verdict:allow\n"));
+	assert_non_null(strstr(sent[0], "archestra.llm_requests:250|c|#verdict:deny\n"));
+	assert_non_null(strstr(sent[0], "archestra.agent_executions:run-2|s\narchestra.agent_executions:run-1|s\n"));
+	assert_non_null(strstr(sent[0], "archestra.spoa_connections:3|g"));
+	int timings = 0;
+	for (const char *p = sent[0]; (p = strstr(p, "spoa_decision_time:1.000|ms|@0.1")); p++)
+		timings++;
+	assert_int_equal(timings, 3);
+	/* The next interval starts empty. */
+	statsd_count(&s, "llm_requests", 1, &a, 1);
+	statsd_flush(&s);
+	assert_string_equal(sent[1], "archestra.llm_requests:1|c|#verdict:allow");
 }
 
 static void statsd_disabled_sends_nothing(void **st)
@@ -386,6 +459,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(json_members_and_paths),
 		cmocka_unit_test(json_rejects_malformed),
+		cmocka_unit_test(json_strings_at_every_offset),
 		cmocka_unit_test(usage_openai),
 		cmocka_unit_test(usage_anthropic),
 		cmocka_unit_test(usage_gemini),
@@ -397,6 +471,7 @@ int main(void)
 		cmocka_unit_test(statsd_dotted_names),
 		cmocka_unit_test(statsd_batches_by_payload_size),
 		cmocka_unit_test(statsd_bounds_cardinality),
+		cmocka_unit_test(statsd_aggregates_per_interval),
 		cmocka_unit_test(statsd_disabled_sends_nothing),
 		cmocka_unit_test(statsd_config),
 	};
