@@ -89,8 +89,8 @@ archestra edge is up: HTTP $base, HTTPS $tls (CA: $CERTS/ca.pem)
 logs: $RUN_DIR (haproxy.log has one line per call with provider, verdict and reason)
 
 Try (each line says what it should give):
-# 200: OpenAI chat completion with your own (direct) key
-curl -s $base/v1/openai/chat/completions -H 'Authorization: Bearer sk-demo-direct' -H 'Content-Type: application/json' -d '$body'
+# 200: OpenAI chat completion with your own (direct) key, naming the agent, user and session
+curl -s $base/v1/openai/chat/completions -H 'Authorization: Bearer sk-demo-direct' -H 'X-Archestra-Agent-Id: demo-agent' -H 'X-Archestra-User-Id: alice' -H 'X-Archestra-Session-Id: conv-1' -H 'Content-Type: application/json' -d '$body'
 # 200: the same over TLS, verified against the local CA
 curl -s --cacert $CERTS/ca.pem $tls/v1/openai/chat/completions -H 'Authorization: Bearer sk-demo-direct' -H 'Content-Type: application/json' -d '$body'
 # 200: OpenAI streaming (server-sent events, chunk by chunk)
@@ -101,6 +101,8 @@ curl -s $base/v1/anthropic/v1/messages -H 'x-api-key: sk-ant-demo' -H 'anthropic
 curl -s $base/v1/gemini/v1beta/models/gemini-2.0-flash:generateContent -H 'x-goog-api-key: AIza-demo' -H 'Content-Type: application/json' -d '{"contents":[{"parts":[{"text":"Hello"}]}]}'
 # 401: denied by the agent (no API key), in OpenAI's error shape; never sent upstream
 curl -s $base/v1/openai/chat/completions -H 'Content-Type: application/json' -d '$body'
+# 400: an invalid identity header (a '/' in the agent id), named in the error
+curl -s $base/v1/openai/chat/completions -H 'Authorization: Bearer sk-demo-direct' -H 'X-Archestra-Agent-Id: a/b' -d '{}'
 # 404: no provider at this path
 curl -s $base/v1/nowhere/chat/completions -H 'Authorization: Bearer sk-demo-direct' -d '{}'
 
