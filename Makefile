@@ -5,7 +5,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 \
            -fno-strict-aliasing -pthread
-LDLIBS  += -lev -lcjson -pthread
+LDLIBS  += -lev -lcjson -lcrypto -pthread
 BUILD   := build
 PYTHON  ?= python3
 UPSTREAM ?= mock
@@ -18,14 +18,14 @@ BENCH_PKGS := $(TEST_PKGS) wrk
 # The agent's pure modules (no I/O) and its I/O shell.
 CORE_SRC := spoa/spop.c spoa/session.c spoa/handler.c spoa/buf.c spoa/config.c spoa/log.c \
             spoa/hdrs.c spoa/provider.c spoa/request.c spoa/errjson.c spoa/jsonscan.c \
-            spoa/identity.c spoa/usage.c spoa/pricing.c spoa/glob.c spoa/statsd.c spoa/ctx.c
-SHELL_SRC := spoa/server.c spoa/main.c
+            spoa/identity.c spoa/usage.c spoa/pricing.c spoa/glob.c spoa/statsd.c spoa/ctx.c spoa/keys.c
+SHELL_SRC := spoa/server.c spoa/main.c spoa/authload.c spoa/keyscli.c
 AGENT    := spoa/archestra-spoa
 
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
 SHELL_OBJ := $(SHELL_SRC:%.c=$(BUILD)/%.o)
 
-UNIT_TESTS := test_spop test_session test_config test_request test_identity test_accounting
+UNIT_TESTS := test_spop test_session test_config test_request test_identity test_accounting test_keys
 UNIT_BIN   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 ASAN_BIN   := $(UNIT_TESTS:%=$(BUILD)/asan/%)
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -93,7 +93,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Ispoa
 $(BUILD)/fuzz/fuzz_session: tests/fuzz/fuzz_session.c $(CORE_SRC) $(wildcard spoa/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_session.c $(CORE_SRC) -lcjson
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_session.c $(CORE_SRC) -lcjson -lcrypto
 
 fuzz: deps-test $(BUILD)/fuzz/fuzz_session
 	@mkdir -p $(BUILD)/fuzz/corpus

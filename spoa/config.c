@@ -18,6 +18,7 @@
 const char config_usage[] =
 	"usage: archestra-spoa [--listen ADDR]... [--config FILE] [--threads N] [--check]\n"
 	"                      [--log-level error|warn|info|debug] [--version] [--help]\n"
+	"       archestra-spoa keys new|list|revoke|rotate --file KEYS_FILE ...   (virtual keys)\n"
 	"\n"
 	"  --listen ADDR     HOST:PORT, [IPV6]:PORT or unix:/path (repeatable;\n"
 	"                    default 127.0.0.1:12345)\n"
@@ -239,6 +240,34 @@ static int apply_caps(struct config *c, const cJSON *obj, char *err, size_t errl
 	return 0;
 }
 
+/* "provider_keys": {"openai": {"env": "OPENAI_API_KEY"}, "anthropic": {"file": "/run/..."}} */
+static int apply_provider_keys(struct config *c, const cJSON *obj, char *err, size_t errlen)
+{
+	const cJSON *it;
+	if (!cJSON_IsObject(obj)) {
+		seterr(err, errlen, "provider_keys: expected an object like {\"openai\": {\"env\": \"OPENAI_API_KEY\"}}");
+		return -1;
+	}
+	c->npkeys = 0;
+	cJSON_ArrayForEach(it, obj) {
+		const cJSON *env = cJSON_GetObjectItemCaseSensitive(it, "env");
+		const cJSON *file = cJSON_GetObjectItemCaseSensitive(it, "file");
+		if (c->npkeys == PROVIDER_KEYS_MAX || strlen(it->string) >= sizeof(c->pkeys[0].provider) ||
+		    !cJSON_IsObject(it) || cJSON_GetArraySize(it) != 1 || (!cJSON_IsString(env) && !cJSON_IsString(file)) ||
+		    (env && strlen(env->valuestring) >= sizeof(c->pkeys[0].env)) ||
+		    (file && strlen(file->valuestring) >= sizeof(c->pkeys[0].file))) {
+			seterr(err, errlen, "provider_keys.%s: expected {\"env\": \"VARIABLE\"} or {\"file\": \"/path\"}",
+			       it->string);
+			return -1;
+		}
+		strcpy(c->pkeys[c->npkeys].provider, it->string);
+		strcpy(c->pkeys[c->npkeys].env, env ? env->valuestring : "");
+		strcpy(c->pkeys[c->npkeys].file, file ? file->valuestring : "");
+		c->npkeys++;
+	}
+	return 0;
+}
+
 static int apply_listen(struct config *c, const cJSON *it, char *err, size_t errlen)
 {
 	if (cJSON_IsString(it)) {
@@ -335,6 +364,15 @@ int config_apply_json(struct config *c, const char *text, size_t len, char *err,
 				seterr(err, errlen, "truncated_body: expected \"deny\" (413) or \"allow\"");
 				goto out;
 			}
+		} else if (strcmp(k, "keys_file") == 0) {
+			if (!cJSON_IsString(it) || !it->valuestring[0] || strlen(it->valuestring) >= sizeof(c->keys_file)) {
+				seterr(err, errlen, "keys_file: expected the path of the virtual keys file");
+				goto out;
+			}
+			strcpy(c->keys_file, it->valuestring);
+		} else if (strcmp(k, "provider_keys") == 0) {
+			if (apply_provider_keys(c, it, err, errlen) < 0)
+				goto out;
 		} else if (strcmp(k, "statsd") == 0) {
 			if (statsd_cfg_apply_json(&c->statsd, it, err, errlen) < 0)
 				goto out;

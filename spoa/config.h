@@ -47,6 +47,13 @@ struct config {
 	bool drop_invalid_identity;   /* invalid X-Archestra-* values: dropped, else 400 */
 	struct statsd_cfg statsd;
 	struct price_table prices;
+	char keys_file[512];          /* virtual keys; "" when none */
+	struct {
+		char provider[32];
+		char env[64];             /* the variable that holds the real key, or "" */
+		char file[256];           /* the file that holds it (systemd credentials), or "" */
+	} pkeys[PROVIDER_KEYS_MAX];
+	int npkeys;
 	char config_path[512];        /* "" when none */
 };
 

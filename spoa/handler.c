@@ -1,6 +1,7 @@
 /* handler.c: message dispatch and the archestra handlers. See handler.h. */
 #include "handler.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -53,6 +54,10 @@ void spoa_write_decision(const struct req_decision *d, const char *ctx, struct s
 	for (int f = 0; f < ID_FIELDS; f++)
 		if (d->id.v[f].len)
 			set_slice(acts, identity_field_name((enum id_field)f), d->id.v[f]);
+		else if (f == ID_USER && d->owner.len)
+			set_slice(acts, "user_id", d->owner); /* a virtual key speaks for its owner */
+	if (d->key_id[0])
+		set_str(acts, "key_id", d->key_id);
 	if (d->model.len)
 		set_slice(acts, "model", d->model);
 	if (d->status) {
@@ -71,6 +76,11 @@ void spoa_write_decision(const struct req_decision *d, const char *ctx, struct s
 	spop_put_set_var_str2(acts, SPOP_SCOPE_TXN, "upstream_path", 13, p->upstream_base, strlen(p->upstream_base),
 	                      d->rest.ptr, d->rest.len);
 	set_str(acts, "upstream_host", p->host);
+	if (d->auth_hdr) {
+		set_str(acts, "auth_hdr", d->auth_hdr);
+		spop_put_set_var_str2(acts, SPOP_SCOPE_TXN, "auth_val", 8, d->auth_scheme, strlen(d->auth_scheme),
+		                      d->auth_key.ptr, d->auth_key.len);
+	}
 	if (d->inspect_res) {
 		set_str(acts, "inspect_res", "1");
 		if (ctx)
@@ -99,7 +109,8 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 	char ctx[1024];
 	const char *ctxp = NULL;
 
-	request_decide(hc->rcfg, msg, &d);
+	const struct auth *auth = hc->auth ? atomic_load_explicit(hc->auth, memory_order_acquire) : NULL;
+	request_decide(hc->rcfg, auth, (int64_t)time(NULL), msg, &d);
 	if (d.inspect_res && d.status == 0) {
 		struct call_ctx c = { .provider = lit(d.prov->name), .model = d.model, .start_us = now_us(CLOCK_REALTIME),
 		                      .stream = d.stream };

@@ -19,6 +19,7 @@ struct handler_ctx {
 	const struct request_cfg *rcfg;
 	const struct price_table *prices;
 	struct statsd *sd;
+	const struct auth *_Atomic *auth;   /* the current keys snapshot, swapped on reload */
 };
 
 /* Writes the actions for one message into the ACK under construction.

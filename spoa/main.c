@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authload.h"
 #include "config.h"
+#include "keyscli.h"
 #include "log.h"
 #include "server.h"
 #include "spop.h"
@@ -26,12 +28,30 @@ static void on_term(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+static void reload(const char *why)
+{
+	char err[CONFIG_ERR_LEN];
+	int n = server_reload_auth(g_server, err, sizeof(err));
+	if (n < 0)
+		LOG(LOG_ERROR, "reload", "trigger=%s result=refused error=\"%s\" (the previous keys stay in force)", why, err);
+	else
+		LOG(LOG_INFO, "reload", "trigger=%s result=ok virtual_keys=%d", why, n);
+}
+
 static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	(void)loop;
 	(void)w;
 	(void)revents;
-	LOG(LOG_INFO, "reload", "result=nothing_to_reload");
+	reload("SIGHUP");
+}
+
+static void on_keys_file(struct ev_loop *loop, ev_stat *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	if (w->attr.st_nlink)
+		reload("keys_file");
 }
 
 int main(int argc, char **argv)
@@ -39,6 +59,8 @@ int main(int argc, char **argv)
 	struct config cfg;
 	char err[CONFIG_ERR_LEN];
 
+	if (argc > 1 && strcmp(argv[1], "keys") == 0)
+		return keys_cli(argc - 1, argv + 1);
 	config_defaults(&cfg);
 	switch (config_from_args(&cfg, argc, argv, err, sizeof(err))) {
 	case CLI_HELP:
@@ -50,9 +72,17 @@ int main(int argc, char **argv)
 	case CLI_ERROR:
 		fprintf(stderr, "archestra-spoa: %s\n", err);
 		return 2;
-	case CLI_CHECK:
-		printf("configuration ok%s%s\n", cfg.config_path[0] ? ": " : "", cfg.config_path);
+	case CLI_CHECK: {
+		struct auth *a = auth_load(&cfg, err, sizeof(err));
+		if (!a) {
+			fprintf(stderr, "archestra-spoa: %s\n", err);
+			return 2;
+		}
+		printf("configuration ok%s%s (%d virtual keys, %d provider keys)\n", cfg.config_path[0] ? ": " : "",
+		       cfg.config_path, a->keys.n, a->provider_keys.n);
+		auth_free(a);
 		return 0;
+	}
 	case CLI_RUN:
 		break;
 	}
@@ -72,6 +102,12 @@ int main(int argc, char **argv)
 	ev_signal_start(loop, &sterm);
 	ev_signal_start(loop, &sint);
 	ev_signal_start(loop, &shup);
+	ev_stat keys_watch;
+	if (cfg.keys_file[0]) {
+		/* inotify where the kernel has it, else a poll each second */
+		ev_stat_init(&keys_watch, on_keys_file, cfg.keys_file, 1.0);
+		ev_stat_start(loop, &keys_watch);
+	}
 
 	if (server_run(g_server, err, sizeof(err)) < 0) {
 		fprintf(stderr, "archestra-spoa: %s\n", err);

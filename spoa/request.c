@@ -128,7 +128,61 @@ static void model_from_body(const struct spop_data *body, struct req_decision *d
 	}
 }
 
-void request_decide(const struct request_cfg *cfg, const struct spop_msg *m, struct req_decision *d)
+/* A virtual key: check it, then substitute the provider key the gateway holds. */
+static void virtual_key(const struct auth *auth, int64_t now, struct req_decision *d)
+{
+	const struct vkey *k;
+	const struct provider *p = d->prov;
+	enum vkey_result r = keystore_check(auth ? &auth->keys : NULL, d->credential, now, p->name, d->model, &k);
+	if (k)
+		snprintf(d->key_id, sizeof(d->key_id), "%s", k->id);
+	switch (r) {
+	case VK_OK:
+		break;
+	case VK_PROVIDER:
+		refuse(d, 403, vkey_result_reason(r), "this virtual key may not use the provider ", p->name);
+		return;
+	case VK_MODEL:
+		d->status = 403;
+		d->reason = vkey_result_reason(r);
+		snprintf(d->message, sizeof(d->message), "archestra: this virtual key may not use the model %.*s",
+		         (int)(d->model.len > 64 ? 64 : d->model.len), d->model.ptr);
+		return;
+	case VK_REVOKED:
+		refuse(d, 401, vkey_result_reason(r), "this virtual key has been revoked", NULL);
+		return;
+	case VK_EXPIRED:
+		refuse(d, 401, vkey_result_reason(r), "this virtual key has expired", NULL);
+		return;
+	case VK_MALFORMED:
+		refuse(d, 401, vkey_result_reason(r), "malformed virtual key (arch_vk_<id>_<secret>)", NULL);
+		return;
+	default:
+		refuse(d, 401, vkey_result_reason(r), "unknown virtual key", NULL);
+		return;
+	}
+	size_t len = 0;
+	const char *real = provider_key_for(auth ? &auth->provider_keys : NULL, p->name, &len);
+	if (!real) {
+		refuse(d, 500, "provider_key_missing", "the gateway holds no API key for the provider ", p->name);
+		return;
+	}
+	d->auth_key = (struct spop_slice){ (const uint8_t *)real, len };
+	if (p->cred & CRED_X_API_KEY) {
+		d->auth_hdr = "x-api-key";
+		d->auth_scheme = "";
+	} else if (p->cred & CRED_GOOG) {
+		d->auth_hdr = "x-goog-api-key";
+		d->auth_scheme = "";
+	} else {
+		d->auth_hdr = "authorization";
+		d->auth_scheme = "Bearer ";
+	}
+	d->owner = (struct spop_slice){ (const uint8_t *)k->owner, strlen(k->owner) };
+}
+
+void request_decide(const struct request_cfg *cfg, const struct auth *auth, int64_t now, const struct spop_msg *m,
+                    struct req_decision *d)
 {
 	memset(d, 0, sizeof(*d));
 	d->reason = "allowed";
@@ -181,10 +235,17 @@ void request_decide(const struct request_cfg *cfg, const struct spop_msg *m, str
 		refuse(d, 401, "missing_credential", "missing API key; send it in ", cred_hint(d->prov->cred));
 		return;
 	}
-	if (n == 1 && !d->prov->direct_keys) {
-		refuse(d, 401, "direct_key_refused",
-		       "provider API keys are not accepted for this provider; use a key issued by the gateway", NULL);
-		return;
+	if (n == 1 && vkey_looks_virtual(d->credential)) {
+		virtual_key(auth, now, d);
+		if (d->status)
+			return;
+	} else if (n == 1) {
+		direct_key_id(d->credential, d->key_id);
+		if (!d->prov->direct_keys) {
+			refuse(d, 401, "direct_key_refused",
+			       "provider API keys are not accepted for this provider; use a key issued by the gateway", NULL);
+			return;
+		}
 	}
 	d->inspect_res = cfg->inspect_responses;
 }

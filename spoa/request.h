@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "identity.h"
+#include "keys.h"
 #include "provider.h"
 #include "spop.h"
 
@@ -20,6 +21,13 @@ struct request_cfg {
 	enum truncated_policy truncated;
 	bool inspect_responses;         /* ask HAProxy for the response (archestra-res) */
 	bool drop_invalid_identity;     /* invalid X-Archestra-* values: drop (true) or 400 */
+};
+
+/* What authentication needs that can change at run time (SIGHUP, file change):
+ * one immutable snapshot, swapped whole. */
+struct auth {
+	struct keystore keys;
+	struct provider_keys provider_keys;
 };
 
 struct req_decision {
@@ -37,9 +45,16 @@ struct req_decision {
 	struct identity id;             /* X-Archestra-* values */
 	unsigned id_dropped;            /* invalid identity values dropped */
 	struct identity_error id_err;   /* set when status is 400 for an identity header */
+	char key_id[24];                /* "dk_<hash>" for a direct key, the id of a virtual key */
+	const char *auth_hdr;           /* set when the agent substitutes the real provider key */
+	const char *auth_scheme;        /* "Bearer " or "" before the real key */
+	struct spop_slice auth_key;     /* the real key; never logged */
+	struct spop_slice owner;        /* the virtual key's owner */
 };
 
-void request_decide(const struct request_cfg *cfg, const struct spop_msg *m, struct req_decision *d);
+/* `auth` may be NULL (no keys loaded); `now` is unix seconds. */
+void request_decide(const struct request_cfg *cfg, const struct auth *auth, int64_t now, const struct spop_msg *m,
+                    struct req_decision *d);
 
 /* The credential of a request, wherever the provider's clients put it. Returns
  * the number of distinct values found (0, 1, or 2 meaning "conflicting"). */

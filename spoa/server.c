@@ -23,11 +23,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "handler.h"
 #include "log.h"
+#include "authload.h"
 #include "session.h"
 #include "statsd.h"
 
@@ -86,7 +88,41 @@ struct server {
 	struct worker *workers;
 	atomic_int nconns;
 	bool started;
+	const struct auth *_Atomic auth;
+	/* Replaced snapshots, freed once no decision can still be reading them. */
+	struct { struct auth *a; time_t at; } retired[16];
+	int nretired;
 };
+
+#define RETIRE_AFTER_S 5 /* a decision takes microseconds; this is plenty */
+
+int server_reload_auth(struct server *s, char *err, size_t errlen)
+{
+	struct auth *fresh = auth_load(&s->cfg, err, errlen);
+	if (!fresh)
+		return -1;
+	time_t now = time(NULL);
+	int keep = 0;
+	for (int i = 0; i < s->nretired; i++) {
+		if (now - s->retired[i].at > RETIRE_AFTER_S)
+			auth_free(s->retired[i].a);
+		else
+			s->retired[keep++] = s->retired[i];
+	}
+	s->nretired = keep;
+	if (s->nretired == (int)(sizeof(s->retired) / sizeof(s->retired[0]))) {
+		auth_free(fresh);
+		snprintf(err, errlen, "reloading too often; try again in %d s", RETIRE_AFTER_S);
+		return -1;
+	}
+	struct auth *old = (struct auth *)atomic_exchange_explicit(&s->auth, fresh, memory_order_acq_rel);
+	if (old) {
+		s->retired[s->nretired].a = old;
+		s->retired[s->nretired].at = now;
+		s->nretired++;
+	}
+	return fresh->keys.n;
+}
 
 int server_threads(const struct server *s)
 {
@@ -541,6 +577,8 @@ struct server *server_open(const struct config *cfg, char *err, size_t errlen)
 	}
 	for (int i = 0; i < s->nthreads * cfg->nlisten; i++)
 		s->lfd[i] = -1;
+	if (server_reload_auth(s, err, errlen) < 0)
+		goto fail;
 
 	for (int l = 0; l < cfg->nlisten; l++) {
 		const struct listen_addr *la = &cfg->listen[l];
@@ -597,6 +635,7 @@ int server_run(struct server *s, char *err, size_t errlen)
 		w->hctx.rcfg = &s->rcfg;
 		w->hctx.prices = &cfg->prices;
 		w->hctx.sd = &w->sd;
+		w->hctx.auth = &s->auth;
 		w->handlers = cfg->ack_only ? spoa_handlers_ack_only : spoa_handlers_archestra;
 		w->handlers.arg = &w->hctx;
 		if (cfg->statsd.enabled) {
@@ -685,5 +724,8 @@ void server_free(struct server *s)
 	}
 	free(s->workers);
 	free(s->lfd);
+	auth_free((struct auth *)atomic_load(&s->auth));
+	for (int i = 0; i < s->nretired; i++)
+		auth_free(s->retired[i].a);
 	free(s);
 }

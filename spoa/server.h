@@ -39,4 +39,9 @@ void server_free(struct server *s);
 
 int server_threads(const struct server *s);
 
+/* Re-reads the keys file and provider keys into a new snapshot and swaps it in
+ * atomically; decisions under way finish on the old one. On error the old one
+ * stays. Returns the number of virtual keys, or -1 with err set. */
+int server_reload_auth(struct server *s, char *err, size_t errlen);
+
 #endif

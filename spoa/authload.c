@@ -1,0 +1,82 @@
+/* authload.c: see authload.h. */
+#include "authload.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int load_provider_key(struct provider_keys *pk, const char *provider, const char *env, const char *file,
+                             char *err, size_t errlen)
+{
+	char *val = NULL;
+	size_t len = 0;
+	if (env[0]) {
+		const char *v = getenv(env);
+		if (!v || !*v) {
+			snprintf(err, errlen, "provider_keys.%s: environment variable %s is not set", provider, env);
+			return -1;
+		}
+		val = strdup(v);
+		len = strlen(v);
+	} else {
+		char e[CONFIG_ERR_LEN];
+		val = config_read_file(file, &len, e, sizeof(e));
+		if (!val) {
+			snprintf(err, errlen, "provider_keys.%s: %s", provider, e);
+			return -1;
+		}
+		while (len && (val[len - 1] == '\n' || val[len - 1] == '\r' || val[len - 1] == ' '))
+			val[--len] = '\0'; /* files usually end with a newline */
+	}
+	if (!val || !len || strpbrk(val, "\r\n")) {
+		free(val);
+		snprintf(err, errlen, "provider_keys.%s: the key is empty or holds a line break", provider);
+		return -1;
+	}
+	snprintf(pk->k[pk->n].provider, sizeof(pk->k[pk->n].provider), "%s", provider);
+	pk->k[pk->n].key = val;
+	pk->k[pk->n].len = len;
+	pk->n++;
+	return 0;
+}
+
+struct auth *auth_load(const struct config *c, char *err, size_t errlen)
+{
+	struct auth *a = calloc(1, sizeof(*a));
+	if (!a) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (c->keys_file[0]) {
+		size_t len;
+		char e[CONFIG_ERR_LEN];
+		char *text = config_read_file(c->keys_file, &len, e, sizeof(e));
+		if (!text) {
+			snprintf(err, errlen, "keys_file: %s", e);
+			goto fail;
+		}
+		int rc = keystore_parse(text, len, &a->keys, e, sizeof(e));
+		free(text);
+		if (rc < 0) {
+			snprintf(err, errlen, "keys_file %s: %s", c->keys_file, e);
+			goto fail;
+		}
+	}
+	for (int i = 0; i < c->npkeys; i++)
+		if (load_provider_key(&a->provider_keys, c->pkeys[i].provider, c->pkeys[i].env, c->pkeys[i].file, err,
+		                      errlen) < 0)
+			goto fail;
+	return a;
+fail:
+	auth_free(a);
+	return NULL;
+}
+
+void auth_free(struct auth *a)
+{
+	if (!a)
+		return;
+	keystore_free(&a->keys);
+	provider_keys_free(&a->provider_keys);
+	free(a);
+}

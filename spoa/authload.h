@@ -1,0 +1,13 @@
+/* authload.h: building an authentication snapshot (struct auth) from the config:
+ * the keys file, and the real provider keys from the environment or files. I/O. */
+#ifndef SPOA_AUTHLOAD_H
+#define SPOA_AUTHLOAD_H
+
+#include "config.h"
+#include "request.h"
+
+/* A new snapshot (caller frees with auth_free), or NULL with err set. */
+struct auth *auth_load(const struct config *c, char *err, size_t errlen);
+void auth_free(struct auth *a);
+
+#endif
