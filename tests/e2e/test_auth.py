@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""End to end: virtual keys through HAProxy, the keys CLI, reloads, and no secret
+in any log or metric. TAP output. usage: test_auth.py path/to/archestra-spoa"""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(__file__))
+from edge import Edge, echo  # noqa: E402
+
+AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "spoa/archestra-spoa")
+REAL = {"openai": "sk-real-openai-9f8e7d", "anthropic": "sk-ant-real-6c5b4a"}
+out = []
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def run(name, fn):
+    try:
+        fn()
+        out.append((True, name, ""))
+    except Exception:
+        out.append((False, name, traceback.format_exc()))
+
+
+def keys(*args, keyfile):
+    r = subprocess.run([AGENT, "keys", *args, "--file", keyfile], capture_output=True, text=True, timeout=10)
+    return r
+
+
+def new_key(keyfile, *args):
+    r = keys("new", *args, keyfile=keyfile)
+    check(r.returncode == 0, f"keys new failed: {r.stderr}")
+    key = r.stdout.strip()
+    check(re.fullmatch(r"arch_vk_[a-z0-9]{12}_[A-Za-z0-9_-]{32}", key), f"bad key format: {key!r}")
+    return key, key[8:20]
+
+
+BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def main_run():
+    tmp = tempfile.mkdtemp(prefix="arch-auth-")
+    keyfile = os.path.join(tmp, "keys.json")
+    secrets = []
+
+    def cli():
+        ka, ida = new_key(keyfile, "--name", "support bot", "--owner", "alice", "--providers", "openai",
+                          "--models", "gpt-4o*")
+        kb, idb = new_key(keyfile, "--name", "any", "--owner", "bob")
+        kc, idc = new_key(keyfile, "--owner", "carol")
+        kd, idd = new_key(keyfile, "--owner", "dave", "--expires", "1000000000")  # 2001: expired
+        r = keys("revoke", idc, keyfile=keyfile)
+        check(r.returncode == 0, r.stderr)
+        lst = keys("list", keyfile=keyfile)
+        check(lst.returncode == 0 and ida in lst.stdout and "support bot" in lst.stdout, lst.stdout)
+        for k in (ka, kb, kc, kd):
+            check(k not in lst.stdout and k[21:] not in lst.stdout, "list shows a secret")
+            check(k not in open(keyfile).read(), "the keys file holds a key")
+        check(re.search(idc + r".*yes", lst.stdout), "revoked key not shown as revoked")
+        secrets.extend([ka, kb, kc, kd])
+        state.update(ka=ka, kb=kb, kc=kc, kd=kd, ida=ida, idb=idb)
+    state = {}
+    run("keys CLI: new prints a key once and stores only its hash; list shows no secret; revoke", cli)
+
+    def concurrent():
+        f = os.path.join(tmp, "race.json")
+        procs = [subprocess.Popen([AGENT, "keys", "new", "--file", f, "--owner", f"u{i}"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True) for i in range(20)]
+        got = [p.communicate(timeout=20)[0].strip() for p in procs]
+        check(all(p.returncode == 0 for p in procs), "a concurrent keys new failed")
+        data = json.load(open(f))
+        ids = sorted(k["id"] for k in data["keys"])
+        check(len(ids) == 20 and len(set(ids)) == 20, f"{len(ids)} keys in the file after 20 writers")
+        check(sorted(k[8:20] for k in got) == ids, "printed keys and stored ids differ")
+        check(not [n for n in os.listdir(tmp) if ".tmp." in n], "temporary files left behind")
+    run("20 concurrent `keys new` leave a valid file with all 20 keys", concurrent)
+
+    env = dict(os.environ, ARCH_TEST_OPENAI_KEY=REAL["openai"])
+    cfg = {"keys_file": keyfile, "provider_keys": {"openai": {"env": "ARCH_TEST_OPENAI_KEY"},
+                                                   "anthropic": {"file": os.path.join(tmp, "anthropic.key")}},
+           "inspect_responses": True}
+    with open(os.path.join(tmp, "anthropic.key"), "w") as f:
+        f.write(REAL["anthropic"] + "\n")
+    os.environ["ARCH_TEST_OPENAI_KEY"] = REAL["openai"]
+    with Edge(AGENT, agent_config=cfg) as edge:
+        def valid():
+            st, rh, data = edge.call("POST", "/v1/openai/chat/completions", BODY,
+                                     {"Authorization": "Bearer " + state["ka"]})
+            check(st == 200, f"status {st} {data[:200]!r}")
+            e = echo(rh)
+            check(e["headers"].get("authorization") == "Bearer " + REAL["openai"], "upstream did not get the real key")
+            check(state["ka"] not in json.dumps(e), "the virtual key reached the upstream")
+            st, rh, _ = edge.call("POST", "/v1/anthropic/v1/messages", {"model": "claude-sonnet-4-5", "messages": []},
+                                  {"x-api-key": state["kb"], "anthropic-version": "2023-06-01"})
+            check(st == 200, f"anthropic status {st}")
+            e = echo(rh)
+            check(e["headers"].get("x-api-key") == REAL["anthropic"] and "authorization" not in e["headers"],
+                  f"anthropic upstream headers: {e['headers']}")
+        run("a valid virtual key: upstream sees the real provider key in its own header, never the virtual one", valid)
+
+        def refusals():
+            before = len(edge.mock_requests())
+            cases = [
+                ("unknown", "Bearer arch_vk_nosuchkey000_" + "A" * 32, BODY, 401, "virtual_key_unknown"),
+                ("wrong secret", "Bearer " + state["ka"][:21] + "B" * 32, BODY, 401, "virtual_key_unknown"),
+                ("revoked", "Bearer " + state["kc"], BODY, 401, "virtual_key_revoked"),
+                ("expired", "Bearer " + state["kd"], BODY, 401, "virtual_key_expired"),
+                ("wrong model", "Bearer " + state["ka"], dict(BODY, model="gpt-5"), 403, "virtual_key_model_denied"),
+            ]
+            for name, auth, body, want, reason in cases:
+                st, _, data = edge.call("POST", "/v1/openai/chat/completions", body, {"Authorization": auth})
+                check(st == want, f"{name}: {st} {data[:200]!r}")
+                j = json.loads(data)
+                check(j["error"]["code"] == reason, f"{name}: {j}")
+                check(auth[7:] not in data.decode(), f"{name}: the error echoes the key")
+            st, _, data = edge.call("POST", "/v1/anthropic/v1/messages", {"model": "claude-sonnet-4-5"},
+                                    {"x-api-key": state["ka"]})
+            j = json.loads(data)
+            check(st == 403 and j["error"]["type"] == "permission_error", f"wrong provider: {st} {j}")
+            check(len(edge.mock_requests()) == before, "a refused call reached the upstream")
+        run("unknown, wrong secret, revoked, expired (401) and wrong model, wrong provider (403), provider-shaped, "
+            "never upstream", refusals)
+
+        def log_ids():
+            time.sleep(0.3)
+            log = edge.log("haproxy")
+            check(f"key_id={state['ida']}" in log and "user_id=alice" in log, "key id / owner missing in the log")
+            check(re.search(r"key_id=dk_[0-9a-f]{12}", log), "no direct key id in the log")
+        edge.call("POST", "/v1/openai/chat/completions", BODY, {"Authorization": "Bearer sk-direct-123"})
+        run("HAProxy's log names the key id and the key's owner as user (and dk_ ids for direct keys)", log_ids)
+
+        def revoke_live():
+            r = keys("revoke", state["idb"], keyfile=keyfile)
+            check(r.returncode == 0, r.stderr)
+            end = time.time() + 10
+            st = 0
+            while time.time() < end:
+                st, _, _ = edge.call("POST", "/v1/openai/chat/completions", BODY, {"Authorization": "Bearer " + state["kb"]})
+                if st == 401:
+                    break
+                time.sleep(0.2)
+            check(st == 401, f"revoked key still accepted ({st}) 10 s after the file changed")
+        run("revoking with the CLI takes effect in the running agent without a restart", revoke_live)
+
+        def rotate_and_hup():
+            r = keys("rotate", state["ida"], "--overlap", "3600", keyfile=keyfile)
+            check(r.returncode == 0, r.stderr)
+            new = r.stdout.strip()
+            secrets.append(new)
+            for p in ("agent0", "agent1"):
+                edge.procs[p].send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+            for k in (new, state["ka"]):
+                st, _, _ = edge.call("POST", "/v1/openai/chat/completions", BODY, {"Authorization": "Bearer " + k})
+                check(st == 200, f"{'new' if k == new else 'old'} key after rotation: {st}")
+            check("result=ok" in edge.log("agent0"), "no reload logged")
+        run("rotate: the new key and the old one (overlap) both work after SIGHUP", rotate_and_hup)
+
+        def broken_file():
+            good = open(keyfile).read()
+            with open(keyfile, "w") as f:
+                f.write("{ broken")
+            for p in ("agent0", "agent1"):
+                edge.procs[p].send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+            st, _, _ = edge.call("POST", "/v1/openai/chat/completions", BODY, {"Authorization": "Bearer " + state["ka"]})
+            check(st == 200, f"a broken keys file dropped the old keys ({st})")
+            check("result=refused" in edge.log("agent0"), "the refused reload was not logged")
+            with open(keyfile, "w") as f:
+                f.write(good)
+        run("a broken keys file is refused and the previous keys stay in force", broken_file)
+
+        def no_secret_anywhere():
+            time.sleep(0.3)
+            blob = edge.log("haproxy") + edge.log("agent0") + edge.log("agent1")
+            parts = [k for k in secrets] + [k[21:] for k in secrets] + list(REAL.values())
+            check(all(len(p) >= 16 for p in parts), "a needle is too short to mean anything")
+            leaked = [p for p in parts if p in blob]
+            check(not leaked, f"{len(leaked)} secret(s) found in logs")
+        run("no virtual key, secret part or real provider key in HAProxy's or the agents' logs", no_secret_anywhere)
+
+
+def main():
+    try:
+        main_run()
+    except Exception:
+        out.append((False, "the edge starts", traceback.format_exc()))
+    print(f"1..{len(out)}")
+    for i, (ok, name, diag) in enumerate(out, 1):
+        print(f"{'ok' if ok else 'not ok'} {i} - {name}")
+        if not ok:
+            for line in diag.splitlines()[-25:]:
+                print("# " + line)
+    return 0 if all(o[0] for o in out) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
