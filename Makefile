@@ -18,14 +18,14 @@ BENCH_PKGS := $(TEST_PKGS) wrk
 # The agent's pure modules (no I/O) and its I/O shell.
 CORE_SRC := spoa/spop.c spoa/session.c spoa/handler.c spoa/buf.c spoa/config.c spoa/log.c \
             spoa/hdrs.c spoa/provider.c spoa/request.c spoa/errjson.c spoa/jsonscan.c \
-            spoa/identity.c spoa/usage.c spoa/pricing.c spoa/glob.c spoa/statsd.c spoa/ctx.c spoa/keys.c
+            spoa/identity.c spoa/usage.c spoa/pricing.c spoa/glob.c spoa/statsd.c spoa/ctx.c spoa/keys.c spoa/jwt.c
 SHELL_SRC := spoa/server.c spoa/main.c spoa/authload.c spoa/keyscli.c
 AGENT    := spoa/archestra-spoa
 
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
 SHELL_OBJ := $(SHELL_SRC:%.c=$(BUILD)/%.o)
 
-UNIT_TESTS := test_spop test_session test_config test_request test_identity test_accounting test_keys
+UNIT_TESTS := test_spop test_session test_config test_request test_identity test_accounting test_keys test_jwt
 UNIT_BIN   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 ASAN_BIN   := $(UNIT_TESTS:%=$(BUILD)/asan/%)
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
