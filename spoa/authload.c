@@ -1,6 +1,8 @@
 /* authload.c: see authload.h. */
 #include "authload.h"
 
+#include <openssl/crypto.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +64,37 @@ struct auth *auth_load(const struct config *c, char *err, size_t errlen)
 			goto fail;
 		}
 	}
+	static _Atomic uint64_t generation;
+	a->gen = atomic_fetch_add(&generation, 1) + 1;
+	if (c->jwt.enabled) {
+		a->jwt = c->jwt.cfg;
+		if (c->jwt.jwks_file[0]) {
+			size_t len;
+			char e[CONFIG_ERR_LEN];
+			char *text = config_read_file(c->jwt.jwks_file, &len, e, sizeof(e));
+			if (!text) {
+				snprintf(err, errlen, "jwt.jwks_file: %s", e);
+				goto fail;
+			}
+			int rc = jwks_parse(text, len, &a->jwks, e, sizeof(e));
+			free(text);
+			if (rc < 0) {
+				snprintf(err, errlen, "jwt.jwks_file %s: %s", c->jwt.jwks_file, e);
+				goto fail;
+			}
+		}
+		if (c->jwt.hs256_secret_env[0]) {
+			const char *s = getenv(c->jwt.hs256_secret_env);
+			if (!s || strlen(s) < 32 || strlen(s) > sizeof(a->jwt.hs_secret)) {
+				snprintf(err, errlen, "jwt.hs256_secret_env: %s must hold a secret of 32 to %zu bytes",
+				         c->jwt.hs256_secret_env, sizeof(a->jwt.hs_secret));
+				goto fail;
+			}
+			a->jwt.hs_secret_len = strlen(s);
+			memcpy(a->jwt.hs_secret, s, a->jwt.hs_secret_len);
+		}
+		a->jwt_enabled = true;
+	}
 	for (int i = 0; i < c->npkeys; i++)
 		if (load_provider_key(&a->provider_keys, c->pkeys[i].provider, c->pkeys[i].env, c->pkeys[i].file, err,
 		                      errlen) < 0)
@@ -78,5 +111,7 @@ void auth_free(struct auth *a)
 		return;
 	keystore_free(&a->keys);
 	provider_keys_free(&a->provider_keys);
+	jwks_free(&a->jwks);
+	OPENSSL_cleanse(a->jwt.hs_secret, sizeof(a->jwt.hs_secret));
 	free(a);
 }

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,6 +269,81 @@ static int apply_provider_keys(struct config *c, const cJSON *obj, char *err, si
 	return 0;
 }
 
+/* "jwt": {"issuer", "audience", "jwks_file", "algorithms", "leeway_s", "user_claim",
+ *         "providers_claim", "models_claim", "hs256_secret_env"} */
+static int apply_jwt(struct config *c, const cJSON *obj, char *err, size_t errlen)
+{
+	static const struct { const char *name; size_t off, size; } strs[] = {
+		{ "issuer", offsetof(struct config, jwt.cfg.issuer), sizeof(((struct config *)0)->jwt.cfg.issuer) },
+		{ "audience", offsetof(struct config, jwt.cfg.audience), sizeof(((struct config *)0)->jwt.cfg.audience) },
+		{ "jwks_file", offsetof(struct config, jwt.jwks_file), sizeof(((struct config *)0)->jwt.jwks_file) },
+		{ "user_claim", offsetof(struct config, jwt.cfg.user_claim), sizeof(((struct config *)0)->jwt.cfg.user_claim) },
+		{ "providers_claim", offsetof(struct config, jwt.cfg.providers_claim),
+		  sizeof(((struct config *)0)->jwt.cfg.providers_claim) },
+		{ "models_claim", offsetof(struct config, jwt.cfg.models_claim), sizeof(((struct config *)0)->jwt.cfg.models_claim) },
+		{ "hs256_secret_env", offsetof(struct config, jwt.hs256_secret_env), sizeof(((struct config *)0)->jwt.hs256_secret_env) },
+	};
+	if (!cJSON_IsObject(obj)) {
+		seterr(err, errlen, "jwt: expected an object with issuer, audience, jwks_file and algorithms");
+		return -1;
+	}
+	c->jwt.cfg.leeway = 30;
+	c->jwt.cfg.algs = 1u << JWT_RS256;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, obj) {
+		size_t i;
+		for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+			if (strcmp(it->string, strs[i].name) == 0)
+				break;
+		if (i < sizeof(strs) / sizeof(strs[0])) {
+			if (!cJSON_IsString(it) || strlen(it->valuestring) >= strs[i].size) {
+				seterr(err, errlen, "jwt.%s: expected a string of at most %zu bytes", it->string, strs[i].size - 1);
+				return -1;
+			}
+			strcpy((char *)c + strs[i].off, it->valuestring);
+		} else if (strcmp(it->string, "algorithms") == 0) {
+			const cJSON *a;
+			c->jwt.cfg.algs = 0;
+			if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) == 0) {
+				seterr(err, errlen, "jwt.algorithms: expected a list like [\"RS256\", \"ES256\"]");
+				return -1;
+			}
+			cJSON_ArrayForEach(a, it) {
+				int alg = cJSON_IsString(a) ? jwt_alg_parse(a->valuestring) : -1;
+				if (alg < 0) {
+					seterr(err, errlen, "jwt.algorithms: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA or HS256 (\"none\" never)");
+					return -1;
+				}
+				c->jwt.cfg.algs |= 1u << alg;
+			}
+		} else if (strcmp(it->string, "leeway_s") == 0) {
+			long v;
+			if (json_uint(it, "jwt.leeway_s", 0, 300, &v, err, errlen) < 0)
+				return -1;
+			c->jwt.cfg.leeway = v;
+		} else {
+			seterr(err, errlen, "jwt.%s: unknown key (known: issuer, audience, jwks_file, algorithms, leeway_s, user_claim, providers_claim, models_claim, hs256_secret_env)",
+			       it->string);
+			return -1;
+		}
+	}
+	if (!c->jwt.cfg.issuer[0] || !c->jwt.cfg.audience[0]) {
+		seterr(err, errlen, "jwt: \"issuer\" and \"audience\" are required (tokens are checked against both)");
+		return -1;
+	}
+	bool hs = c->jwt.cfg.algs & (1u << JWT_HS256);
+	if (hs != (c->jwt.hs256_secret_env[0] != 0)) {
+		seterr(err, errlen, "jwt: HS256 needs \"hs256_secret_env\", and that secret is used for HS256 only");
+		return -1;
+	}
+	if ((c->jwt.cfg.algs & ~(1u << JWT_HS256)) && !c->jwt.jwks_file[0]) {
+		seterr(err, errlen, "jwt.jwks_file: required for the asymmetric algorithms");
+		return -1;
+	}
+	c->jwt.enabled = true;
+	return 0;
+}
+
 static int apply_listen(struct config *c, const cJSON *it, char *err, size_t errlen)
 {
 	if (cJSON_IsString(it)) {
@@ -372,6 +448,9 @@ int config_apply_json(struct config *c, const char *text, size_t len, char *err,
 			strcpy(c->keys_file, it->valuestring);
 		} else if (strcmp(k, "provider_keys") == 0) {
 			if (apply_provider_keys(c, it, err, errlen) < 0)
+				goto out;
+		} else if (strcmp(k, "jwt") == 0) {
+			if (apply_jwt(c, it, err, errlen) < 0)
 				goto out;
 		} else if (strcmp(k, "statsd") == 0) {
 			if (statsd_cfg_apply_json(&c->statsd, it, err, errlen) < 0)

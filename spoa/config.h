@@ -54,6 +54,12 @@ struct config {
 		char file[256];           /* the file that holds it (systemd credentials), or "" */
 	} pkeys[PROVIDER_KEYS_MAX];
 	int npkeys;
+	struct {
+		bool enabled;
+		char jwks_file[512];
+		char hs256_secret_env[64];
+		struct jwt_cfg cfg;       /* issuer, audience, algorithms, leeway, claims */
+	} jwt;
 	char config_path[512];        /* "" when none */
 };
 

@@ -109,8 +109,12 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 	char ctx[1024];
 	const char *ctxp = NULL;
 
-	const struct auth *auth = hc->auth ? atomic_load_explicit(hc->auth, memory_order_acquire) : NULL;
-	request_decide(hc->rcfg, auth, (int64_t)time(NULL), msg, &d);
+	struct decide_env env = {
+		.auth = hc->auth ? atomic_load_explicit(hc->auth, memory_order_acquire) : NULL,
+		.now = (int64_t)time(NULL),
+		.cache = hc->jwt_cache,
+	};
+	request_decide(hc->rcfg, &env, msg, &d);
 	if (d.inspect_res && d.status == 0) {
 		struct call_ctx c = { .provider = lit(d.prov->name), .model = d.model, .start_us = now_us(CLOCK_REALTIME),
 		                      .stream = d.stream };

@@ -20,6 +20,7 @@ struct handler_ctx {
 	const struct price_table *prices;
 	struct statsd *sd;
 	const struct auth *_Atomic *auth;   /* the current keys snapshot, swapped on reload */
+	struct jwt_cache *jwt_cache;        /* this worker's, or NULL */
 };
 
 /* Writes the actions for one message into the ACK under construction.

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "glob.h"
 #include "hdrs.h"
 #include "jsonscan.h"
 
@@ -128,6 +129,92 @@ static void model_from_body(const struct spop_data *body, struct req_decision *d
 	}
 }
 
+/* Sets the real provider key the gateway holds for this call. */
+static void substitute_key(const struct auth *auth, struct req_decision *d)
+{
+	const struct provider *p = d->prov;
+	size_t len = 0;
+	const char *real = provider_key_for(auth ? &auth->provider_keys : NULL, p->name, &len);
+	if (!real) {
+		refuse(d, 500, "provider_key_missing", "the gateway holds no API key for the provider ", p->name);
+		return;
+	}
+	d->auth_key = (struct spop_slice){ (const uint8_t *)real, len };
+	if (p->cred & CRED_X_API_KEY) {
+		d->auth_hdr = "x-api-key";
+		d->auth_scheme = "";
+	} else if (p->cred & CRED_GOOG) {
+		d->auth_hdr = "x-goog-api-key";
+		d->auth_scheme = "";
+	} else {
+		d->auth_hdr = "authorization";
+		d->auth_scheme = "Bearer ";
+	}
+}
+
+/* A JWT from the configured issuer: verify (or find in the cache), apply the
+ * access claims, then substitute the provider key. */
+static void jwt_credential(const struct decide_env *env, struct req_decision *d)
+{
+	const struct auth *auth = env->auth;
+	struct jwt_claims local, *c = &local;
+	uint8_t h[32];
+	sha256(d->credential.ptr, d->credential.len, h);
+	snprintf(d->key_id, sizeof(d->key_id), "jwt_%02x%02x%02x%02x%02x%02x", h[0], h[1], h[2], h[3], h[4], h[5]);
+	bool cached = false;
+	if (env->cache) {
+		unsigned slot = (unsigned)(h[0] | h[1] << 8) % JWT_CACHE_SLOTS;
+		if (env->cache->e[slot].gen == auth->gen && memcmp(env->cache->e[slot].hash, h, 32) == 0 &&
+		    env->now <= env->cache->e[slot].claims.exp + auth->jwt.leeway) {
+			c = &env->cache->e[slot].claims;
+			cached = true;
+			env->cache->hits++;
+		}
+	}
+	if (!cached) {
+		enum jwt_result r = jwt_verify(&auth->jwt, &auth->jwks, d->credential, env->now, &local);
+		if (r != JWT_OK) {
+			refuse(d, 401, jwt_result_reason(r), "the token was refused: ", jwt_result_reason(r) + 4);
+			return;
+		}
+		if (env->cache) {
+			unsigned slot = (unsigned)(h[0] | h[1] << 8) % JWT_CACHE_SLOTS;
+			memcpy(env->cache->e[slot].hash, h, 32);
+			env->cache->e[slot].gen = auth->gen;
+			env->cache->e[slot].claims = local;
+			env->cache->misses++;
+		}
+	}
+	const struct provider *p = d->prov;
+	if (c->nproviders >= 0) {
+		int i;
+		for (i = 0; i < c->nproviders; i++)
+			if (strcmp(c->providers[i], p->name) == 0)
+				break;
+		if (i == c->nproviders) {
+			refuse(d, 403, "jwt_provider_denied", "the token does not allow the provider ", p->name);
+			return;
+		}
+	}
+	if (c->nmodels >= 0) {
+		int i;
+		for (i = 0; i < c->nmodels; i++)
+			if (d->model.len && glob_match(c->models[i], d->model.ptr, d->model.len))
+				break;
+		if (i == c->nmodels) {
+			d->status = 403;
+			d->reason = "jwt_model_denied";
+			snprintf(d->message, sizeof(d->message), "archestra: the token does not allow the model %.*s",
+			         (int)(d->model.len > 64 ? 64 : d->model.len), d->model.ptr);
+			return;
+		}
+	}
+	snprintf(d->jwt_user, sizeof(d->jwt_user), "%s", c->user);
+	substitute_key(auth, d);
+	if (!d->status)
+		d->owner = (struct spop_slice){ (const uint8_t *)d->jwt_user, strlen(d->jwt_user) };
+}
+
 /* A virtual key: check it, then substitute the provider key the gateway holds. */
 static void virtual_key(const struct auth *auth, int64_t now, struct req_decision *d)
 {
@@ -161,29 +248,17 @@ static void virtual_key(const struct auth *auth, int64_t now, struct req_decisio
 		refuse(d, 401, vkey_result_reason(r), "unknown virtual key", NULL);
 		return;
 	}
-	size_t len = 0;
-	const char *real = provider_key_for(auth ? &auth->provider_keys : NULL, p->name, &len);
-	if (!real) {
-		refuse(d, 500, "provider_key_missing", "the gateway holds no API key for the provider ", p->name);
-		return;
-	}
-	d->auth_key = (struct spop_slice){ (const uint8_t *)real, len };
-	if (p->cred & CRED_X_API_KEY) {
-		d->auth_hdr = "x-api-key";
-		d->auth_scheme = "";
-	} else if (p->cred & CRED_GOOG) {
-		d->auth_hdr = "x-goog-api-key";
-		d->auth_scheme = "";
-	} else {
-		d->auth_hdr = "authorization";
-		d->auth_scheme = "Bearer ";
-	}
-	d->owner = (struct spop_slice){ (const uint8_t *)k->owner, strlen(k->owner) };
+	substitute_key(auth, d);
+	if (!d->status)
+		d->owner = (struct spop_slice){ (const uint8_t *)k->owner, strlen(k->owner) };
 }
 
-void request_decide(const struct request_cfg *cfg, const struct auth *auth, int64_t now, const struct spop_msg *m,
+void request_decide(const struct request_cfg *cfg, const struct decide_env *env, const struct spop_msg *m,
                     struct req_decision *d)
 {
+	static const struct decide_env none;
+	if (!env)
+		env = &none;
 	memset(d, 0, sizeof(*d));
 	d->reason = "allowed";
 
@@ -236,7 +311,11 @@ void request_decide(const struct request_cfg *cfg, const struct auth *auth, int6
 		return;
 	}
 	if (n == 1 && vkey_looks_virtual(d->credential)) {
-		virtual_key(auth, now, d);
+		virtual_key(env->auth, env->now, d);
+		if (d->status)
+			return;
+	} else if (n == 1 && env->auth && env->auth->jwt_enabled && jwt_looks_like(d->credential)) {
+		jwt_credential(env, d);
 		if (d->status)
 			return;
 	} else if (n == 1) {

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "identity.h"
+#include "jwt.h"
 #include "keys.h"
 #include "provider.h"
 #include "spop.h"
@@ -26,8 +27,31 @@ struct request_cfg {
 /* What authentication needs that can change at run time (SIGHUP, file change):
  * one immutable snapshot, swapped whole. */
 struct auth {
+	uint64_t gen;                     /* tells snapshots apart (JWT cache entries) */
 	struct keystore keys;
 	struct provider_keys provider_keys;
+	bool jwt_enabled;
+	struct jwt_cfg jwt;
+	struct jwks jwks;
+};
+
+/* Verified JWTs, per worker: a repeated token costs a hash and a lookup, not a
+ * signature check, until it expires or the snapshot changes. */
+#define JWT_CACHE_SLOTS 256
+struct jwt_cache {
+	struct {
+		uint8_t hash[32];
+		uint64_t gen;
+		struct jwt_claims claims;
+	} e[JWT_CACHE_SLOTS];
+	uint64_t hits, misses;
+};
+
+/* What a decision may consult besides the message: all optional. */
+struct decide_env {
+	const struct auth *auth;          /* NULL: no keys, no JWT */
+	int64_t now;                      /* unix seconds */
+	struct jwt_cache *cache;          /* NULL: verify every time */
 };
 
 struct req_decision {
@@ -49,11 +73,11 @@ struct req_decision {
 	const char *auth_hdr;           /* set when the agent substitutes the real provider key */
 	const char *auth_scheme;        /* "Bearer " or "" before the real key */
 	struct spop_slice auth_key;     /* the real key; never logged */
-	struct spop_slice owner;        /* the virtual key's owner */
+	struct spop_slice owner;        /* the virtual key's owner, or the JWT's user */
+	char jwt_user[128];             /* backing store for owner with a JWT */
 };
 
-/* `auth` may be NULL (no keys loaded); `now` is unix seconds. */
-void request_decide(const struct request_cfg *cfg, const struct auth *auth, int64_t now, const struct spop_msg *m,
+void request_decide(const struct request_cfg *cfg, const struct decide_env *env, const struct spop_msg *m,
                     struct req_decision *d);
 
 /* The credential of a request, wherever the provider's clients put it. Returns

@@ -636,6 +636,7 @@ int server_run(struct server *s, char *err, size_t errlen)
 		w->hctx.prices = &cfg->prices;
 		w->hctx.sd = &w->sd;
 		w->hctx.auth = &s->auth;
+		w->hctx.jwt_cache = calloc(1, sizeof(*w->hctx.jwt_cache)); /* none: every token is verified */
 		w->handlers = cfg->ack_only ? spoa_handlers_ack_only : spoa_handlers_archestra;
 		w->handlers.arg = &w->hctx;
 		if (cfg->statsd.enabled) {
@@ -720,6 +721,7 @@ void server_free(struct server *s)
 				ev_loop_destroy(w->loop);
 			buf_free(&w->rbuf);
 			buf_free(&w->wbuf);
+			free(w->hctx.jwt_cache);
 		}
 	}
 	free(s->workers);

@@ -86,9 +86,18 @@ def main_run():
         check(not [n for n in os.listdir(tmp) if ".tmp." in n], "temporary files left behind")
     run("20 concurrent `keys new` leave a valid file with all 20 keys", concurrent)
 
-    env = dict(os.environ, ARCH_TEST_OPENAI_KEY=REAL["openai"])
+    issuer = os.path.join(tmp, "issuer")
+    mint = os.path.join(os.path.dirname(__file__), "..", "mock", "demo-issuer.py")
+    subprocess.run([sys.executable, mint, "init", issuer], check=True)
+
+    def token(*args):
+        return subprocess.run([sys.executable, mint, "token", issuer, *args], check=True, capture_output=True,
+                              text=True).stdout.strip()
     cfg = {"keys_file": keyfile, "provider_keys": {"openai": {"env": "ARCH_TEST_OPENAI_KEY"},
                                                    "anthropic": {"file": os.path.join(tmp, "anthropic.key")}},
+           "jwt": {"issuer": "https://demo-issuer.local", "audience": "archestra",
+                   "jwks_file": os.path.join(issuer, "jwks.json"), "algorithms": ["RS256", "ES256"],
+                   "providers_claim": "llm_providers"},
            "inspect_responses": True}
     with open(os.path.join(tmp, "anthropic.key"), "w") as f:
         f.write(REAL["anthropic"] + "\n")
@@ -131,6 +140,36 @@ def main_run():
             check(len(edge.mock_requests()) == before, "a refused call reached the upstream")
         run("unknown, wrong secret, revoked, expired (401) and wrong model, wrong provider (403), provider-shaped, "
             "never upstream", refusals)
+
+        def jwt_calls():
+            good = token("--sub", "jwt-user-1", "--providers", "openai")
+            secrets.append(good)
+            for _ in range(3):  # the second and third are served from the agent's cache
+                st, rh, data = edge.call("POST", "/v1/openai/chat/completions", BODY, {"Authorization": "Bearer " + good})
+                check(st == 200, f"valid JWT: {st} {data[:200]!r}")
+                e = echo(rh)
+                check(e["headers"].get("authorization") == "Bearer " + REAL["openai"], "upstream did not get the real key")
+                check(good not in json.dumps(e), "the token reached the upstream")
+            bad = [
+                ("expired", token("--ttl", "-120", "--providers", "openai"), 401, "jwt_expired"),
+                ("wrong audience", token("--aud", "someone-else", "--providers", "openai"), 401, "jwt_bad_audience"),
+                ("wrong issuer", token("--iss", "https://evil.example", "--providers", "openai"), 401, "jwt_bad_issuer"),
+                ("unknown kid", token("--kid", "other", "--providers", "openai"), 401, "jwt_unknown_kid"),
+                ("not for this provider", token("--providers", "anthropic"), 403, "jwt_provider_denied"),
+                ("tampered", good[:-6] + ("AAAAAA" if not good.endswith("AAAAAA") else "BBBBBB"), 401, "jwt_bad_signature"),
+                ("alg none", "eyJhbGciOiJub25lIn0." + good.split(".")[1] + ".", 401, "jwt_bad_alg"),
+            ]
+            for name, tok, want, reason in bad:
+                secrets.append(tok) if len(tok) > 40 else None
+                st, _, data = edge.call("POST", "/v1/openai/chat/completions", BODY, {"Authorization": "Bearer " + tok})
+                check(st == want, f"{name}: {st} {data[:200]!r}")
+                j = json.loads(data)
+                check(j["error"]["code"] == reason, f"{name}: {j}")
+                check(tok not in data.decode(), f"{name}: the error echoes the token")
+            time.sleep(0.3)
+            check("user_id=jwt-user-1" in edge.log("haproxy"), "the token's subject is not the user in the log")
+        run("JWT: a valid token is swapped for the real key (cached on repeat); expired, wrong aud/iss, unknown kid, "
+            "tampered, alg none (401) and a provider the token does not allow (403)", jwt_calls)
 
         def log_ids():
             time.sleep(0.3)

@@ -180,8 +180,9 @@ static void decisions_with_virtual_keys(void **st)
 	auth.provider_keys.k[0].key = real;
 	auth.provider_keys.k[0].len = strlen(real);
 	struct req_decision d;
+	struct decide_env env = { .auth = &auth, .now = NOW };
 
-	request_decide(&cfg, &auth, NOW, req("/v1/openai/chat/completions", "authorization", "Bearer " K1_NEW,
+	request_decide(&cfg, &env, req("/v1/openai/chat/completions", "authorization", "Bearer " K1_NEW,
 	                                     "{\"model\":\"gpt-4o\"}"), &d);
 	assert_int_equal(d.status, 0);
 	assert_string_equal(d.key_id, "abcdefghij01");
@@ -212,7 +213,7 @@ static void decisions_with_virtual_keys(void **st)
 		{ "/v1/gemini/v1beta/models/g:generateContent", "Bearer " K4, "{}", 500, "provider_key_missing" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		request_decide(&cfg, &auth, NOW, req(cases[i].path, "authorization", cases[i].key, cases[i].body), &d);
+		request_decide(&cfg, &env, req(cases[i].path, "authorization", cases[i].key, cases[i].body), &d);
 		if (d.status != cases[i].status || strcmp(d.reason, cases[i].reason) != 0)
 			fail_msg("case %zu: %d %s", i, d.status, d.reason);
 		assert_null(strstr(d.message, cases[i].key + 7)); /* never echoes the key */
@@ -221,13 +222,13 @@ static void decisions_with_virtual_keys(void **st)
 
 	/* Anthropic gets x-api-key, Gemini x-goog-api-key. */
 	strcpy(auth.provider_keys.k[0].provider, "gemini");
-	request_decide(&cfg, &auth, NOW, req("/v1/gemini/v1beta/models/g:generateContent", "x-goog-api-key", K4, "{}"), &d);
+	request_decide(&cfg, &env, req("/v1/gemini/v1beta/models/g:generateContent", "x-goog-api-key", K4, "{}"), &d);
 	assert_int_equal(d.status, 0);
 	assert_string_equal(d.auth_hdr, "x-goog-api-key");
 	assert_string_equal(d.auth_scheme, "");
 
 	/* A direct key gets a key id and passes untouched. */
-	request_decide(&cfg, &auth, NOW, req("/v1/openai/chat/completions", "authorization", "Bearer sk-direct", "{}"), &d);
+	request_decide(&cfg, &env, req("/v1/openai/chat/completions", "authorization", "Bearer sk-direct", "{}"), &d);
 	assert_int_equal(d.status, 0);
 	assert_memory_equal(d.key_id, "dk_", 3);
 	assert_null(d.auth_hdr);

@@ -85,7 +85,7 @@ static struct msgbuf *req(const char *path, const char *hdr_lines, const char *q
 
 static void decide(struct msgbuf *b, struct req_decision *d)
 {
-	request_decide(&rcfg, NULL, 1700000000, &b->m, d);
+	request_decide(&rcfg, NULL, &b->m, d);
 	free(b);
 }
 
@@ -163,7 +163,7 @@ static void credentials(void **st)
 
 	/* The credential is a slice of the frame, never copied into the message. */
 	struct msgbuf *b = req("/v1/openai/chat/completions", "authorization: Bearer sk-secret-123", NULL);
-	request_decide(&rcfg, NULL, 1700000000, &b->m, &d);
+	request_decide(&rcfg, NULL, &b->m, &d);
 	assert_int_equal(d.credential.len, 13);
 	assert_memory_equal(d.credential.ptr, "sk-secret-123", 13);
 	assert_true(d.credential.ptr >= b->hdrs && d.credential.ptr < b->hdrs + sizeof(b->hdrs));
@@ -186,14 +186,14 @@ static void truncated_bodies(void **st)
 	struct msgbuf *b = req("/v1/openai/chat/completions", "authorization: Bearer k", NULL);
 	add_arg(&b->m, "body_len", i32(16000));
 	add_arg(&b->m, "body_size", i32(500000));
-	request_decide(&rcfg, NULL, 1700000000, &b->m, &d);
+	request_decide(&rcfg, NULL, &b->m, &d);
 	assert_int_equal(d.status, 413);
 	assert_string_equal(d.reason, "body_truncated");
 	assert_non_null(strstr(d.message, "tune.bufsize"));
 	assert_non_null(strstr(d.message, "500000"));
 	assert_string_equal(d.prov->name, "openai");
 	rcfg.truncated = TRUNC_ALLOW;
-	request_decide(&rcfg, NULL, 1700000000, &b->m, &d);
+	request_decide(&rcfg, NULL, &b->m, &d);
 	assert_int_equal(d.status, 0);
 	rcfg.truncated = TRUNC_DENY;
 	free(b);
@@ -278,7 +278,7 @@ static void decision_variables(void **st)
 	struct spop_data v;
 	struct req_decision d;
 	struct msgbuf *b = req("/v1/anthropic/v1/messages", "x-api-key: sk-ant-secret", NULL);
-	request_decide(&rcfg, NULL, 1700000000, &b->m, &d);
+	request_decide(&rcfg, NULL, &b->m, &d);
 	spop_writer_init(&w, buf, sizeof(buf));
 	spoa_write_decision(&d, NULL, &w);
 	assert_false(w.overflow);
@@ -292,7 +292,7 @@ static void decision_variables(void **st)
 	assert_false(find_var(buf, w.p, "auth_val", &v));
 	assert_null(memmem(buf, (size_t)(w.p - buf), "sk-ant-secret", 13));
 	rcfg.inspect_responses = true;
-	request_decide(&rcfg, NULL, 1700000000, &b->m, &d);
+	request_decide(&rcfg, NULL, &b->m, &d);
 	spop_writer_init(&w, buf, sizeof(buf));
 	spoa_write_decision(&d, NULL, &w);
 	assert_true(find_var(buf, w.p, "inspect_res", &v) && SPOP_SLICE_IS(v.v.s, "1"));
@@ -300,7 +300,7 @@ static void decision_variables(void **st)
 	free(b);
 
 	b = req("/v1/anthropic/v1/messages", "host: x", NULL);
-	request_decide(&rcfg, NULL, 1700000000, &b->m, &d);
+	request_decide(&rcfg, NULL, &b->m, &d);
 	spop_writer_init(&w, buf, sizeof(buf));
 	spoa_write_decision(&d, NULL, &w);
 	assert_true(find_var(buf, w.p, "verdict", &v) && SPOP_SLICE_IS(v.v.s, "deny"));
