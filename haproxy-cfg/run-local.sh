@@ -62,8 +62,32 @@ else
 	echo "upstream: mock provider on https://127.0.0.1:$MOCK_PORT (certificate from the local test CA)"
 fi
 
+# The three ways to authenticate: a direct provider key, a virtual key issued
+# here, and a JWT from a local demo identity provider whose JWKS the agent loads.
+rm -f "$RUN_DIR/keys.json" "$RUN_DIR/keys.json.lock"
+vkey=$(spoa/archestra-spoa keys new --file "$RUN_DIR/keys.json" --name demo --owner demo-user 2>/dev/null)
+"$PYTHON" tests/mock/demo-issuer.py init "$RUN_DIR/issuer"
+jwt=$("$PYTHON" tests/mock/demo-issuer.py token "$RUN_DIR/issuer" --sub jwt-demo-user --ttl 86400)
+if [ "$UPSTREAM" != real ]; then
+	# The mock accepts any key; the "real" keys the gateway holds are stand-ins.
+	export OPENAI_API_KEY=sk-mock-openai ANTHROPIC_API_KEY=sk-mock-anthropic GEMINI_API_KEY=mock-gemini
+fi
+pkeys=""
+for p in openai:OPENAI_API_KEY anthropic:ANTHROPIC_API_KEY gemini:GEMINI_API_KEY; do
+	var=${p#*:}
+	if [ -n "${!var:-}" ]; then pkeys="$pkeys${pkeys:+,}\"${p%%:*}\": {\"env\": \"$var\"}"; fi
+done
+cat >"$RUN_DIR/agent.json" <<JSON
+{
+  "keys_file": "$RUN_DIR/keys.json",
+  "provider_keys": { $pkeys },
+  "jwt": { "issuer": "https://demo-issuer.local", "audience": "archestra",
+           "jwks_file": "$RUN_DIR/issuer/jwks.json", "algorithms": ["RS256"] }
+}
+JSON
+
 for port in "$AGENT1_PORT" "$AGENT2_PORT"; do
-	spoa/archestra-spoa --listen "127.0.0.1:$port" ${AGENT_ARGS:-} >>"$RUN_DIR/agent-$port.log" 2>&1 &
+	spoa/archestra-spoa --listen "127.0.0.1:$port" --config "$RUN_DIR/agent.json" ${AGENT_ARGS:-} >>"$RUN_DIR/agent-$port.log" 2>&1 &
 	pids+=($!)
 	wait_port "$port" "agent-$port" $!
 done
@@ -95,6 +119,12 @@ curl -s $base/v1/openai/chat/completions -H 'Authorization: Bearer sk-demo-direc
 curl -s --cacert $CERTS/ca.pem $tls/v1/openai/chat/completions -H 'Authorization: Bearer sk-demo-direct' -H 'Content-Type: application/json' -d '$body'
 # 200: OpenAI streaming (server-sent events, chunk by chunk)
 curl -sN $base/v1/openai/chat/completions -H 'Authorization: Bearer sk-demo-direct' -H 'Content-Type: application/json' -d '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Count to 5"}]}'
+# 200: the same with a virtual key issued by the gateway (it sends its own provider key upstream)
+curl -s $base/v1/openai/chat/completions -H 'Authorization: Bearer $vkey' -H 'Content-Type: application/json' -d '$body'
+# 200: the same with a JWT from the demo identity provider (its subject becomes the user)
+curl -s $base/v1/openai/chat/completions -H 'Authorization: Bearer $jwt' -H 'Content-Type: application/json' -d '$body'
+# 401: a revoked, unknown or forged virtual key is refused
+curl -s $base/v1/openai/chat/completions -H 'Authorization: Bearer arch_vk_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' -d '{}'
 # 200: Anthropic messages
 curl -s $base/v1/anthropic/v1/messages -H 'x-api-key: sk-ant-demo' -H 'anthropic-version: 2023-06-01' -H 'Content-Type: application/json' -d '{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":"Hello"}]}'
 # 200: Gemini generateContent
@@ -106,6 +136,7 @@ curl -s $base/v1/openai/chat/completions -H 'Authorization: Bearer sk-demo-direc
 # 404: no provider at this path
 curl -s $base/v1/nowhere/chat/completions -H 'Authorization: Bearer sk-demo-direct' -d '{}'
 
+Virtual keys: spoa/archestra-spoa keys new|list|revoke|rotate --file $RUN_DIR/keys.json (the agents reload it).
 Ctrl-C stops everything.
 EOF
 if [ "${RUN_LOCAL_READY_FILE:-}" ]; then touch "$RUN_LOCAL_READY_FILE"; fi
