@@ -82,6 +82,10 @@ $(BUILD)/spop-bench: tests/bench/spop-bench.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< -lev -lm
 
+$(BUILD)/jwt-bench: tests/bench/jwt-bench.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ispoa -o $@ $< $(CORE_OBJ) $(LDLIBS)
+
 unit: $(UNIT_BIN) $(ASAN_BIN)
 
 test: deps-test
@@ -103,8 +107,9 @@ fuzz: deps-test $(BUILD)/fuzz/fuzz_session
 
 # ---- benchmarks ----
 bench: deps-bench
-	@$(MAKE) --no-print-directory all $(BUILD)/spop-bench
-	@tests/bench/run-bench.sh
+	@$(MAKE) --no-print-directory all $(BUILD)/spop-bench $(BUILD)/jwt-bench
+	@$(PYTHON) tests/bench/run-bench.py
+	@tests/bench/edge-bench.sh
 
 # ---- install ----
 PREFIX     ?= /usr/local

@@ -158,29 +158,40 @@ static void jwt_credential(const struct decide_env *env, struct req_decision *d)
 {
 	const struct auth *auth = env->auth;
 	struct jwt_claims local, *c = &local;
-	uint8_t h[32];
-	sha256(d->credential.ptr, d->credential.len, h);
-	snprintf(d->key_id, sizeof(d->key_id), "jwt_%02x%02x%02x%02x%02x%02x", h[0], h[1], h[2], h[3], h[4], h[5]);
-	bool cached = false;
-	if (env->cache) {
-		unsigned slot = (unsigned)(h[0] | h[1] << 8) % JWT_CACHE_SLOTS;
-		if (env->cache->e[slot].gen == auth->gen && memcmp(env->cache->e[slot].hash, h, 32) == 0 &&
-		    env->now <= env->cache->e[slot].claims.exp + auth->jwt.leeway) {
-			c = &env->cache->e[slot].claims;
-			cached = true;
-			env->cache->hits++;
-		}
+	struct spop_slice t = d->credential;
+	/* A fast hash picks the slot; the stored token itself confirms a hit. */
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ t.len;
+	size_t at = 0;
+	for (; at + 8 <= t.len; at += 8) {
+		uint64_t w;
+		memcpy(&w, t.ptr + at, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdULL;
+		h ^= h >> 32;
 	}
-	if (!cached) {
-		enum jwt_result r = jwt_verify(&auth->jwt, &auth->jwks, d->credential, env->now, &local);
+	for (; at < t.len; at++)
+		h = (h ^ t.ptr[at]) * 0x100000001b3ULL;
+	unsigned slot = (unsigned)(h % JWT_CACHE_SLOTS);
+	bool cacheable = env->cache && t.len <= JWT_CACHE_TOKEN_MAX;
+	if (cacheable && env->cache->e[slot].gen == auth->gen && env->cache->e[slot].len == t.len &&
+	    memcmp(env->cache->e[slot].tok, t.ptr, t.len) == 0 &&
+	    env->now <= env->cache->e[slot].claims.exp + auth->jwt.leeway) {
+		c = &env->cache->e[slot].claims;
+		memcpy(d->key_id, env->cache->e[slot].key_id, sizeof(d->key_id));
+		env->cache->hits++;
+	} else {
+		uint8_t sh[32];
+		sha256(t.ptr, t.len, sh);
+		snprintf(d->key_id, sizeof(d->key_id), "jwt_%02x%02x%02x%02x%02x%02x", sh[0], sh[1], sh[2], sh[3], sh[4], sh[5]);
+		enum jwt_result r = jwt_verify(&auth->jwt, &auth->jwks, t, env->now, &local);
 		if (r != JWT_OK) {
 			refuse(d, 401, jwt_result_reason(r), "the token was refused: ", jwt_result_reason(r) + 4);
 			return;
 		}
-		if (env->cache) {
-			unsigned slot = (unsigned)(h[0] | h[1] << 8) % JWT_CACHE_SLOTS;
-			memcpy(env->cache->e[slot].hash, h, 32);
+		if (cacheable) {
 			env->cache->e[slot].gen = auth->gen;
+			env->cache->e[slot].len = (uint16_t)t.len;
+			memcpy(env->cache->e[slot].tok, t.ptr, t.len);
+			memcpy(env->cache->e[slot].key_id, d->key_id, sizeof(d->key_id));
 			env->cache->e[slot].claims = local;
 			env->cache->misses++;
 		}

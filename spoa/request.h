@@ -37,12 +37,15 @@ struct auth {
 
 /* Verified JWTs, per worker: a repeated token costs a hash and a lookup, not a
  * signature check, until it expires or the snapshot changes. */
-#define JWT_CACHE_SLOTS 256
+#define JWT_CACHE_SLOTS     256
+#define JWT_CACHE_TOKEN_MAX 2048   /* longer tokens are verified every time */
 struct jwt_cache {
 	struct {
-		uint8_t hash[32];
-		uint64_t gen;
+		uint64_t gen;              /* 0: empty */
+		uint16_t len;
+		char key_id[24];
 		struct jwt_claims claims;
+		uint8_t tok[JWT_CACHE_TOKEN_MAX];   /* the whole token: a hit is an exact match */
 	} e[JWT_CACHE_SLOTS];
 	uint64_t hits, misses;
 };

@@ -8,7 +8,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 top=$PWD
-SECS=${EDGE_SECONDS:-5}
+SECS=${EDGE_SECONDS:-3}
 CONNS=${EDGE_CONNS:-32}
 WT=${EDGE_THREADS:-1}
 OUT=build/bench/edge
@@ -69,6 +69,10 @@ for _ in $(seq 50); do [ "$(probe "$HW")" = 200 ] && break; sleep 0.1; done
 deny=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HW/v1/openai/chat/completions" -d '{}')
 [ "$deny" = 401 ] || { echo "the agent is not in the path (got $deny without a key)" >&2; exit 1; }
 
+us() { # wrk latency like 312.00us / 1.20ms -> microseconds
+	case "$1" in *us) echo "${1%us}" ;; *ms) awk "BEGIN{print ${1%ms}*1000}" ;; *s) awk "BEGIN{print ${1%s}*1000000}" ;; *) echo 0 ;; esac
+}
+
 run_wrk() { # name url [conns]
 	wrk -t"$WT" -c"${3:-$CONNS}" -d"${SECS}s" --latency -s tests/bench/chat.lua "$2" >"$OUT/$1.wrk" 2>&1
 	local rps p50 p99
@@ -81,20 +85,25 @@ run_wrk() { # name url [conns]
 	eval "rps_${1//-/_}=$rps p50_${1//-/_}=$p50"
 }
 
-echo "== end to end: wrk -t$WT -c$CONNS -d${SECS}s, small chat-completions POST, upstream over TLS"
-run_wrk with-agent "http://127.0.0.1:$HW"
-run_wrk without-agent "http://127.0.0.1:$HN"
+ROUNDS=${EDGE_ROUNDS:-3}
+med() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo "== end to end: wrk -t$WT -c$CONNS -d${SECS}s x $ROUNDS rounds in turn, small chat-completions POST, upstream over TLS"
+W="" N="" W50="" N50="" LW="" LN=""
+for r in $(seq "$ROUNDS"); do
+	run_wrk with-agent "http://127.0.0.1:$HW"; W="$W $rps_with_agent"; W50="$W50 $(us "$p50_with_agent")"
+	run_wrk without-agent "http://127.0.0.1:$HN"; N="$N $rps_without_agent"; N50="$N50 $(us "$p50_without_agent")"
+done
 run_wrk upstream-alone "https://127.0.0.1:$UP"
 
 echo "== latency at light load: one connection, one request at a time"
-run_wrk light-with-agent "http://127.0.0.1:$HW" 1
-run_wrk light-without-agent "http://127.0.0.1:$HN" 1
+for r in $(seq "$ROUNDS"); do
+	run_wrk light-with-agent "http://127.0.0.1:$HW" 1; LW="$LW $(us "$p50_light_with_agent")"
+	run_wrk light-without-agent "http://127.0.0.1:$HN" 1; LN="$LN $(us "$p50_light_without_agent")"
+done
+rps_with_agent=$(echo "$W" | med) rps_without_agent=$(echo "$N" | med)
 
-us() { # wrk latency like 312.00us / 1.20ms -> microseconds
-	case "$1" in *us) echo "${1%us}" ;; *ms) awk "BEGIN{print ${1%ms}*1000}" ;; *s) awk "BEGIN{print ${1%s}*1000000}" ;; *) echo 0 ;; esac
-}
 ratio=$(awk "BEGIN{printf \"%.3f\", $rps_with_agent/$rps_without_agent}")
-added=$(awk "BEGIN{printf \"%.0f\", $(us "$p50_with_agent") - $(us "$p50_without_agent")}")
+added=$(awk "BEGIN{printf \"%.0f\", $(echo "$W50" | med) - $(echo "$N50" | med)}")
 head=$(awk "BEGIN{printf \"%.1f\", $rps_upstream_alone/$rps_without_agent}")
-light=$(awk "BEGIN{printf \"%.0f\", $(us "$p50_light_with_agent") - $(us "$p50_light_without_agent")}")
-echo "summary: with agent / without agent throughput ratio $ratio (saturated, $CONNS connections); added p50 latency ${added} us saturated, ${light} us at light load; upstream alone serves ${head}x the without-agent rate"
+light=$(awk "BEGIN{printf \"%.0f\", $(echo "$LW" | med) - $(echo "$LN" | med)}")
+echo "summary: medians of $ROUNDS rounds: with agent $rps_with_agent req/s, without $rps_without_agent: ratio $ratio (saturated, $CONNS connections); added p50 latency ${added} us saturated, ${light} us at light load; upstream alone serves ${head}x the without-agent rate"

@@ -87,7 +87,9 @@ static struct {
 	const char *message;
 	long pid;
 	const char *target;
-} opt = { 8, 32, 0, 2048, 5.0, 1.0, "archestra-req", 0, NULL };
+	const char *auth;      /* the authorization header's value */
+} opt = { 8, 32, 0, 2048, 5.0, 1.0, "archestra-req", 0, NULL,
+          "Bearer sk-test-4f9c2a7be1d84c0fa3b6e5d7c9a1f2e3b4c5d6e7f8a9b0c1" };
 
 enum phase { PH_HANDSHAKE, PH_WARMUP, PH_MEASURE, PH_DRAIN };
 enum cstate { C_PENDING, C_CONNECTING, C_HELLO, C_RUN, C_DRAIN, C_CLOSED };
@@ -519,7 +521,7 @@ static void make_hdrs(struct wbuf *h, size_t body_len)
 	const char *kv[][2] = {
 		{ "host", "archestra.internal:9000" },
 		{ "content-type", "application/json" },
-		{ "authorization", "Bearer sk-test-4f9c2a7be1d84c0fa3b6e5d7c9a1f2e3b4c5d6e7f8a9b0c1" },
+		{ "authorization", opt.auth },
 		{ "user-agent", "OpenAI/Python 1.54.3" },
 		{ "accept", "application/json" },
 		{ "accept-encoding", "gzip, deflate" },
@@ -1327,7 +1329,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: spop-bench [-c CONNS] [-p PIPELINE] [-d SECONDS] [-w WARMUP_SECONDS]\n"
-		"                  [-b BODY_BYTES] [-m MESSAGE] [-i IDLE_CONNS] [-P AGENT_PID]\n"
+		"                  [-b BODY_BYTES] [-m MESSAGE] [-i IDLE_CONNS] [-P AGENT_PID] [-a AUTHORIZATION]\n"
 		"                  HOST:PORT | unix:/path\n"
 		"  -c  active connections (default 8)\n"
 		"  -p  NOTIFY frames in flight per active connection (default 32)\n"
@@ -1336,6 +1338,7 @@ static void usage(FILE *f)
 		"  -b  request body size in bytes (default 2048)\n"
 		"  -m  SPOE message name (default archestra-req)\n"
 		"  -i  extra connections that only do the HELLO and stay idle (default 0)\n"
+		"  -a  the authorization header's value (default a direct OpenAI-style key)\n"
 		"  -P  pid of the agent: report its VmRSS/VmHWM at the end of the run\n"
 		"Prints one key=value summary line; exits 0 when there were ACKs and no errors.\n");
 }
@@ -1436,7 +1439,7 @@ static void *xcalloc(size_t n, size_t sz)
 int main(int argc, char **argv)
 {
 	int ch;
-	while ((ch = getopt(argc, argv, "c:p:d:w:b:m:i:P:h")) != -1) {
+	while ((ch = getopt(argc, argv, "c:p:d:w:b:m:i:P:a:h")) != -1) {
 		switch (ch) {
 		case 'c': opt.conns = (unsigned)parse_ul(optarg, "-c", 1, 100000); break;
 		case 'p': opt.pipeline = (unsigned)parse_ul(optarg, "-p", 1, 65536); break;
@@ -1452,6 +1455,7 @@ int main(int argc, char **argv)
 			break;
 		case 'i': opt.idle = (unsigned)parse_ul(optarg, "-i", 0, 1000000); break;
 		case 'P': opt.pid = (long)parse_ul(optarg, "-P", 1, 1ul << 31); break;
+		case 'a': opt.auth = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
