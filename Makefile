@@ -5,7 +5,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 \
            -fno-strict-aliasing -pthread
-LDLIBS  += -lev -lcjson -lcrypto -pthread
+LDLIBS  += -lev -lcjson -lssl -lcrypto -pthread
 BUILD   := build
 PYTHON  ?= python3
 UPSTREAM ?= mock
@@ -19,7 +19,7 @@ BENCH_PKGS := $(TEST_PKGS) wrk
 CORE_SRC := spoa/spop.c spoa/session.c spoa/handler.c spoa/buf.c spoa/config.c spoa/log.c \
             spoa/hdrs.c spoa/provider.c spoa/request.c spoa/errjson.c spoa/jsonscan.c \
             spoa/identity.c spoa/usage.c spoa/pricing.c spoa/glob.c spoa/statsd.c spoa/ctx.c spoa/keys.c spoa/jwt.c
-SHELL_SRC := spoa/server.c spoa/main.c spoa/authload.c spoa/keyscli.c
+SHELL_SRC := spoa/server.c spoa/main.c spoa/authload.c spoa/keyscli.c spoa/jwksfetch.c
 AGENT    := spoa/archestra-spoa
 
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)

@@ -42,7 +42,7 @@ static int load_provider_key(struct provider_keys *pk, const char *provider, con
 	return 0;
 }
 
-struct auth *auth_load(const struct config *c, char *err, size_t errlen)
+struct auth *auth_load(const struct config *c, const char *jwks_doc, size_t jwks_len, char *err, size_t errlen)
 {
 	struct auth *a = calloc(1, sizeof(*a));
 	if (!a) {
@@ -68,7 +68,13 @@ struct auth *auth_load(const struct config *c, char *err, size_t errlen)
 	a->gen = atomic_fetch_add(&generation, 1) + 1;
 	if (c->jwt.enabled) {
 		a->jwt = c->jwt.cfg;
-		if (c->jwt.jwks_file[0]) {
+		if (c->jwt.jwks_url[0] && jwks_doc) {
+			char e[CONFIG_ERR_LEN];
+			if (jwks_parse(jwks_doc, jwks_len, &a->jwks, e, sizeof(e)) < 0) {
+				snprintf(err, errlen, "jwt.jwks_url %s: %s", c->jwt.jwks_url, e);
+				goto fail;
+			}
+		} else if (c->jwt.jwks_file[0]) {
 			size_t len;
 			char e[CONFIG_ERR_LEN];
 			char *text = config_read_file(c->jwt.jwks_file, &len, e, sizeof(e));

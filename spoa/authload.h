@@ -6,8 +6,10 @@
 #include "config.h"
 #include "request.h"
 
-/* A new snapshot (caller frees with auth_free), or NULL with err set. */
-struct auth *auth_load(const struct config *c, char *err, size_t errlen);
+/* A new snapshot (caller frees with auth_free), or NULL with err set. With a
+ * jwks_url, `jwks_doc` is the last fetched document (NULL: none yet, JWTs are
+ * then refused as unknown kid); otherwise the JWKS comes from jwks_file. */
+struct auth *auth_load(const struct config *c, const char *jwks_doc, size_t jwks_len, char *err, size_t errlen);
 void auth_free(struct auth *a);
 
 #endif

@@ -277,6 +277,8 @@ static int apply_jwt(struct config *c, const cJSON *obj, char *err, size_t errle
 		{ "issuer", offsetof(struct config, jwt.cfg.issuer), sizeof(((struct config *)0)->jwt.cfg.issuer) },
 		{ "audience", offsetof(struct config, jwt.cfg.audience), sizeof(((struct config *)0)->jwt.cfg.audience) },
 		{ "jwks_file", offsetof(struct config, jwt.jwks_file), sizeof(((struct config *)0)->jwt.jwks_file) },
+		{ "jwks_url", offsetof(struct config, jwt.jwks_url), sizeof(((struct config *)0)->jwt.jwks_url) },
+		{ "jwks_ca_file", offsetof(struct config, jwt.jwks_ca_file), sizeof(((struct config *)0)->jwt.jwks_ca_file) },
 		{ "user_claim", offsetof(struct config, jwt.cfg.user_claim), sizeof(((struct config *)0)->jwt.cfg.user_claim) },
 		{ "providers_claim", offsetof(struct config, jwt.cfg.providers_claim),
 		  sizeof(((struct config *)0)->jwt.cfg.providers_claim) },
@@ -288,6 +290,8 @@ static int apply_jwt(struct config *c, const cJSON *obj, char *err, size_t errle
 		return -1;
 	}
 	c->jwt.cfg.leeway = 30;
+	c->jwt.jwks_refresh_s = 300;
+	c->jwt.jwks_min_refetch_s = 30;
 	c->jwt.cfg.algs = 1u << JWT_RS256;
 	const cJSON *it;
 	cJSON_ArrayForEach(it, obj) {
@@ -316,13 +320,20 @@ static int apply_jwt(struct config *c, const cJSON *obj, char *err, size_t errle
 				}
 				c->jwt.cfg.algs |= 1u << alg;
 			}
+		} else if (strcmp(it->string, "jwks_refresh_s") == 0 || strcmp(it->string, "jwks_min_refetch_s") == 0) {
+			long v;
+			char path[64];
+			snprintf(path, sizeof(path), "jwt.%s", it->string);
+			if (json_uint(it, path, 1, 86400, &v, err, errlen) < 0)
+				return -1;
+			*(it->string[5] == 'r' ? &c->jwt.jwks_refresh_s : &c->jwt.jwks_min_refetch_s) = (unsigned)v;
 		} else if (strcmp(it->string, "leeway_s") == 0) {
 			long v;
 			if (json_uint(it, "jwt.leeway_s", 0, 300, &v, err, errlen) < 0)
 				return -1;
 			c->jwt.cfg.leeway = v;
 		} else {
-			seterr(err, errlen, "jwt.%s: unknown key (known: issuer, audience, jwks_file, algorithms, leeway_s, user_claim, providers_claim, models_claim, hs256_secret_env)",
+			seterr(err, errlen, "jwt.%s: unknown key (known: issuer, audience, jwks_file, jwks_url, jwks_ca_file, jwks_refresh_s, jwks_min_refetch_s, algorithms, leeway_s, user_claim, providers_claim, models_claim, hs256_secret_env)",
 			       it->string);
 			return -1;
 		}
@@ -336,8 +347,8 @@ static int apply_jwt(struct config *c, const cJSON *obj, char *err, size_t errle
 		seterr(err, errlen, "jwt: HS256 needs \"hs256_secret_env\", and that secret is used for HS256 only");
 		return -1;
 	}
-	if ((c->jwt.cfg.algs & ~(1u << JWT_HS256)) && !c->jwt.jwks_file[0]) {
-		seterr(err, errlen, "jwt.jwks_file: required for the asymmetric algorithms");
+	if ((c->jwt.cfg.algs & ~(1u << JWT_HS256)) && !c->jwt.jwks_file[0] == !c->jwt.jwks_url[0]) {
+		seterr(err, errlen, "jwt: give one of jwks_file or jwks_url for the asymmetric algorithms");
 		return -1;
 	}
 	c->jwt.enabled = true;

@@ -57,6 +57,9 @@ struct config {
 	struct {
 		bool enabled;
 		char jwks_file[512];
+		char jwks_url[512];
+		char jwks_ca_file[512];
+		unsigned jwks_refresh_s, jwks_min_refetch_s;
 		char hs256_secret_env[64];
 		struct jwt_cfg cfg;       /* issuer, audience, algorithms, leeway, claims */
 	} jwt;

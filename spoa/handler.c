@@ -115,6 +115,8 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 		.cache = hc->jwt_cache,
 	};
 	request_decide(hc->rcfg, &env, msg, &d);
+	if (hc->on_unknown_kid && d.status == 401 && strcmp(d.reason, "jwt_unknown_kid") == 0)
+		hc->on_unknown_kid(hc->hook_arg); /* the issuer may have rotated its keys */
 	if (d.inspect_res && d.status == 0) {
 		struct call_ctx c = { .provider = lit(d.prov->name), .model = d.model, .start_us = now_us(CLOCK_REALTIME),
 		                      .stream = d.stream };

@@ -21,6 +21,8 @@ struct handler_ctx {
 	struct statsd *sd;
 	const struct auth *_Atomic *auth;   /* the current keys snapshot, swapped on reload */
 	struct jwt_cache *jwt_cache;        /* this worker's, or NULL */
+	void (*on_unknown_kid)(void *);     /* asks for a JWKS refetch, or NULL */
+	void *hook_arg;
 };
 
 /* Writes the actions for one message into the ACK under construction.

@@ -73,7 +73,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "archestra-spoa: %s\n", err);
 		return 2;
 	case CLI_CHECK: {
-		struct auth *a = auth_load(&cfg, err, sizeof(err));
+		struct auth *a = auth_load(&cfg, NULL, 0, err, sizeof(err));
 		if (!a) {
 			fprintf(stderr, "archestra-spoa: %s\n", err);
 			return 2;

@@ -30,6 +30,7 @@
 #include "handler.h"
 #include "log.h"
 #include "authload.h"
+#include "jwksfetch.h"
 #include "session.h"
 #include "statsd.h"
 
@@ -89,6 +90,8 @@ struct server {
 	atomic_int nconns;
 	bool started;
 	const struct auth *_Atomic auth;
+	pthread_mutex_t reload_mu;    /* reloads come from the main loop and the JWKS fetcher */
+	struct jwks_fetcher *jwks;
 	/* Replaced snapshots, freed once no decision can still be reading them. */
 	struct { struct auth *a; time_t at; } retired[16];
 	int nretired;
@@ -98,9 +101,15 @@ struct server {
 
 int server_reload_auth(struct server *s, char *err, size_t errlen)
 {
-	struct auth *fresh = auth_load(&s->cfg, err, errlen);
-	if (!fresh)
+	size_t dl = 0;
+	char *doc = s->jwks ? jwks_fetcher_latest(s->jwks, &dl) : NULL;
+	pthread_mutex_lock(&s->reload_mu);
+	struct auth *fresh = auth_load(&s->cfg, doc, dl, err, errlen);
+	free(doc);
+	if (!fresh) {
+		pthread_mutex_unlock(&s->reload_mu);
 		return -1;
+	}
 	time_t now = time(NULL);
 	int keep = 0;
 	for (int i = 0; i < s->nretired; i++) {
@@ -112,6 +121,7 @@ int server_reload_auth(struct server *s, char *err, size_t errlen)
 	s->nretired = keep;
 	if (s->nretired == (int)(sizeof(s->retired) / sizeof(s->retired[0]))) {
 		auth_free(fresh);
+		pthread_mutex_unlock(&s->reload_mu);
 		snprintf(err, errlen, "reloading too often; try again in %d s", RETIRE_AFTER_S);
 		return -1;
 	}
@@ -121,7 +131,24 @@ int server_reload_auth(struct server *s, char *err, size_t errlen)
 		s->retired[s->nretired].at = now;
 		s->nretired++;
 	}
-	return fresh->keys.n;
+	int n = fresh->keys.n;
+	pthread_mutex_unlock(&s->reload_mu);
+	return n;
+}
+
+/* The fetcher thread has a new JWKS: rebuild the snapshot with it. */
+static void on_jwks_fetched(void *arg)
+{
+	char err[CONFIG_ERR_LEN];
+	if (server_reload_auth(arg, err, sizeof(err)) < 0)
+		LOG(LOG_ERROR, "reload", "trigger=jwks_url result=refused error=\"%s\" (the previous keys stay in force)", err);
+	else
+		LOG(LOG_INFO, "reload", "trigger=jwks_url result=ok");
+}
+
+static void want_jwks(void *arg)
+{
+	jwks_fetcher_want(arg);
 }
 
 int server_threads(const struct server *s)
@@ -577,6 +604,13 @@ struct server *server_open(const struct config *cfg, char *err, size_t errlen)
 	}
 	for (int i = 0; i < s->nthreads * cfg->nlisten; i++)
 		s->lfd[i] = -1;
+	pthread_mutex_init(&s->reload_mu, NULL);
+	if (cfg->jwt.enabled && cfg->jwt.jwks_url[0]) {
+		s->jwks = jwks_fetcher_start(cfg->jwt.jwks_url, cfg->jwt.jwks_ca_file, cfg->jwt.jwks_refresh_s,
+		                             cfg->jwt.jwks_min_refetch_s, on_jwks_fetched, s, err, errlen);
+		if (!s->jwks)
+			goto fail;
+	}
 	if (server_reload_auth(s, err, errlen) < 0)
 		goto fail;
 
@@ -637,6 +671,10 @@ int server_run(struct server *s, char *err, size_t errlen)
 		w->hctx.sd = &w->sd;
 		w->hctx.auth = &s->auth;
 		w->hctx.jwt_cache = calloc(1, sizeof(*w->hctx.jwt_cache)); /* none: every token is verified */
+		if (s->jwks) {
+			w->hctx.on_unknown_kid = want_jwks;
+			w->hctx.hook_arg = s->jwks;
+		}
 		w->handlers = cfg->ack_only ? spoa_handlers_ack_only : spoa_handlers_archestra;
 		w->handlers.arg = &w->hctx;
 		if (cfg->statsd.enabled) {
@@ -701,6 +739,7 @@ void server_free(struct server *s)
 {
 	if (!s)
 		return;
+	jwks_fetcher_stop(s->jwks);
 	const struct config *cfg = &s->cfg;
 	if (s->lfd) {
 		for (int l = 0; l < cfg->nlisten; l++) {

@@ -230,7 +230,81 @@ def main_run():
         run("no virtual key, secret part or real provider key in HAProxy's or the agents' logs", no_secret_anywhere)
 
 
+def jwks_url_run():
+    """A JWKS fetched over HTTPS: used at start, refetched when a new kid shows up."""
+    import http.server
+    import ssl
+    import threading
+    tmp = tempfile.mkdtemp(prefix="arch-jwks-")
+    mint = os.path.join(os.path.dirname(__file__), "..", "mock", "demo-issuer.py")
+    certs = os.path.join(tmp, "certs")
+    subprocess.run(["bash", os.path.join(os.path.dirname(__file__), "..", "mock", "gen-certs.sh"), certs], check=True,
+                   capture_output=True)
+    served = os.path.join(tmp, "www")
+    os.makedirs(served)
+    for kid in ("one", "two"):
+        subprocess.run([sys.executable, mint, "init", os.path.join(tmp, kid), "--kid", kid], check=True)
+    shutil_copy = lambda src, dst: open(dst, "w").write(open(src).read())  # noqa: E731
+    shutil_copy(os.path.join(tmp, "one", "jwks.json"), os.path.join(served, "jwks.json"))
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=served, **kw)
+
+        def log_message(self, *a):
+            hits.append(a)
+    hits = []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(certs, "server.crt"), os.path.join(certs, "server.key"))
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    port = httpd.server_address[1]
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+
+    def token(kid, *args):
+        return subprocess.run([sys.executable, mint, "token", os.path.join(tmp, kid), "--kid", kid, *args], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    cfg = {"provider_keys": {"openai": {"env": "ARCH_TEST_OPENAI_KEY"}},
+           "jwt": {"issuer": "https://demo-issuer.local", "audience": "archestra",
+                   "jwks_url": f"https://localhost:{port}/jwks.json", "jwks_ca_file": os.path.join(certs, "ca.pem"),
+                   "jwks_min_refetch_s": 1, "algorithms": ["RS256"]}}
+    try:
+        with Edge(AGENT, agents=1, agent_config=cfg) as edge:
+            def fetched():
+                st, _, data = edge.call("POST", "/v1/openai/chat/completions", BODY,
+                                        {"Authorization": "Bearer " + token("one")})
+                check(st == 200, f"token signed by the fetched key: {st} {data[:200]!r}")
+            run("JWKS from an https:// URL (certificate verified): a token it signs is accepted", fetched)
+
+            def rotated():
+                # The issuer publishes a second key; a token with its kid triggers a refetch.
+                keys_ = json.load(open(os.path.join(tmp, "one", "jwks.json")))["keys"] + \
+                    json.load(open(os.path.join(tmp, "two", "jwks.json")))["keys"]
+                with open(os.path.join(served, "jwks.json"), "w") as f:
+                    json.dump({"keys": keys_}, f)
+                t2 = token("two")
+                st, _, data = edge.call("POST", "/v1/openai/chat/completions", BODY, {"Authorization": "Bearer " + t2})
+                check(st == 401 and b"jwt_unknown_kid" in data, f"first call with the new kid: {st} {data[:200]!r}")
+                end = time.time() + 10
+                while time.time() < end:
+                    time.sleep(0.5)
+                    st, _, _ = edge.call("POST", "/v1/openai/chat/completions", BODY, {"Authorization": "Bearer " + t2})
+                    if st == 200:
+                        break
+                check(st == 200, f"the new kid is still refused 10 s after the refetch was asked ({st})")
+                check("trigger=unknown_kid result=ok" in edge.log("agent0"), "no refetch logged")
+            run("an unknown kid triggers a (rate-limited) JWKS refetch and the new key works without a restart",
+                rotated)
+    finally:
+        httpd.shutdown()
+
+
 def main():
+    os.environ["ARCH_TEST_OPENAI_KEY"] = REAL["openai"]
+    try:
+        jwks_url_run()
+    except Exception:
+        out.append((False, "the JWKS URL edge starts", traceback.format_exc()))
     try:
         main_run()
     except Exception:

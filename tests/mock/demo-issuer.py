@@ -21,7 +21,7 @@ def b64url(b):
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
 
-def init(d):
+def init(d, kid="demo-1"):
     os.makedirs(d, exist_ok=True)
     key = os.path.join(d, "issuer.key")
     if not os.path.exists(key):
@@ -30,7 +30,7 @@ def init(d):
         os.chmod(key, 0o600)
     mod = subprocess.run(["openssl", "rsa", "-in", key, "-noout", "-modulus"], check=True, capture_output=True,
                          text=True).stdout.strip().split("=", 1)[1]
-    jwks = {"keys": [{"kty": "RSA", "kid": "demo-1", "use": "sig", "alg": "RS256",
+    jwks = {"keys": [{"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
                       "n": b64url(bytes.fromhex(mod)), "e": "AQAB"}]}
     with open(os.path.join(d, "jwks.json"), "w") as f:
         json.dump(jwks, f, indent=1)
@@ -61,7 +61,7 @@ def main():
     ap.add_argument("--kid", default="demo-1")
     a = ap.parse_args()
     if a.cmd == "init":
-        init(a.dir)
+        init(a.dir, a.kid)
     else:
         print(token(a.dir, a.sub, a.aud, a.iss, a.ttl, a.providers, a.kid))
 
