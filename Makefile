@@ -89,7 +89,7 @@ $(BUILD)/jwt-bench: tests/bench/jwt-bench.c $(CORE_OBJ)
 unit: $(UNIT_BIN) $(ASAN_BIN)
 
 test: deps-test
-	@$(MAKE) --no-print-directory all unit $(BUILD)/fuzz/fuzz_session
+	@$(MAKE) --no-print-directory all unit $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth
 	@tests/run-tests.sh
 
 # ---- fuzzing (libFuzzer from Debian's clang) ----
@@ -99,11 +99,19 @@ $(BUILD)/fuzz/fuzz_session: tests/fuzz/fuzz_session.c $(CORE_SRC) $(wildcard spo
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_session.c $(CORE_SRC) -lcjson -lcrypto
 
-fuzz: deps-test $(BUILD)/fuzz/fuzz_session
+$(BUILD)/fuzz/fuzz_auth: tests/fuzz/fuzz_auth.c $(CORE_SRC) $(wildcard spoa/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_auth.c $(CORE_SRC) -lcjson -lcrypto
+
+fuzz: deps-test $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth
 	@mkdir -p $(BUILD)/fuzz/corpus
 	$(PYTHON) tests/fuzz/make_seeds.py $(BUILD)/fuzz/corpus
 	$(BUILD)/fuzz/fuzz_session -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=5 \
 	  -print_final_stats=1 $(BUILD)/fuzz/corpus
+	@mkdir -p $(BUILD)/fuzz/corpus-auth
+	$(PYTHON) tests/fuzz/make_seeds.py --auth $(BUILD)/fuzz/corpus-auth
+	$(BUILD)/fuzz/fuzz_auth -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=5 \
+	  -print_final_stats=1 $(BUILD)/fuzz/corpus-auth
 
 # ---- benchmarks ----
 bench: deps-bench

@@ -49,7 +49,8 @@ done
 for t in build/asan/test_*; do
 	run_suite "asan/$(basename "$t")" 120 "$t"
 done
-run_suite fuzz/smoke 60 tests/fuzz/smoke.sh build/fuzz/fuzz_session 10
+run_suite fuzz/session 60 tests/fuzz/smoke.sh build/fuzz/fuzz_session 10
+run_suite fuzz/auth 60 tests/fuzz/smoke.sh build/fuzz/fuzz_auth 10 --auth
 run_suite conformance 180 "$PY" tests/conformance/spop_conformance.py "$AGENT"
 run_suite e2e/haproxy_verdict 120 "$PY" tests/e2e/test_haproxy_verdict.py "$AGENT"
 run_suite e2e/edge 180 "$PY" tests/e2e/test_edge.py "$AGENT"

@@ -68,7 +68,32 @@ def res_msg():
     return name(b"archestra-res") + bytes([len(args)]) + b"".join(name(k) + v for k, v in args)
 
 
+def auth_seeds(d):
+    import base64
+    import json as j
+    b = lambda x: base64.urlsafe_b64encode(x).rstrip(b"=")  # noqa: E731
+    hdr = b(j.dumps({"alg": "RS256", "kid": "r"}).encode())
+    claims = b(j.dumps({"iss": "i", "aud": "a", "sub": "u", "exp": 1900000000, "p": ["openai"]}).encode())
+    seeds = {
+        "jwt-rs": b"\x00" + hdr + b"." + claims + b"." + b(bytes(256)),
+        "jwt-es": b"\x00" + b(b'{"alg":"ES256","kid":"e"}') + b"." + claims + b"." + b(bytes(64)),
+        "jwt-hs": b"\x00" + b(b'{"alg":"HS256"}') + b"." + claims + b"." + b(bytes(32)),
+        "jwt-none": b"\x00" + b(b'{"alg":"none"}') + b"." + claims + b".",
+        "jwks": b"\x01" + j.dumps({"keys": [{"kty": "RSA", "kid": "k", "n": "AQAB", "e": "AQAB"},
+                                            {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"},
+                                            {"kty": "OKP", "crv": "Ed25519", "x": "AA"}]}).encode(),
+        "keys": b"\x02" + j.dumps({"keys": [{"id": "abcdefghij01", "owner": "o", "providers": ["openai"],
+                                             "models": ["m*"], "secrets": [{"sha256": "0" * 64, "not_after": 5}]}]}).encode(),
+    }
+    for k, v in seeds.items():
+        with open(os.path.join(d, "seed-" + k), "wb") as f:
+            f.write(v)
+
+
 def main():
+    if sys.argv[1] == "--auth":
+        os.makedirs(sys.argv[2], exist_ok=True)
+        return auth_seeds(sys.argv[2])
     d = sys.argv[1]
     os.makedirs(d, exist_ok=True)
     msg = req_msg()
