@@ -99,6 +99,10 @@ def main_run():
                    "jwks_file": os.path.join(issuer, "jwks.json"), "algorithms": ["RS256", "ES256"],
                    "providers_claim": "llm_providers"},
            "inspect_responses": True}
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(0.2)
+    cfg["statsd"] = {"address": f"127.0.0.1:{udp.getsockname()[1]}", "flush_ms": 50}
     with open(os.path.join(tmp, "anthropic.key"), "w") as f:
         f.write(REAL["anthropic"] + "\n")
     os.environ["ARCH_TEST_OPENAI_KEY"] = REAL["openai"]
@@ -206,6 +210,28 @@ def main_run():
             check("result=ok" in edge.log("agent0"), "no reload logged")
         run("rotate: the new key and the old one (overlap) both work after SIGHUP", rotate_and_hup)
 
+        def reload_under_load():
+            import threading
+            codes = []
+
+            def load():
+                for _ in range(150):
+                    st, _, _ = edge.call("POST", "/v1/openai/chat/completions", BODY,
+                                         {"Authorization": "Bearer " + state["ka"]}, tls=False)
+                    codes.append(st)
+            threads = [threading.Thread(target=load) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for _ in range(10):
+                for p in ("agent0", "agent1"):
+                    edge.procs[p].send_signal(signal.SIGHUP)
+                time.sleep(0.1)
+            for t in threads:
+                t.join()
+            bad = [c for c in codes if c != 200]
+            check(len(codes) == 600 and not bad, f"{len(bad)} of {len(codes)} calls failed during 20 reloads: {bad[:5]}")
+        run("600 calls during 20 SIGHUP reloads: every one allowed, none dropped", reload_under_load)
+
         def broken_file():
             good = open(keyfile).read()
             with open(keyfile, "w") as f:
@@ -222,12 +248,20 @@ def main_run():
 
         def no_secret_anywhere():
             time.sleep(0.3)
-            blob = edge.log("haproxy") + edge.log("agent0") + edge.log("agent1")
+            metrics = []
+            try:
+                while True:
+                    metrics.append(udp.recv(65535).decode())
+            except socket.timeout:
+                pass
+            check(any("llm_requests" in m for m in metrics), "no metrics received: the check would be empty")
+            blob = edge.log("haproxy") + edge.log("agent0") + edge.log("agent1") + "\n".join(metrics)
             parts = [k for k in secrets] + [k[21:] for k in secrets] + list(REAL.values())
             check(all(len(p) >= 16 for p in parts), "a needle is too short to mean anything")
             leaked = [p for p in parts if p in blob]
             check(not leaked, f"{len(leaked)} secret(s) found in logs")
-        run("no virtual key, secret part or real provider key in HAProxy's or the agents' logs", no_secret_anywhere)
+        run("no virtual key, token, secret part or real provider key in HAProxy's or the agents' logs or in any "
+            "metric datagram", no_secret_anywhere)
 
 
 def jwks_url_run():
