@@ -14,23 +14,10 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(__file__))
 from edge import Edge, echo  # noqa: E402
+from tap import check, record, report, run  # noqa: E402
 
 AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "spoa/archestra-spoa")
 REAL = {"openai": "sk-real-openai-9f8e7d", "anthropic": "sk-ant-real-6c5b4a"}
-out = []
-
-
-def check(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
-
-
-def run(name, fn):
-    try:
-        fn()
-        out.append((True, name, ""))
-    except Exception:
-        out.append((False, name, traceback.format_exc()))
 
 
 def keys(*args, keyfile):
@@ -338,18 +325,12 @@ def main():
     try:
         jwks_url_run()
     except Exception:
-        out.append((False, "the JWKS URL edge starts", traceback.format_exc()))
+        record(False, "the JWKS URL edge starts", traceback.format_exc())
     try:
         main_run()
     except Exception:
-        out.append((False, "the edge starts", traceback.format_exc()))
-    print(f"1..{len(out)}")
-    for i, (ok, name, diag) in enumerate(out, 1):
-        print(f"{'ok' if ok else 'not ok'} {i} - {name}")
-        if not ok:
-            for line in diag.splitlines()[-25:]:
-                print("# " + line)
-    return 0 if all(o[0] for o in out) else 1
+        record(False, "the edge starts", traceback.format_exc())
+    return report()
 
 
 if __name__ == "__main__":

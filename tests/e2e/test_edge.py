@@ -10,22 +10,18 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(__file__))
 from edge import Edge, echo  # noqa: E402
+from tap import check, record, report, run  # noqa: E402
 
 AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "spoa/archestra-spoa")
-results = []
 SECRETS = ["sk-e2e-openai-7f3a", "sk-ant-e2e-91bc", "AIza-e2e-gem-55d1", "AIza-e2e-query-0c2e"]
 
 
 def test(name):
+    """Runs the decorated function as one TAP test, in definition order."""
     def deco(fn):
-        results.append((name, fn))
+        run(name, fn)
         return fn
     return deco
-
-
-def check(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
 
 
 OPENAI_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
@@ -199,22 +195,8 @@ def run_fail_open():
             time.sleep(0.3)
             last = [l for l in edge.log("haproxy").splitlines() if "verdict=allow reason=allowed" in l]
             check(last and "res_verdict=-" in last[-1], f"last allowed call: {last[-1:]}")
-        _run_pending()
 
 
-def _run_pending():
-    global pending
-    for name, fn in results[pending:]:
-        try:
-            fn()
-            out.append((True, name, ""))
-        except Exception:
-            out.append((False, name, traceback.format_exc()))
-    pending = len(results)
-
-
-pending = 0
-out = []
 leak_logs = []
 
 
@@ -222,21 +204,14 @@ def main():
     try:
         with Edge(AGENT, agent_config={"inspect_responses": True}) as edge:
             run_main(edge)
-            _run_pending()
             leak_logs.append(edge.log("haproxy") + "".join(edge.log(n) for n in list(edge.logs) if n.startswith("agent")))
         run_fail_open()
         joined = "".join(leak_logs)
         leaked = [s for s in SECRETS if s in joined]
-        out.append((not leaked, "no API key appears in HAProxy's or the agents' logs", f"leaked: {leaked}"))
+        record(not leaked, "no API key appears in HAProxy's or the agents' logs", f"leaked: {leaked}")
     except Exception:
-        out.append((False, "the edge starts (mock, agents, HAProxy)", traceback.format_exc()))
-    print(f"1..{len(out)}")
-    for i, (ok, name, diag) in enumerate(out, 1):
-        print(f"{'ok' if ok else 'not ok'} {i} - {name}")
-        if not ok:
-            for line in diag.splitlines()[-25:]:
-                print("# " + line)
-    return 0 if all(o[0] for o in out) else 1
+        record(False, "the edge starts (mock, agents, HAProxy)", traceback.format_exc())
+    return report()
 
 
 if __name__ == "__main__":

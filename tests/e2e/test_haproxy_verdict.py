@@ -16,32 +16,9 @@ import time
 
 AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "spoa/archestra-spoa")
 
-results = []
-
-
-def tap(ok, name, diag=""):
-    results.append((ok, name, diag))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, proc, timeout=5.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            return False
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+sys.path.insert(0, os.path.dirname(__file__))
+from edge import free_port, wait_port  # noqa: E402
+from tap import record as tap, report  # noqa: E402
 
 
 SPOE_CONF = """
@@ -174,18 +151,11 @@ def main():
         hlog = hap_log.read()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"1..{len(results)}")
-    failed = 0
-    for i, (ok, name, diag) in enumerate(results, 1):
-        print(f"{'ok' if ok else 'not ok'} {i} - {name}")
-        if not ok:
-            failed += 1
-            for line in (diag or "").splitlines()[-20:]:
-                print(f"# {line}")
-    if failed:
+    rc = report(20)
+    if rc:
         for line in hlog.splitlines()[-20:]:
             print(f"# haproxy: {line}")
-    return 1 if failed else 0
+    return rc
 
 
 if __name__ == "__main__":

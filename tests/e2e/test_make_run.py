@@ -13,8 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from edge import TOP, free_port  # noqa: E402
-
-out = []
+from tap import record, report  # noqa: E402
 
 
 def port_open(p):
@@ -42,14 +41,14 @@ def main():
         log.flush()
         log.seek(0)
         text = log.read()
-        out.append((os.path.exists(ready), "make run starts mock, agents and HAProxy and prints curl lines", text[-1500:]))
+        record(os.path.exists(ready), "make run starts mock, agents and HAProxy and prints curl lines", text[-1500:])
         pairs = re.findall(r"^# (\d{3}): (.*)\n(curl .*)$", text, re.M)
-        out.append((len(pairs) >= 6, f"it prints at least 6 annotated curl lines ({len(pairs)})", text[-1500:]))
+        record(len(pairs) >= 6, f"it prints at least 6 annotated curl lines ({len(pairs)})", text[-1500:])
         for want, what, line in pairs:
             r = subprocess.run(["bash", "-c", line + " -o /dev/null -w '%{http_code}' --max-time 10"],
                                capture_output=True, text=True)
             got = r.stdout.strip()[-3:]
-            out.append((got == want, f"printed curl line gives {want} ({what})", f"got {got!r}: {line}\n{r.stderr}"))
+            record(got == want, f"printed curl line gives {want} ({what})", f"got {got!r}: {line}\n{r.stderr}")
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
@@ -60,14 +59,8 @@ def main():
                 p.wait()
     time.sleep(0.3)
     still = [k for k, v in ports.items() if port_open(v)]
-    out.append((not still, "Ctrl-C stops every process (no port left open)", f"still open: {still}"))
-    print(f"1..{len(out)}")
-    for i, (ok, name, diag) in enumerate(out, 1):
-        print(f"{'ok' if ok else 'not ok'} {i} - {name}")
-        if not ok:
-            for line in str(diag).splitlines()[-15:]:
-                print("# " + line)
-    return 0 if all(o[0] for o in out) else 1
+    record(not still, "Ctrl-C stops every process (no port left open)", f"still open: {still}")
+    return report(15)
 
 
 if __name__ == "__main__":

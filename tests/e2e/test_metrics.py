@@ -16,23 +16,10 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(__file__))
 from edge import TOP, Edge, echo, free_port  # noqa: E402
+from tap import check, record, report, run  # noqa: E402
 
 AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "spoa/archestra-spoa")
-out = []
 KEY = "sk-metrics-e2e-5d2f"
-
-
-def check(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
-
-
-def run(name, fn):
-    try:
-        fn()
-        out.append((True, name, ""))
-    except Exception:
-        out.append((False, name, traceback.format_exc()))
 
 
 class Udp:
@@ -267,14 +254,8 @@ def main():
         try:
             part()
         except Exception:
-            out.append((False, f"{part.__name__}: the edge starts", traceback.format_exc()))
-    print(f"1..{len(out)}")
-    for i, (ok, name, diag) in enumerate(out, 1):
-        print(f"{'ok' if ok else 'not ok'} {i} - {name}")
-        if not ok:
-            for line in diag.splitlines()[-30:]:
-                print("# " + line)
-    return 0 if all(o[0] for o in out) else 1
+            record(False, f"{part.__name__}: the edge starts", traceback.format_exc())
+    return report(30)
 
 
 if __name__ == "__main__":

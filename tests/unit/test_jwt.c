@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "jwt.h"
+#include "../lib/b64url.h"
 
 static EVP_PKEY *rsa, *rsa_evil, *p256, *p384, *ed;
 static struct jwks keys;
@@ -21,23 +22,6 @@ static const int64_t NOW = 1800000000;
 static const char *HS_SECRET = "a-shared-secret-of-at-least-32-bytes!!";
 
 /* ---- helpers ---- */
-
-static size_t b64url(const uint8_t *in, size_t n, char *out)
-{
-	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	size_t o = 0;
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
-		out[o++] = t[v >> 18 & 63];
-		out[o++] = t[v >> 12 & 63];
-		if (i + 1 < n)
-			out[o++] = t[v >> 6 & 63];
-		if (i + 2 < n)
-			out[o++] = t[v & 63];
-	}
-	out[o] = '\0';
-	return o;
-}
 
 static void b64s(const char *s, char *out)
 {
