@@ -104,7 +104,8 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 {
 	struct handler_ctx *hc = arg;
 	bool metrics = hc->sd && hc->sd->cfg && hc->sd->cfg->enabled;
-	int64_t t0 = metrics ? now_us(CLOCK_MONOTONIC) : 0;
+	bool timed = metrics && statsd_timing_due(hc->sd);
+	int64_t t0 = timed ? now_us(CLOCK_MONOTONIC) : 0;
 	struct req_decision d;
 	char ctx[1024];
 	const char *ctxp = NULL;
@@ -150,7 +151,7 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 		statsd_count(hc->sd, "spoa_truncated_bodies", 1, tt, 2);
 	}
 	struct statsd_tag mt[] = { { "message", lit("req"), false } };
-	statsd_timing_us(hc->sd, "spoa_decision_time", now_us(CLOCK_MONOTONIC) - t0, mt, 1);
+	statsd_timing_us(hc->sd, "spoa_decision_time", timed ? now_us(CLOCK_MONOTONIC) - t0 : 0, mt, 1);
 }
 
 #define is_text spop_data_is_text

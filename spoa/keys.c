@@ -4,16 +4,34 @@
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "glob.h"
 
+/* EVP_Digest looks the algorithm up (under a lock) and allocates a context on
+ * every call; on the decision path the digest is fetched once and each thread
+ * keeps its own context. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_init(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void sha256(const void *data, size_t len, uint8_t out[32])
 {
+	static __thread EVP_MD_CTX *ctx;
 	unsigned int n = 32;
-	EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+	pthread_once(&sha256_once, sha256_init);
+	if (!ctx)
+		ctx = EVP_MD_CTX_new(); /* one per thread, for the thread's life */
+	if (!ctx || !sha256_md || EVP_DigestInit_ex(ctx, sha256_md, NULL) != 1 || EVP_DigestUpdate(ctx, data, len) != 1 ||
+	    EVP_DigestFinal_ex(ctx, out, &n) != 1)
+		EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
 }
 
 void direct_key_id(struct spop_slice key, char *dst)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fasthash.h"
 #include "glob.h"
 #include "hdrs.h"
 #include "jsonscan.h"
@@ -160,17 +161,7 @@ static void jwt_credential(const struct decide_env *env, struct req_decision *d)
 	struct jwt_claims local, *c = &local;
 	struct spop_slice t = d->credential;
 	/* A fast hash picks the slot; the stored token itself confirms a hit. */
-	uint64_t h = 0x9e3779b97f4a7c15ULL ^ t.len;
-	size_t at = 0;
-	for (; at + 8 <= t.len; at += 8) {
-		uint64_t w;
-		memcpy(&w, t.ptr + at, 8);
-		h = (h ^ w) * 0xff51afd7ed558ccdULL;
-		h ^= h >> 32;
-	}
-	for (; at < t.len; at++)
-		h = (h ^ t.ptr[at]) * 0x100000001b3ULL;
-	unsigned slot = (unsigned)(h % JWT_CACHE_SLOTS);
+	unsigned slot = (unsigned)(fasthash(t.ptr, t.len, 0) % JWT_CACHE_SLOTS);
 	bool cacheable = env->cache && t.len <= JWT_CACHE_TOKEN_MAX;
 	if (cacheable && env->cache->e[slot].gen == auth->gen && env->cache->e[slot].len == t.len &&
 	    memcmp(env->cache->e[slot].tok, t.ptr, t.len) == 0 &&

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fasthash.h"
 
 void statsd_cfg_defaults(struct statsd_cfg *c)
 {
@@ -167,10 +168,7 @@ void statsd_new_window(struct statsd *s)
 
 static uint64_t hash(const uint8_t *p, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 1099511628211ULL;
-	return h | 1; /* 0 marks an empty slot */
+	return fasthash(p, n, 0) | 1; /* 0 marks an empty slot */
 }
 
 /* Applies the bounds; returns the value to report. */
@@ -317,10 +315,7 @@ static size_t fmt_value(char *dst, size_t room, double v)
 
 static void mix(uint64_t *h, const void *p, size_t n)
 {
-	const uint8_t *b = p;
-	for (size_t i = 0; i < n; i++)
-		*h = (*h ^ b[i]) * 1099511628211ULL;
-	*h = (*h ^ 0xff) * 1099511628211ULL; /* field separator */
+	*h = fasthash(p, n, *h); /* the length is mixed in: fields cannot run together */
 }
 
 static void series(struct statsd *s, char type, const char *name, double v, const struct statsd_tag *tags,
@@ -390,6 +385,12 @@ void statsd_set(struct statsd *s, const char *name, struct spop_slice member, co
 	if (member.len > s->cfg->max_id_len * 4u)
 		member.len = s->cfg->max_id_len * 4u; /* a set member is not a tag, but stays bounded */
 	series(s, 's', name, 0, tags, ntags, &member);
+}
+
+bool statsd_timing_due(const struct statsd *s)
+{
+	unsigned every = s->cfg && s->cfg->timer_sample ? s->cfg->timer_sample : 1;
+	return s->cfg && s->cfg->enabled && s->timings % every == 0;
 }
 
 void statsd_timing_us(struct statsd *s, const char *name, int64_t us, const struct statsd_tag *tags, int ntags)

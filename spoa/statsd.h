@@ -97,6 +97,9 @@ void statsd_count(struct statsd *s, const char *name, double n, const struct sta
 void statsd_gauge(struct statsd *s, const char *name, double v, const struct statsd_tag *tags, int ntags);
 void statsd_set(struct statsd *s, const char *name, struct spop_slice member, const struct statsd_tag *tags, int ntags);
 void statsd_timing_us(struct statsd *s, const char *name, int64_t us, const struct statsd_tag *tags, int ntags);
+/* Will the next statsd_timing_us be sent (sampling)? Lets callers skip reading
+ * the clock for timings that would be dropped. */
+bool statsd_timing_due(const struct statsd *s);
 
 /* Formats the aggregated series and sends everything queued. */
 void statsd_flush(struct statsd *s);

@@ -56,6 +56,13 @@ def start(name, *args, env=None):
     return port, p.pid
 
 
+def cpu_s(pid):
+    """User + system CPU seconds the process used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench(port, *extra):
     r = subprocess.run([BENCH, "-c", CONNS, "-p", PIPE, "-b", BODY, "-d", SECS, "-w", "0.5", *extra,
                         f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=120)
@@ -108,16 +115,22 @@ def main():
               f"{ROUNDS} rounds of {SECS}s, setups in turn, medians")
         for r in range(ROUNDS):
             for name, (port, pid, extra) in setups.items():
+                c0 = cpu_s(pid)
                 kv = bench(port, *extra)
+                # CPU per decision is steadier than throughput on a shared machine:
+                # it does not care how long the agent waited for a core.
+                kv["cpu_us_per_decision"] = 1e6 * (cpu_s(pid) - c0) / max(1, int(kv["acks"]))
                 results[name].append(kv)
-        med = {}
+        med, cpu = {}, {}
         for name, runs in results.items():
             dps = statistics.median(float(k["decisions_per_sec"]) for k in runs)
             p99 = statistics.median(float(k["p99_us"]) for k in runs)
             p50 = statistics.median(float(k["p50_us"]) for k in runs)
             p999 = statistics.median(float(k["p999_us"]) for k in runs)
             med[name] = dps
+            cpu[name] = statistics.median(k["cpu_us_per_decision"] for k in runs)
             print(f"{name}: decisions_per_sec={dps:.0f} p50_us={p50:.1f} p99_us={p99:.1f} p999_us={p999:.1f} "
+                  f"cpu_us_per_decision={cpu[name]:.2f} "
                   f"rounds={','.join(str(int(float(k['decisions_per_sec']))) for k in runs)}")
         print("== agent memory with 1,000 open connections (and 8 busy ones)")
         port, pid, _ = setups["archestra"]
@@ -133,10 +146,13 @@ def main():
         print(f"summary: archestra handler {med['archestra']:.0f} decisions/s, ack-only {med['ack-only']:.0f}: "
               f"handler at {pct('archestra', 'ack-only')} of ack-only")
         print(f"summary: statsd on {med['statsd']:.0f} vs off {med['archestra']:.0f} decisions/s: statsd costs "
-              f"{100 - 100 * med['statsd'] / med['archestra']:.1f}%")
+              f"{100 - 100 * med['statsd'] / med['archestra']:.1f}% of throughput, "
+              f"{100 * cpu['statsd'] / cpu['archestra'] - 100:.1f}% more CPU per decision "
+              f"({cpu['statsd']:.2f} vs {cpu['archestra']:.2f} us)")
         print(f"summary: direct key {med['direct-key']:.0f}, virtual key {med['virtual-key']:.0f} "
               f"({pct('virtual-key', 'direct-key')} of direct), cached JWT {med['cached-jwt']:.0f} "
-              f"({pct('cached-jwt', 'direct-key')} of direct) decisions/s")
+              f"({pct('cached-jwt', 'direct-key')} of direct) decisions/s; CPU per decision "
+              f"{cpu['direct-key']:.2f} / {cpu['virtual-key']:.2f} / {cpu['cached-jwt']:.2f} us")
         print(f"summary: agent RSS with 1,008 open connections: {kv.get('agent_rss_kb')} kB")
     finally:
         for p in agents:
