@@ -18,11 +18,13 @@ BENCH_PKGS := $(TEST_PKGS) wrk
 # The agent's pure modules (no I/O) and its I/O shell.
 CORE_SRC := spoa/spop.c spoa/session.c spoa/handler.c spoa/buf.c spoa/config.c spoa/log.c \
             spoa/hdrs.c spoa/provider.c spoa/request.c spoa/errjson.c spoa/jsonscan.c \
-            spoa/identity.c spoa/usage.c spoa/pricing.c spoa/glob.c spoa/statsd.c spoa/ctx.c spoa/keys.c spoa/jwt.c
+            spoa/identity.c spoa/usage.c spoa/pricing.c spoa/glob.c spoa/statsd.c spoa/ctx.c spoa/keys.c spoa/jwt.c spoa/policy.c
 SHELL_SRC := spoa/server.c spoa/main.c spoa/authload.c spoa/keyscli.c spoa/jwksfetch.c
 AGENT    := spoa/archestra-spoa
 
-CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
+# The embedded default policy, generated from policy/default.json.
+GEN_SRC   := $(BUILD)/gen/policy_default.c
+CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/policy_default.o
 SHELL_OBJ := $(SHELL_SRC:%.c=$(BUILD)/%.o)
 
 UNIT_TESTS := test_spop test_session test_config test_request test_identity test_accounting test_keys test_jwt
@@ -35,6 +37,14 @@ all: $(AGENT)
 
 $(BUILD)/%.o: %.c $(wildcard spoa/*.h)
 	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/gen/policy_default.c: policy/default.json
+	@mkdir -p $(dir $@)
+	{ printf '/* generated from policy/default.json */\nconst char policy_default_json[] =\n'; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; printf ';\n'; } > $@
+
+$(BUILD)/gen/policy_default.o: $(BUILD)/gen/policy_default.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(AGENT): $(CORE_OBJ) $(SHELL_OBJ)
@@ -74,9 +84,9 @@ $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ) tests/unit/*.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ispoa -o $@ $< $(CORE_OBJ) $(LDLIBS) -lcmocka
 
-$(BUILD)/asan/%: tests/unit/%.c $(CORE_SRC) $(wildcard spoa/*.h) tests/unit/*.h
+$(BUILD)/asan/%: tests/unit/%.c $(CORE_SRC) $(GEN_SRC) $(wildcard spoa/*.h) tests/unit/*.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -O1 $(SAN_FLAGS) -Ispoa -o $@ $< $(CORE_SRC) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -O1 $(SAN_FLAGS) -Ispoa -o $@ $< $(CORE_SRC) $(GEN_SRC) $(LDLIBS) -lcmocka
 
 $(BUILD)/spop-bench: tests/bench/spop-bench.c
 	@mkdir -p $(dir $@)
@@ -95,13 +105,13 @@ test: deps-test
 # ---- fuzzing (libFuzzer from Debian's clang) ----
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Ispoa
-$(BUILD)/fuzz/fuzz_session: tests/fuzz/fuzz_session.c $(CORE_SRC) $(wildcard spoa/*.h)
+$(BUILD)/fuzz/fuzz_session: tests/fuzz/fuzz_session.c $(CORE_SRC) $(GEN_SRC) $(wildcard spoa/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_session.c $(CORE_SRC) -lcjson -lcrypto
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_session.c $(CORE_SRC) $(GEN_SRC) -lcjson -lcrypto
 
-$(BUILD)/fuzz/fuzz_auth: tests/fuzz/fuzz_auth.c $(CORE_SRC) $(wildcard spoa/*.h)
+$(BUILD)/fuzz/fuzz_auth: tests/fuzz/fuzz_auth.c $(CORE_SRC) $(GEN_SRC) $(wildcard spoa/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_auth.c $(CORE_SRC) -lcjson -lcrypto
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_auth.c $(CORE_SRC) $(GEN_SRC) -lcjson -lcrypto
 
 fuzz: deps-test $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth
 	@mkdir -p $(BUILD)/fuzz/corpus

@@ -101,6 +101,20 @@ struct auth *auth_load(const struct config *c, const char *jwks_doc, size_t jwks
 		}
 		a->jwt_enabled = true;
 	}
+	{
+		size_t len = strlen(policy_default_json);
+		char e[CONFIG_ERR_LEN], *text = NULL;
+		if (c->policy_file[0] && !(text = config_read_file(c->policy_file, &len, e, sizeof(e)))) {
+			snprintf(err, errlen, "policy_file: %s", e);
+			goto fail;
+		}
+		int rc = policy_parse(text ? text : policy_default_json, len, &a->policy, e, sizeof(e));
+		free(text);
+		if (rc < 0) {
+			snprintf(err, errlen, "policy %s: %s", c->policy_file[0] ? c->policy_file : "(built in)", e);
+			goto fail;
+		}
+	}
 	for (int i = 0; i < c->npkeys; i++)
 		if (load_provider_key(&a->provider_keys, c->pkeys[i].provider, c->pkeys[i].env, c->pkeys[i].file, err,
 		                      errlen) < 0)
@@ -118,6 +132,7 @@ void auth_free(struct auth *a)
 	keystore_free(&a->keys);
 	provider_keys_free(&a->provider_keys);
 	jwks_free(&a->jwks);
+	policy_free(&a->policy);
 	OPENSSL_cleanse(a->jwt.hs_secret, sizeof(a->jwt.hs_secret));
 	free(a);
 }

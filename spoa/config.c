@@ -457,6 +457,12 @@ int config_apply_json(struct config *c, const char *text, size_t len, char *err,
 				goto out;
 			}
 			strcpy(c->keys_file, it->valuestring);
+		} else if (strcmp(k, "policy_file") == 0) {
+			if (!cJSON_IsString(it) || !it->valuestring[0] || strlen(it->valuestring) >= sizeof(c->policy_file)) {
+				seterr(err, errlen, "policy_file: expected the path of a policy (see policy/schema.json)");
+				goto out;
+			}
+			strcpy(c->policy_file, it->valuestring);
 		} else if (strcmp(k, "provider_keys") == 0) {
 			if (apply_provider_keys(c, it, err, errlen) < 0)
 				goto out;

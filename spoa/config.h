@@ -48,6 +48,7 @@ struct config {
 	struct statsd_cfg statsd;
 	struct price_table prices;
 	char keys_file[512];          /* virtual keys; "" when none */
+	char policy_file[512];        /* "" : the embedded default policy */
 	struct {
 		char provider[32];
 		char env[64];             /* the variable that holds the real key, or "" */

@@ -58,6 +58,17 @@ void spoa_write_decision(const struct req_decision *d, const char *ctx, struct s
 			set_slice(acts, "user_id", d->owner); /* a virtual key speaks for its owner */
 	if (d->key_id[0])
 		set_str(acts, "key_id", d->key_id);
+	if (d->policy.nshadow) {
+		char ids[256];
+		size_t o = 0;
+		for (int i = 0; i < d->policy.nshadow; i++) {
+			int n = snprintf(ids + o, sizeof(ids) - o, "%s%s", i ? "," : "", d->policy.shadow[i]->id);
+			if (n < 0 || (size_t)n >= sizeof(ids) - o)
+				break;
+			o += (size_t)n;
+		}
+		spoa_set_txn_str(acts, "shadow", ids, o); /* rules that would have denied */
+	}
 	if (d->model.len)
 		set_slice(acts, "model", d->model);
 	if (d->status) {
@@ -145,6 +156,10 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 		struct statsd_tag ht[] = { { "header", lit(d.id_err.header ? d.id_err.header : "several"), false },
 		                           { "action", lit(d.id_dropped ? "dropped" : "rejected"), false } };
 		statsd_count(hc->sd, "spoa_header_rejections", d.id_dropped ? d.id_dropped : 1, ht, 2);
+	}
+	for (int i = 0; i < d.policy.nshadow; i++) {
+		struct statsd_tag st[] = { { "rule", lit(d.policy.shadow[i]->id), false }, { "provider", prov, false } };
+		statsd_count(hc->sd, "policy_shadow_denials", 1, st, 2);
 	}
 	if (d.truncated) {
 		struct statsd_tag tt[] = { { "provider", prov, false }, { "verdict", tags[2].val, false } };

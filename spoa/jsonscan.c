@@ -303,6 +303,28 @@ bool json_as_int(const struct json_val *v, int64_t *out)
 	return true;
 }
 
+long json_array_len(const struct json_val *v)
+{
+	if (v->kind != JSON_ARRAY)
+		return -1;
+	const uint8_t *p = ws(v->raw.ptr + 1, v->raw.ptr + v->raw.len), *end = v->raw.ptr + v->raw.len;
+	long n = 0;
+	if (p < end && *p == ']')
+		return 0;
+	while (p < end) {
+		struct json_val e;
+		if (!(p = value(p, end, 1, &e)))
+			return -1;
+		n++;
+		p = ws(p, end);
+		if (p < end && *p == ',')
+			p = ws(p + 1, end);
+		else
+			break;
+	}
+	return p < end && *p == ']' ? n : -1;
+}
+
 bool json_as_plain_string(const struct json_val *v, struct spop_slice *out)
 {
 	if (v->kind != JSON_STRING || v->raw.len < 2)

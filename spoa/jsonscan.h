@@ -52,4 +52,7 @@ bool json_as_int(const struct json_val *v, int64_t *out);
  * with escapes are refused: identifiers the agent reads never need them. */
 bool json_as_plain_string(const struct json_val *v, struct spop_slice *out);
 
+/* Elements of an array value; -1 when it is not a well-formed array. */
+long json_array_len(const struct json_val *v);
+
 #endif

@@ -51,7 +51,7 @@ static void on_keys_file(struct ev_loop *loop, ev_stat *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (w->attr.st_nlink)
-		reload("keys_file");
+		reload(w->path); /* the keys file or the policy file changed */
 }
 
 int main(int argc, char **argv)
@@ -78,8 +78,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, "archestra-spoa: %s\n", err);
 			return 2;
 		}
-		printf("configuration ok%s%s (%d virtual keys, %d provider keys)\n", cfg.config_path[0] ? ": " : "",
-		       cfg.config_path, a->keys.n, a->provider_keys.n);
+		printf("configuration ok%s%s (%d virtual keys, %d provider keys, %d policy rules%s)\n",
+		       cfg.config_path[0] ? ": " : "", cfg.config_path, a->keys.n, a->provider_keys.n, a->policy.n,
+		       cfg.policy_file[0] ? "" : ", built in");
 		auth_free(a);
 		return 0;
 	}
@@ -102,11 +103,15 @@ int main(int argc, char **argv)
 	ev_signal_start(loop, &sterm);
 	ev_signal_start(loop, &sint);
 	ev_signal_start(loop, &shup);
-	ev_stat keys_watch;
+	ev_stat keys_watch, policy_watch;
 	if (cfg.keys_file[0]) {
 		/* inotify where the kernel has it, else a poll each second */
 		ev_stat_init(&keys_watch, on_keys_file, cfg.keys_file, 1.0);
 		ev_stat_start(loop, &keys_watch);
+	}
+	if (cfg.policy_file[0]) {
+		ev_stat_init(&policy_watch, on_keys_file, cfg.policy_file, 1.0);
+		ev_stat_start(loop, &policy_watch);
 	}
 
 	if (server_run(g_server, err, sizeof(err)) < 0) {

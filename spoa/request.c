@@ -116,16 +116,24 @@ static void model_from_body(const struct spop_data *body, struct req_decision *d
 	struct json_val v;
 	if (!json_iter_init(&it, body->v.s))
 		return;
-	int found = 0;
-	while (found < 2 && json_iter_next(&it, &k, &v) == 1) {
+	while (json_iter_next(&it, &k, &v) == 1) {
+		int64_t n;
 		if (SPOP_SLICE_IS(k, "model")) {
 			struct spop_slice s;
-			if (json_as_plain_string(&v, &s))
+			if (json_as_plain_string(&v, &s) && d->model.len == 0)
 				d->model = s;
-			found++;
 		} else if (SPOP_SLICE_IS(k, "stream")) {
 			d->stream = v.kind == JSON_TRUE;
-			found++;
+		} else if (SPOP_SLICE_IS(k, "max_tokens") || SPOP_SLICE_IS(k, "max_completion_tokens") ||
+		           SPOP_SLICE_IS(k, "max_output_tokens")) {
+			if (json_as_int(&v, &n) && n > d->output_tokens)
+				d->output_tokens = n;
+		} else if (SPOP_SLICE_IS(k, "generationConfig")) {
+			struct json_val m;
+			if (json_get(v.raw, "maxOutputTokens", &m) && json_as_int(&m, &n) && n > d->output_tokens)
+				d->output_tokens = n;
+		} else if (SPOP_SLICE_IS(k, "messages") || SPOP_SLICE_IS(k, "contents")) {
+			d->messages = json_array_len(&v);
 		}
 	}
 }
@@ -263,6 +271,7 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 		env = &none;
 	memset(d, 0, sizeof(*d));
 	d->reason = "allowed";
+	d->output_tokens = d->messages = -1;
 
 	const struct spop_data *path = SPOP_MSG_ARG(m, "path");
 	if (!is_text(path) || path->v.s.len == 0) {
@@ -279,8 +288,7 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 
 	if (d->prov->shape == SHAPE_GEMINI)
 		model_from_path(d->rest, d);
-	else
-		model_from_body(SPOP_MSG_ARG(m, "body"), d);
+	model_from_body(SPOP_MSG_ARG(m, "body"), d); /* Gemini: limits and contents; the path named the model */
 	if (identity_parse(SPOP_MSG_ARG(m, "hdrs"), cfg->drop_invalid_identity, &d->id, &d->id_err, &d->id_dropped) < 0) {
 		d->status = 400;
 		d->reason = "invalid_identity_header";
@@ -325,6 +333,31 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 		if (!d->prov->direct_keys) {
 			refuse(d, 401, "direct_key_refused",
 			       "provider API keys are not accepted for this provider; use a key issued by the gateway", NULL);
+			return;
+		}
+	}
+
+	/* Policy last: it may scope on who the credential turned out to be. */
+	if (env->auth && env->auth->policy.n) {
+		int64_t blen = 0, bsize = 0;
+		struct policy_input pin = {
+			.id = &d->id, .output_tokens = d->output_tokens, .messages = d->messages, .stream = d->stream,
+		};
+		as_int(SPOP_MSG_ARG(m, "body_len"), &blen);
+		as_int(SPOP_MSG_ARG(m, "body_size"), &bsize);
+		pin.body_bytes = bsize > blen ? bsize : blen;
+		pin.v[SC_PROVIDER] = (struct spop_slice){ (const uint8_t *)d->prov->name, strlen(d->prov->name) };
+		pin.v[SC_MODEL] = d->model;
+		pin.v[SC_KEY_ID] = (struct spop_slice){ (const uint8_t *)d->key_id, strlen(d->key_id) };
+		pin.v[SC_KEY_OWNER] = d->owner;
+		pin.v[SC_AGENT_ID] = d->id.v[ID_AGENT];
+		pin.v[SC_USER_ID] = d->id.v[ID_USER].len ? d->id.v[ID_USER] : d->owner;
+		policy_eval(&env->auth->policy, &pin, &d->policy);
+		if (d->policy.deny) {
+			d->status = 403;
+			d->reason = d->policy.deny->id;
+			snprintf(d->message, sizeof(d->message), "archestra: policy %.63s: %.150s", d->policy.deny->id, d->policy.why);
+			d->auth_hdr = NULL; /* nothing is substituted for a refused call */
 			return;
 		}
 	}

@@ -11,6 +11,7 @@
 #include "identity.h"
 #include "jwt.h"
 #include "keys.h"
+#include "policy.h"
 #include "provider.h"
 #include "spop.h"
 
@@ -33,6 +34,7 @@ struct auth {
 	bool jwt_enabled;
 	struct jwt_cfg jwt;
 	struct jwks jwks;
+	struct policy policy;
 };
 
 /* Verified JWTs, per worker: a repeated token costs a hash and a lookup, not a
@@ -78,6 +80,9 @@ struct req_decision {
 	struct spop_slice auth_key;     /* the real key; never logged */
 	struct spop_slice owner;        /* the virtual key's owner, or the JWT's user */
 	char jwt_user[128];             /* backing store for owner with a JWT */
+	int64_t output_tokens;          /* asked for in the body; -1: not said */
+	int64_t messages;               /* messages / contents in the body; -1: unknown */
+	struct policy_result policy;    /* the deciding rule, and shadow rules that would have denied */
 };
 
 void request_decide(const struct request_cfg *cfg, const struct decide_env *env, const struct spop_msg *m,

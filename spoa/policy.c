@@ -1,0 +1,320 @@
+/* policy.c: see policy.h. */
+#include "policy.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "glob.h"
+
+static const char *const scope_names[SC_FIELDS] = {
+	"provider", "model", "key_id", "key_owner", "agent_id", "user_id",
+};
+
+static int patterns(const cJSON *v, struct pattern_list *out, const char *path, char *err, size_t errlen)
+{
+	const cJSON *it;
+	memset(out, 0, sizeof(*out));
+	if (cJSON_IsString(v)) {
+		if (!v->valuestring[0] || strlen(v->valuestring) >= sizeof(out->p[0]))
+			goto bad;
+		strcpy(out->p[0], v->valuestring);
+		out->n = 1;
+		return 0;
+	}
+	if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1 || cJSON_GetArraySize(v) > POLICY_MAX_PATTERNS)
+		goto bad;
+	cJSON_ArrayForEach(it, v) {
+		if (!cJSON_IsString(it) || !it->valuestring[0] || strlen(it->valuestring) >= sizeof(out->p[0]))
+			goto bad;
+		strcpy(out->p[out->n++], it->valuestring);
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "%s: expected a pattern or a list of 1 to %d patterns like [\"gpt-4o*\"] (63 bytes at most)",
+	         path, POLICY_MAX_PATTERNS);
+	return -1;
+}
+
+static int allow_deny(const cJSON *v, struct pattern_list *allow, struct pattern_list *deny, const char *path, char *err,
+                      size_t errlen)
+{
+	char p[160];
+	const cJSON *it;
+	if (!cJSON_IsObject(v)) {
+		snprintf(err, errlen, "%s: expected {\"allow\": [...]} and/or {\"deny\": [...]}", path);
+		return -1;
+	}
+	cJSON_ArrayForEach(it, v) {
+		snprintf(p, sizeof(p), "%s.%s", path, it->string);
+		if (strcmp(it->string, "allow") == 0) {
+			if (patterns(it, allow, p, err, errlen) < 0)
+				return -1;
+		} else if (strcmp(it->string, "deny") == 0) {
+			if (patterns(it, deny, p, err, errlen) < 0)
+				return -1;
+		} else {
+			snprintf(err, errlen, "%s: unknown key (allow or deny)", p);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int limit(const cJSON *v, int64_t *out, const char *path, char *err, size_t errlen)
+{
+	if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 1e12 || v->valuedouble != (double)(int64_t)v->valuedouble) {
+		snprintf(err, errlen, "%s: expected a positive whole number", path);
+		return -1;
+	}
+	*out = (int64_t)v->valuedouble;
+	return 0;
+}
+
+static int parse_rule(const cJSON *o, struct policy_rule *r, int idx, char *err, size_t errlen)
+{
+	char path[128], p[200];
+	snprintf(path, sizeof(path), "rules[%d]", idx);
+	memset(r, 0, sizeof(*r));
+	r->stream = -1;
+	if (!cJSON_IsObject(o)) {
+		snprintf(err, errlen, "%s: expected an object like {\"id\": \"...\", \"models\": {\"allow\": [...]}}", path);
+		return -1;
+	}
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id"), *it;
+	if (!cJSON_IsString(id) || !id->valuestring[0] || strlen(id->valuestring) >= sizeof(r->id) ||
+	    strspn(id->valuestring, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != strlen(id->valuestring)) {
+		snprintf(err, errlen, "%s.id: expected a name of letters, digits, '_', '-', '.' (it becomes the refusal's reason)", path);
+		return -1;
+	}
+	strcpy(r->id, id->valuestring);
+	snprintf(path, sizeof(path), "rules[%d] (\"%.60s\")", idx, r->id);
+	int checks = 0;
+	cJSON_ArrayForEach(it, o) {
+		const char *k = it->string;
+		snprintf(p, sizeof(p), "%s.%s", path, k);
+		if (strcmp(k, "id") == 0) {
+			continue;
+		} else if (strcmp(k, "shadow") == 0) {
+			if (!cJSON_IsBool(it)) {
+				snprintf(err, errlen, "%s: expected true or false", p);
+				return -1;
+			}
+			r->shadow = cJSON_IsTrue(it);
+		} else if (strcmp(k, "when") == 0) {
+			const cJSON *w;
+			if (!cJSON_IsObject(it)) {
+				snprintf(err, errlen, "%s: expected an object like {\"provider\": \"openai\", \"key_owner\": \"team-*\"}", p);
+				return -1;
+			}
+			cJSON_ArrayForEach(w, it) {
+				int f;
+				for (f = 0; f < SC_FIELDS; f++)
+					if (strcmp(w->string, scope_names[f]) == 0)
+						break;
+				char wp[260];
+				snprintf(wp, sizeof(wp), "%s.%s", p, w->string);
+				if (f == SC_FIELDS) {
+					snprintf(err, errlen, "%s: unknown scope (provider, model, key_id, key_owner, agent_id, user_id)", wp);
+					return -1;
+				}
+				if (patterns(w, &r->when[f], wp, err, errlen) < 0)
+					return -1;
+			}
+		} else if (strcmp(k, "models") == 0) {
+			if (allow_deny(it, &r->models_allow, &r->models_deny, p, err, errlen) < 0)
+				return -1;
+			checks++;
+		} else if (strcmp(k, "providers") == 0) {
+			if (allow_deny(it, &r->providers_allow, &r->providers_deny, p, err, errlen) < 0)
+				return -1;
+			checks++;
+		} else if (strcmp(k, "max_output_tokens") == 0) {
+			if (limit(it, &r->max_output_tokens, p, err, errlen) < 0)
+				return -1;
+			checks++;
+		} else if (strcmp(k, "max_messages") == 0) {
+			if (limit(it, &r->max_messages, p, err, errlen) < 0)
+				return -1;
+			checks++;
+		} else if (strcmp(k, "max_body_bytes") == 0) {
+			if (limit(it, &r->max_body_bytes, p, err, errlen) < 0)
+				return -1;
+			checks++;
+		} else if (strcmp(k, "stream") == 0) {
+			if (!cJSON_IsBool(it)) {
+				snprintf(err, errlen, "%s: expected true (allowed) or false (refused)", p);
+				return -1;
+			}
+			r->stream = cJSON_IsTrue(it);
+			checks++;
+		} else if (strcmp(k, "require_headers") == 0) {
+			const cJSON *h;
+			if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) == 0) {
+				snprintf(err, errlen, "%s: expected a list of agent_id, user_id, session_id, execution_id", p);
+				return -1;
+			}
+			cJSON_ArrayForEach(h, it) {
+				int f;
+				for (f = 0; f < ID_FIELDS; f++)
+					if (cJSON_IsString(h) && strcmp(h->valuestring, identity_field_name((enum id_field)f)) == 0)
+						break;
+				if (f == ID_FIELDS) {
+					snprintf(err, errlen, "%s: expected a list of agent_id, user_id, session_id, execution_id", p);
+					return -1;
+				}
+				r->require |= 1u << f;
+			}
+			checks++;
+		} else {
+			snprintf(err, errlen,
+			         "%s: unknown key (known: id, when, shadow, models, providers, max_output_tokens, max_messages, max_body_bytes, stream, require_headers)",
+			         p);
+			return -1;
+		}
+	}
+	if (!checks) {
+		snprintf(err, errlen, "%s: a rule needs at least one check (models, providers, max_*, stream, require_headers)", path);
+		return -1;
+	}
+	return 0;
+}
+
+int policy_parse(const char *json, size_t len, struct policy *p, char *err, size_t errlen)
+{
+	memset(p, 0, sizeof(*p));
+	const char *end = NULL;
+	cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+	if (!root) {
+		size_t at = end && end >= json ? (size_t)(end - json) : 0, line = 1;
+		for (size_t i = 0; i < at && i < len; i++)
+			line += json[i] == '\n';
+		snprintf(err, errlen, "not valid JSON (line %zu)", line);
+		return -1;
+	}
+	int rc = -1;
+	const cJSON *rules = cJSON_GetObjectItemCaseSensitive(root, "rules"), *it;
+	if (!cJSON_IsObject(root) || !cJSON_IsArray(rules)) {
+		snprintf(err, errlen, "$: expected {\"rules\": [...]} (see policy/schema.json)");
+		goto out;
+	}
+	cJSON_ArrayForEach(it, root) {
+		if (strcmp(it->string, "rules") == 0 || strcmp(it->string, "$schema") == 0 || strcmp(it->string, "description") == 0)
+			continue;
+		if (strcmp(it->string, "shadow") == 0 && cJSON_IsBool(it)) {
+			p->shadow = cJSON_IsTrue(it);
+			continue;
+		}
+		snprintf(err, errlen, "%s: unknown key (known: rules, shadow, description)", it->string);
+		goto out;
+	}
+	int n = cJSON_GetArraySize(rules);
+	if (n > POLICY_MAX_RULES) {
+		snprintf(err, errlen, "rules: at most %d rules", POLICY_MAX_RULES);
+		goto out;
+	}
+	p->rules = calloc((size_t)(n ? n : 1), sizeof(*p->rules));
+	if (!p->rules) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	cJSON_ArrayForEach(it, rules) {
+		if (parse_rule(it, &p->rules[p->n], p->n, err, errlen) < 0)
+			goto out;
+		for (int i = 0; i < p->n; i++)
+			if (strcmp(p->rules[i].id, p->rules[p->n].id) == 0) {
+				snprintf(err, errlen, "rules[%d].id: \"%s\" is already the id of rules[%d]", p->n, p->rules[i].id, i);
+				goto out;
+			}
+		p->n++;
+	}
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	if (rc < 0)
+		policy_free(p);
+	return rc;
+}
+
+void policy_free(struct policy *p)
+{
+	free(p->rules);
+	p->rules = NULL;
+	p->n = 0;
+}
+
+static bool any_match(const struct pattern_list *l, struct spop_slice v)
+{
+	for (int i = 0; i < l->n; i++)
+		if (glob_match(l->p[i], v.ptr, v.len))
+			return true;
+	return false;
+}
+
+/* Fills why and returns true when the rule's checks fail. */
+static bool violates(const struct policy_rule *r, const struct policy_input *in, char *why, size_t room)
+{
+	struct spop_slice model = in->v[SC_MODEL], prov = in->v[SC_PROVIDER];
+	int ml = (int)(model.len > 64 ? 64 : model.len);
+	if ((r->models_allow.n && !any_match(&r->models_allow, model)) || any_match(&r->models_deny, model)) {
+		if (model.len)
+			snprintf(why, room, "the model %.*s is not allowed", ml, model.ptr);
+		else
+			snprintf(why, room, "the request names no model and models are restricted");
+		return true;
+	}
+	if ((r->providers_allow.n && !any_match(&r->providers_allow, prov)) || any_match(&r->providers_deny, prov)) {
+		snprintf(why, room, "the provider %.*s is not allowed", (int)(prov.len > 32 ? 32 : prov.len), prov.ptr);
+		return true;
+	}
+	if (r->max_output_tokens && in->output_tokens > r->max_output_tokens) {
+		snprintf(why, room, "at most %lld output tokens may be asked for (got %lld)", (long long)r->max_output_tokens,
+		         (long long)in->output_tokens);
+		return true;
+	}
+	if (r->max_messages && in->messages > r->max_messages) {
+		snprintf(why, room, "at most %lld messages per request (got %lld)", (long long)r->max_messages,
+		         (long long)in->messages);
+		return true;
+	}
+	if (r->max_body_bytes && in->body_bytes > r->max_body_bytes) {
+		snprintf(why, room, "the request body may have at most %lld bytes", (long long)r->max_body_bytes);
+		return true;
+	}
+	if (r->stream == 0 && in->stream) {
+		snprintf(why, room, "streaming responses are not allowed");
+		return true;
+	}
+	for (int f = 0; f < ID_FIELDS; f++)
+		if ((r->require & (1u << f)) && (!in->id || in->id->v[f].len == 0)) {
+			static const char *const hdr[ID_FIELDS] = { "X-Archestra-Agent-Id", "X-Archestra-User-Id",
+			                                            "X-Archestra-Session-Id", "X-Archestra-Execution-Id" };
+			snprintf(why, room, "the request must name its %s (%s)", identity_field_name((enum id_field)f), hdr[f]);
+			return true;
+		}
+	return false;
+}
+
+void policy_eval(const struct policy *p, const struct policy_input *in, struct policy_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	for (int i = 0; p && i < p->n; i++) {
+		const struct policy_rule *r = &p->rules[i];
+		bool applies = true;
+		for (int f = 0; f < SC_FIELDS && applies; f++)
+			if (r->when[f].n && !any_match(&r->when[f], in->v[f]))
+				applies = false;
+		char why[sizeof(res->why)];
+		if (!applies || !violates(r, in, why, sizeof(why)))
+			continue;
+		if (r->shadow || p->shadow) {
+			if (res->nshadow < POLICY_MAX_SHADOW)
+				res->shadow[res->nshadow++] = r;
+			continue;
+		}
+		res->deny = r;
+		memcpy(res->why, why, sizeof(why));
+		return; /* the first deny wins */
+	}
+}

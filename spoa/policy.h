@@ -1,0 +1,76 @@
+/* policy.h: request rules, compiled once from JSON, evaluated without allocation.
+ *
+ * A policy is an ordered list of rules. A rule applies to all traffic or to what
+ * its "when" matches (provider, model, key id, key owner, agent id, user id; glob
+ * patterns), and holds checks: models allow/deny, providers allow/deny, a cap on
+ * output tokens, on messages, on body size, streaming allowed or not, identity
+ * headers required. Rules are evaluated in file order; the first rule with a
+ * failing check denies, and its id becomes the decision's reason. A rule in shadow
+ * mode (or every rule, with "shadow": true at the top) is evaluated and reported
+ * but does not deny. Pure. */
+#ifndef SPOA_POLICY_H
+#define SPOA_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "identity.h"
+#include "spop.h"
+
+#define POLICY_MAX_RULES    256
+#define POLICY_MAX_PATTERNS 16
+
+struct pattern_list {
+	char p[POLICY_MAX_PATTERNS][64];
+	int n;                      /* 0: no list */
+};
+
+enum scope_field { SC_PROVIDER = 0, SC_MODEL, SC_KEY_ID, SC_KEY_OWNER, SC_AGENT_ID, SC_USER_ID, SC_FIELDS };
+
+struct policy_rule {
+	char id[64];
+	bool shadow;
+	struct pattern_list when[SC_FIELDS];   /* all given lists must match */
+	struct pattern_list models_allow, models_deny, providers_allow, providers_deny;
+	int64_t max_output_tokens;             /* 0: no cap */
+	int64_t max_messages;
+	int64_t max_body_bytes;
+	int stream;                            /* -1: no rule, 0: refused, 1: allowed */
+	unsigned require;                      /* bit set of 1 << enum id_field */
+};
+
+struct policy {
+	struct policy_rule *rules;             /* owned: policy_free */
+	int n;
+	bool shadow;
+};
+
+/* What a request offers to the rules: slices of the frame, nothing copied. */
+struct policy_input {
+	struct spop_slice v[SC_FIELDS];
+	const struct identity *id;
+	int64_t output_tokens;                 /* -1: not asked */
+	int64_t messages;                      /* -1: unknown */
+	int64_t body_bytes;
+	bool stream;
+};
+
+#define POLICY_MAX_SHADOW 8
+struct policy_result {
+	const struct policy_rule *deny;        /* NULL: allowed */
+	char why[160];                         /* for the refusal message; no secret */
+	const struct policy_rule *shadow[POLICY_MAX_SHADOW];   /* would have denied */
+	int nshadow;
+};
+
+/* Compiles a policy document. Errors name the JSON path and give a hint. */
+int policy_parse(const char *json, size_t len, struct policy *p, char *err, size_t errlen);
+void policy_free(struct policy *p);
+
+void policy_eval(const struct policy *p, const struct policy_input *in, struct policy_result *r);
+
+/* The policy built into the binary (policy/default.json). */
+extern const char policy_default_json[];
+
+#endif
