@@ -12,8 +12,8 @@ UPSTREAM ?= mock
 
 # Debian packages each command needs.
 RUN_PKGS   := gcc make libc6-dev libev-dev libcjson-dev libssl-dev haproxy python3 curl openssl
-TEST_PKGS  := $(RUN_PKGS) libcmocka-dev clang libclang-rt-14-dev systemd
-BENCH_PKGS := $(TEST_PKGS) wrk
+TEST_PKGS  := $(RUN_PKGS) libcmocka-dev clang libclang-rt-14-dev systemd wrk
+BENCH_PKGS := $(TEST_PKGS)
 
 # The agent's pure modules (no I/O) and its I/O shell.
 CORE_SRC := spoa/spop.c spoa/session.c spoa/handler.c spoa/buf.c spoa/config.c spoa/log.c \
@@ -27,7 +27,7 @@ GEN_SRC   := $(BUILD)/gen/policy_default.c
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/policy_default.o
 SHELL_OBJ := $(SHELL_SRC:%.c=$(BUILD)/%.o)
 
-UNIT_TESTS := test_spop test_session test_config test_request test_identity test_accounting test_keys test_jwt
+UNIT_TESTS := test_spop test_session test_config test_request test_identity test_accounting test_keys test_jwt test_policy
 UNIT_BIN   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 ASAN_BIN   := $(UNIT_TESTS:%=$(BUILD)/asan/%)
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -122,7 +122,7 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 	const char *ctxp = NULL;
 
 	struct decide_env env = {
-		.auth = hc->auth ? atomic_load_explicit(hc->auth, memory_order_acquire) : NULL,
+		.auth = hc->auth_get ? hc->auth_get(hc->auth_arg) : NULL,
 		.now = (int64_t)time(NULL),
 		.cache = hc->jwt_cache,
 	};

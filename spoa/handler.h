@@ -19,7 +19,8 @@ struct handler_ctx {
 	const struct request_cfg *rcfg;
 	const struct price_table *prices;
 	struct statsd *sd;
-	const struct auth *_Atomic *auth;   /* the current keys snapshot, swapped on reload */
+	const struct auth *(*auth_get)(void *); /* the snapshot to decide with, or NULL */
+	void *auth_arg;
 	struct jwt_cache *jwt_cache;        /* this worker's, or NULL */
 	void (*on_unknown_kid)(void *);     /* asks for a JWKS refetch, or NULL */
 	void *hook_arg;

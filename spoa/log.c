@@ -8,6 +8,21 @@
 
 enum log_level log_threshold = LOG_INFO;
 
+const char *log_quote(const char *s, char *dst, size_t room)
+{
+	size_t o = 0;
+	for (; *s && o + 2 < room; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c < 0x20 || c == 0x7f)
+			continue;
+		if (c == '"' || c == '\\')
+			dst[o++] = '\\';
+		dst[o++] = (char)c;
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
 void log_event(enum log_level l, const char *event, const char *fmt, ...)
 {
 	char line[1024];

@@ -32,8 +32,10 @@ static void reload(const char *why)
 {
 	char err[CONFIG_ERR_LEN];
 	int n = server_reload_auth(g_server, err, sizeof(err));
+	char q[2 * CONFIG_ERR_LEN];
 	if (n < 0)
-		LOG(LOG_ERROR, "reload", "trigger=%s result=refused error=\"%s\" (the previous keys stay in force)", why, err);
+		LOG(LOG_ERROR, "reload", "trigger=%s result=refused error=\"%s\" (the previous snapshot stays in force)", why,
+		    log_quote(err, q, sizeof(q)));
 	else
 		LOG(LOG_INFO, "reload", "trigger=%s result=ok virtual_keys=%d", why, n);
 }

@@ -29,6 +29,7 @@ struct request_cfg {
  * one immutable snapshot, swapped whole. */
 struct auth {
 	uint64_t gen;                     /* tells snapshots apart (JWT cache entries) */
+	int refs;                         /* holders; managed by the server under its lock */
 	struct keystore keys;
 	struct provider_keys provider_keys;
 	bool jwt_enabled;

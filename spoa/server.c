@@ -76,6 +76,8 @@ struct worker {
 	struct session_cfg scfg;
 	struct server_stats st;
 	struct statsd sd;
+	struct auth *auth;      /* the snapshot this worker decides with (a reference) */
+	uint64_t auth_gen;
 	ev_timer flush_w;       /* statsd: flush every flush_ms, new window every window_s */
 	ev_tstamp window_end;
 	int reported_conns;     /* last connections gauge sent */
@@ -89,59 +91,70 @@ struct server {
 	struct worker *workers;
 	atomic_int nconns;
 	bool started;
-	const struct auth *_Atomic auth;
-	pthread_mutex_t reload_mu;    /* reloads come from the main loop and the JWKS fetcher */
+	/* The keys/JWT/policy snapshot. Each worker holds a reference to the one it
+	 * decides with and swaps it between messages when `auth_gen` moves on; a
+	 * snapshot is freed by whoever drops its last reference. Reloads (main loop,
+	 * JWKS fetcher) and swaps take auth_mu; a decision takes no lock. */
+	struct auth *auth;
+	atomic_uint_fast64_t auth_gen;
+	pthread_mutex_t auth_mu;
 	struct jwks_fetcher *jwks;
-	/* Replaced snapshots, freed once no decision can still be reading them. */
-	struct { struct auth *a; time_t at; } retired[16];
-	int nretired;
 };
 
-#define RETIRE_AFTER_S 5 /* a decision takes microseconds; this is plenty */
+static void auth_unref_locked(struct auth *a, struct auth **to_free)
+{
+	*to_free = NULL;
+	if (a && --a->refs == 0)
+		*to_free = a; /* freed outside the lock */
+}
+
+/* A worker's view: the current snapshot, re-taken only after a reload. */
+static const struct auth *worker_auth(void *arg)
+{
+	struct worker *w = arg;
+	struct server *s = w->srv;
+	uint64_t gen = atomic_load_explicit(&s->auth_gen, memory_order_acquire);
+	if (gen != w->auth_gen) {
+		struct auth *drop;
+		pthread_mutex_lock(&s->auth_mu);
+		auth_unref_locked(w->auth, &drop);
+		w->auth = s->auth;
+		if (w->auth)
+			w->auth->refs++;
+		w->auth_gen = atomic_load(&s->auth_gen);
+		pthread_mutex_unlock(&s->auth_mu);
+		auth_free(drop);
+	}
+	return w->auth;
+}
 
 int server_reload_auth(struct server *s, char *err, size_t errlen)
 {
 	size_t dl = 0;
 	char *doc = s->jwks ? jwks_fetcher_latest(s->jwks, &dl) : NULL;
-	pthread_mutex_lock(&s->reload_mu);
-	struct auth *fresh = auth_load(&s->cfg, doc, dl, err, errlen);
+	struct auth *fresh = auth_load(&s->cfg, doc, dl, err, errlen); /* built off the hot path, unlocked */
 	free(doc);
-	if (!fresh) {
-		pthread_mutex_unlock(&s->reload_mu);
+	if (!fresh)
 		return -1;
-	}
-	time_t now = time(NULL);
-	int keep = 0;
-	for (int i = 0; i < s->nretired; i++) {
-		if (now - s->retired[i].at > RETIRE_AFTER_S)
-			auth_free(s->retired[i].a);
-		else
-			s->retired[keep++] = s->retired[i];
-	}
-	s->nretired = keep;
-	if (s->nretired == (int)(sizeof(s->retired) / sizeof(s->retired[0]))) {
-		auth_free(fresh);
-		pthread_mutex_unlock(&s->reload_mu);
-		snprintf(err, errlen, "reloading too often; try again in %d s", RETIRE_AFTER_S);
-		return -1;
-	}
-	struct auth *old = (struct auth *)atomic_exchange_explicit(&s->auth, fresh, memory_order_acq_rel);
-	if (old) {
-		s->retired[s->nretired].a = old;
-		s->retired[s->nretired].at = now;
-		s->nretired++;
-	}
 	int n = fresh->keys.n;
-	pthread_mutex_unlock(&s->reload_mu);
+	struct auth *drop;
+	fresh->refs = 1; /* the server's own reference */
+	pthread_mutex_lock(&s->auth_mu);
+	auth_unref_locked(s->auth, &drop);
+	s->auth = fresh;
+	atomic_fetch_add_explicit(&s->auth_gen, 1, memory_order_release);
+	pthread_mutex_unlock(&s->auth_mu);
+	auth_free(drop);
 	return n;
 }
 
 /* The fetcher thread has a new JWKS: rebuild the snapshot with it. */
 static void on_jwks_fetched(void *arg)
 {
-	char err[CONFIG_ERR_LEN];
+	char err[CONFIG_ERR_LEN], q[2 * CONFIG_ERR_LEN];
 	if (server_reload_auth(arg, err, sizeof(err)) < 0)
-		LOG(LOG_ERROR, "reload", "trigger=jwks_url result=refused error=\"%s\" (the previous keys stay in force)", err);
+		LOG(LOG_ERROR, "reload", "trigger=jwks_url result=refused error=\"%s\" (the previous snapshot stays in force)",
+		    log_quote(err, q, sizeof(q)));
 	else
 		LOG(LOG_INFO, "reload", "trigger=jwks_url result=ok");
 }
@@ -604,7 +617,7 @@ struct server *server_open(const struct config *cfg, char *err, size_t errlen)
 	}
 	for (int i = 0; i < s->nthreads * cfg->nlisten; i++)
 		s->lfd[i] = -1;
-	pthread_mutex_init(&s->reload_mu, NULL);
+	pthread_mutex_init(&s->auth_mu, NULL);
 	if (cfg->jwt.enabled && cfg->jwt.jwks_url[0]) {
 		s->jwks = jwks_fetcher_start(cfg->jwt.jwks_url, cfg->jwt.jwks_ca_file, cfg->jwt.jwks_refresh_s,
 		                             cfg->jwt.jwks_min_refetch_s, on_jwks_fetched, s, err, errlen);
@@ -669,7 +682,8 @@ int server_run(struct server *s, char *err, size_t errlen)
 		w->hctx.rcfg = &s->rcfg;
 		w->hctx.prices = &cfg->prices;
 		w->hctx.sd = &w->sd;
-		w->hctx.auth = &s->auth;
+		w->hctx.auth_get = worker_auth;
+		w->hctx.auth_arg = w;
 		w->hctx.jwt_cache = calloc(1, sizeof(*w->hctx.jwt_cache)); /* none: every token is verified */
 		if (s->jwks) {
 			w->hctx.on_unknown_kid = want_jwks;
@@ -763,10 +777,15 @@ void server_free(struct server *s)
 			free(w->hctx.jwt_cache);
 		}
 	}
+	struct auth *drop;
+	if (s->workers)
+		for (int t = 0; t < s->nthreads; t++) {
+			auth_unref_locked(s->workers[t].auth, &drop);
+			auth_free(drop);
+		}
+	auth_unref_locked(s->auth, &drop);
+	auth_free(drop);
 	free(s->workers);
 	free(s->lfd);
-	auth_free((struct auth *)atomic_load(&s->auth));
-	for (int i = 0; i < s->nretired; i++)
-		auth_free(s->retired[i].a);
 	free(s);
 }

@@ -56,6 +56,7 @@ run_suite e2e/haproxy_verdict 120 "$PY" tests/e2e/test_haproxy_verdict.py "$AGEN
 run_suite e2e/edge 180 "$PY" tests/e2e/test_edge.py "$AGENT"
 run_suite e2e/metrics 400 "$PY" tests/e2e/test_metrics.py "$AGENT"
 run_suite e2e/auth 200 "$PY" tests/e2e/test_auth.py "$AGENT"
+run_suite e2e/policy 200 "$PY" tests/e2e/test_policy.py "$AGENT"
 run_suite e2e/make_run 120 "$PY" tests/e2e/test_make_run.py
 run_suite e2e/systemd 120 tests/e2e/test_systemd.sh
 

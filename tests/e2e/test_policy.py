@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""End to end: request policies through HAProxy, shadow mode, and hot reload of the
+policy file (20 swaps under wrk load, then a broken file). TAP output.
+usage: test_policy.py path/to/archestra-spoa"""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from edge import Edge  # noqa: E402
+from tap import check, report, run  # noqa: E402
+
+AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "spoa/archestra-spoa")
+KEY = {"Authorization": "Bearer sk-policy-e2e-0a1b"}
+
+STRICT = {"rules": [
+    {"id": "small-models-only", "when": {"provider": "openai"}, "models": {"allow": ["gpt-4o-mini*"]}},
+    {"id": "cap-output", "max_output_tokens": 1000},
+    {"id": "try-no-stream", "stream": False, "shadow": True},
+    {"id": "anthropic-agents-identify", "when": {"provider": "anthropic"}, "require_headers": ["agent_id"]},
+]}
+LOOSE = {"rules": [{"id": "cap-output", "max_output_tokens": 100000}]}
+CALL = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def write(path, doc):
+    tmp = path + ".new"
+    with open(tmp, "w") as f:
+        f.write(doc if isinstance(doc, str) else json.dumps(doc))
+    os.rename(tmp, path)  # atomic, as an operator's tool would
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="arch-policy-")
+    pfile = os.path.join(tmp, "policy.json")
+    write(pfile, STRICT)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(0.2)
+    cfg = {"policy_file": pfile, "statsd": {"address": f"127.0.0.1:{udp.getsockname()[1]}", "flush_ms": 50}}
+    try:
+        with Edge(AGENT, agent_config=cfg) as edge:
+            def denials():
+                before = len(edge.mock_requests())
+                st, _, data = edge.call("POST", "/v1/openai/chat/completions", dict(CALL, model="gpt-4o"), KEY)
+                check(st == 403, f"model off the allow-list: {st} {data[:200]!r}")
+                j = json.loads(data)
+                check(j["error"]["code"] == "small-models-only" and "gpt-4o" in j["error"]["message"], f"{j}")
+                st, _, data = edge.call("POST", "/v1/openai/chat/completions", dict(CALL, max_tokens=5000), KEY)
+                check(st == 403 and json.loads(data)["error"]["code"] == "cap-output", f"cap: {st} {data[:200]!r}")
+                st, _, data = edge.call("POST", "/v1/anthropic/v1/messages",
+                                        {"model": "claude-haiku-4-5", "max_tokens": 10, "messages": []},
+                                        {"x-api-key": "k"})
+                j = json.loads(data)
+                check(st == 403 and j["type"] == "error" and j["error"]["type"] == "permission_error" and
+                      "X-Archestra-Agent-Id" in j["error"]["message"], f"required header: {st} {j}")
+                check(len(edge.mock_requests()) == before, "a refused call reached the upstream")
+                st, _, _ = edge.call("POST", "/v1/openai/chat/completions", CALL, KEY)
+                check(st == 200, f"an allowed call: {st}")
+            run("a model off the allow-list, too many output tokens, a missing required header: 403 in the "
+                "provider's shape with the rule as reason, never upstream", denials)
+
+            def shadow():
+                c = edge.conn(tls=False)
+                c.request("POST", "/v1/openai/chat/completions", body=json.dumps(dict(CALL, stream=True)),
+                          headers=dict(KEY, **{"Content-Type": "application/json"}))
+                r = c.getresponse()
+                body = r.read()
+                c.close()
+                check(r.status == 200 and b"[DONE]" in body, f"the shadow rule blocked the stream: {r.status}")
+                time.sleep(0.3)
+                check("shadow=try-no-stream" in edge.log("haproxy"), "HAProxy's log does not name the shadow rule")
+                metrics = []
+                try:
+                    while True:
+                        metrics.append(udp.recv(65535).decode())
+                except socket.timeout:
+                    pass
+                check(any(re.search(r"policy_shadow_denials:\d+\|c\|#rule:try-no-stream", m) for m in metrics),
+                      "policy_shadow_denials not counted:\n" + "\n".join(metrics)[-800:])
+            run("a shadow rule lets the call through, and HAProxy's log and statsd count what it would have denied",
+                shadow)
+
+            def swaps_under_load():
+                if not shutil.which("wrk"):
+                    raise AssertionError("wrk is not installed (make deps-test installs it)")
+                lua = os.path.join(tmp, "call.lua")
+                with open(lua, "w") as f:
+                    f.write('wrk.method="POST"\nwrk.headers["Content-Type"]="application/json"\n'
+                            f'wrk.headers["Authorization"]="{KEY["Authorization"]}"\n'
+                            f"wrk.body='{json.dumps(CALL)}'\n")
+                w = subprocess.Popen(["wrk", "-t1", "-c8", "-d6s", "-s", lua,
+                                      f"http://127.0.0.1:{edge.http_port}/v1/openai/chat/completions"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                time.sleep(0.5)
+                for i in range(20):
+                    write(pfile, LOOSE if i % 2 == 0 else STRICT)
+                    time.sleep(0.2)
+                out, _ = w.communicate(timeout=30)
+                n = re.search(r"(\d+) requests in", out)
+                check(n and int(n.group(1)) > 100, f"too little load to mean anything:\n{out}")
+                check("Non-2xx" not in out and "Socket errors" not in out, f"failures during the swaps:\n{out}")
+                reloads = edge.log("agent0").count("result=ok")
+                check(reloads >= 10, f"only {reloads} reloads logged for 20 swaps")
+            run("20 policy swaps under wrk load: no failed request, the swaps reloaded", swaps_under_load)
+
+            def new_rules_in_force():
+                write(pfile, STRICT)
+                end = time.time() + 5
+                st = 0
+                while time.time() < end:
+                    st, _, _ = edge.call("POST", "/v1/openai/chat/completions", dict(CALL, model="gpt-4o"), KEY)
+                    if st == 403:
+                        break
+                    time.sleep(0.2)
+                check(st == 403, "the strict policy is not in force after the last swap")
+                write(pfile, LOOSE)
+                end = time.time() + 5
+                while time.time() < end:
+                    st, _, _ = edge.call("POST", "/v1/openai/chat/completions", dict(CALL, model="gpt-4o"), KEY)
+                    if st == 200:
+                        break
+                    time.sleep(0.2)
+                check(st == 200, "the loose policy is not in force after the swap")
+            run("after each swap the new rules are in force", new_rules_in_force)
+
+            def broken():
+                write(pfile, STRICT)
+                time.sleep(1.5)
+                write(pfile, '{"rules": [{"id": "oops", "models": {"allow": []}}]}')
+                time.sleep(1.5)
+                st, _, _ = edge.call("POST", "/v1/openai/chat/completions", dict(CALL, model="gpt-4o"), KEY)
+                check(st == 403, f"a broken policy file dropped the old rules ({st})")
+                refused = [l for l in edge.log("agent0").splitlines() if "result=refused" in l]
+                check(refused and 'rules[0] (\\"oops\\").models.allow' in refused[-1],
+                      f"the refusal does not name the JSON path: {refused[-1:]}")
+            run("a broken policy file is refused with its JSON path logged, and the old rules stay", broken)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

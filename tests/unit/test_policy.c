@@ -1,0 +1,255 @@
+/* Unit tests of the policy engine: parsing with paths and hints, every rule type,
+ * scoping, order, shadow mode, and the request decision with a policy. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "policy.h"
+#include "request.h"
+
+static struct spop_slice S(const char *s)
+{
+	return (struct spop_slice){ (const uint8_t *)s, strlen(s) };
+}
+
+static struct policy pol;
+static struct identity ident;
+
+static void load(const char *json)
+{
+	char err[256];
+	policy_free(&pol);
+	if (policy_parse(json, strlen(json), &pol, err, sizeof(err)) < 0)
+		fail_msg("policy refused: %s", err);
+}
+
+static struct policy_input input(const char *provider, const char *model)
+{
+	struct policy_input in = { .id = &ident, .output_tokens = -1, .messages = -1 };
+	memset(&ident, 0, sizeof(ident));
+	in.v[SC_PROVIDER] = S(provider);
+	in.v[SC_MODEL] = S(model);
+	return in;
+}
+
+static const char *verdict(const struct policy_input *in)
+{
+	static struct policy_result r;
+	policy_eval(&pol, in, &r);
+	return r.deny ? r.deny->id : "allow";
+}
+
+static void model_and_provider_lists(void **st)
+{
+	(void)st;
+	load("{\"rules\":[{\"id\":\"small-only\",\"models\":{\"allow\":[\"gpt-4o-mini*\",\"claude-haiku-*\"]}},"
+	     "{\"id\":\"no-gemini\",\"providers\":{\"deny\":\"gemini\"}},"
+	     "{\"id\":\"no-o1\",\"models\":{\"deny\":[\"o1*\"]}}]}");
+	struct policy_input in = input("openai", "gpt-4o-mini-2024-07-18");
+	assert_string_equal(verdict(&in), "allow");
+	in = input("openai", "gpt-4o");
+	assert_string_equal(verdict(&in), "small-only");
+	in = input("anthropic", "claude-haiku-4-5");
+	assert_string_equal(verdict(&in), "allow");
+	in = input("openai", "");
+	assert_string_equal(verdict(&in), "small-only"); /* no model named: a model list refuses */
+	load("{\"rules\":[{\"id\":\"no-gemini\",\"providers\":{\"deny\":\"gemini\"}},{\"id\":\"no-o1\",\"models\":{\"deny\":[\"o1*\"]}}]}");
+	in = input("gemini", "gemini-2.5-pro");
+	assert_string_equal(verdict(&in), "no-gemini");
+	in = input("openai", "o1-preview");
+	assert_string_equal(verdict(&in), "no-o1");
+	in = input("openai", "gpt-5");
+	assert_string_equal(verdict(&in), "allow");
+}
+
+static void limits_stream_and_headers(void **st)
+{
+	(void)st;
+	load("{\"rules\":[{\"id\":\"cap\",\"max_output_tokens\":1000},{\"id\":\"msgs\",\"max_messages\":3},"
+	     "{\"id\":\"size\",\"max_body_bytes\":5000},{\"id\":\"nostream\",\"stream\":false},"
+	     "{\"id\":\"who\",\"require_headers\":[\"agent_id\",\"session_id\"]}]}");
+	struct policy_input in = input("openai", "m");
+	ident.v[ID_AGENT] = S("a");
+	ident.v[ID_SESSION] = S("s");
+	assert_string_equal(verdict(&in), "allow");
+	in.output_tokens = 1000;
+	assert_string_equal(verdict(&in), "allow");
+	in.output_tokens = 1001;
+	assert_string_equal(verdict(&in), "cap");
+	in.output_tokens = 10;
+	in.messages = 4;
+	assert_string_equal(verdict(&in), "msgs");
+	in.messages = 3;
+	in.body_bytes = 5001;
+	assert_string_equal(verdict(&in), "size");
+	in.body_bytes = 10;
+	in.stream = true;
+	assert_string_equal(verdict(&in), "nostream");
+	in.stream = false;
+	ident.v[ID_SESSION].len = 0;
+	assert_string_equal(verdict(&in), "who");
+	struct policy_result r;
+	policy_eval(&pol, &in, &r);
+	assert_non_null(strstr(r.why, "X-Archestra-Session-Id"));
+}
+
+static void scoping_and_order(void **st)
+{
+	(void)st;
+	load("{\"rules\":[{\"id\":\"interns\",\"when\":{\"key_owner\":\"intern-*\",\"provider\":\"openai\"},"
+	     "\"models\":{\"allow\":\"gpt-4o-mini*\"}},"
+	     "{\"id\":\"batch\",\"when\":{\"agent_id\":[\"batch-*\",\"cron-*\"]},\"stream\":false},"
+	     "{\"id\":\"first\",\"max_output_tokens\":10},{\"id\":\"second\",\"max_output_tokens\":5}]}");
+	struct policy_input in = input("openai", "gpt-4o");
+	in.v[SC_KEY_OWNER] = S("intern-bob");
+	assert_string_equal(verdict(&in), "interns");
+	in.v[SC_KEY_OWNER] = S("staff-ann");
+	assert_string_equal(verdict(&in), "allow"); /* out of the rule's scope */
+	in = input("anthropic", "claude-opus-4");
+	in.v[SC_KEY_OWNER] = S("intern-bob");
+	assert_string_equal(verdict(&in), "allow"); /* both scope fields must match */
+	in.v[SC_AGENT_ID] = S("cron-7");
+	in.stream = true;
+	assert_string_equal(verdict(&in), "batch");
+	in = input("openai", "x");
+	in.output_tokens = 20;
+	assert_string_equal(verdict(&in), "first"); /* the first deny wins */
+}
+
+static void shadow_mode(void **st)
+{
+	(void)st;
+	load("{\"rules\":[{\"id\":\"try-me\",\"models\":{\"allow\":\"gpt-5*\"},\"shadow\":true},"
+	     "{\"id\":\"enforced\",\"max_output_tokens\":100}]}");
+	struct policy_input in = input("openai", "gpt-4o");
+	struct policy_result r;
+	policy_eval(&pol, &in, &r);
+	assert_null(r.deny);
+	assert_int_equal(r.nshadow, 1);
+	assert_string_equal(r.shadow[0]->id, "try-me");
+	in.output_tokens = 500;
+	policy_eval(&pol, &in, &r);
+	assert_string_equal(r.deny->id, "enforced");
+	assert_int_equal(r.nshadow, 1);
+	load("{\"shadow\":true,\"rules\":[{\"id\":\"a\",\"models\":{\"deny\":\"*\"}},{\"id\":\"b\",\"stream\":false}]}");
+	in.stream = true;
+	policy_eval(&pol, &in, &r);
+	assert_null(r.deny);
+	assert_int_equal(r.nshadow, 2);
+}
+
+static void parse_errors_name_the_path(void **st)
+{
+	(void)st;
+	struct { const char *json, *want; } cases[] = {
+		{ "{", "not valid JSON" },
+		{ "[]", "expected {\"rules\"" },
+		{ "{\"rules\":[],\"rulez\":1}", "rulez: unknown key" },
+		{ "{\"rules\":[{\"models\":{\"allow\":\"x\"}}]}", "rules[0].id" },
+		{ "{\"rules\":[{\"id\":\"bad id\",\"stream\":false}]}", "rules[0].id" },
+		{ "{\"rules\":[{\"id\":\"a\"}]}", "needs at least one check" },
+		{ "{\"rules\":[{\"id\":\"a\",\"modles\":{}}]}", "rules[0] (\"a\").modles: unknown key" },
+		{ "{\"rules\":[{\"id\":\"a\",\"models\":{\"allow\":[]}}]}", "rules[0] (\"a\").models.allow" },
+		{ "{\"rules\":[{\"id\":\"a\",\"models\":{\"permit\":[\"x\"]}}]}", "models.permit: unknown key" },
+		{ "{\"rules\":[{\"id\":\"a\",\"max_output_tokens\":0}]}", "max_output_tokens: expected a positive whole number" },
+		{ "{\"rules\":[{\"id\":\"a\",\"max_messages\":1.5}]}", "max_messages" },
+		{ "{\"rules\":[{\"id\":\"a\",\"stream\":\"no\"}]}", "stream: expected true" },
+		{ "{\"rules\":[{\"id\":\"a\",\"require_headers\":[\"agent\"]}]}", "require_headers" },
+		{ "{\"rules\":[{\"id\":\"a\",\"when\":{\"team\":\"x\"},\"stream\":false}]}", "when.team: unknown scope" },
+		{ "{\"rules\":[{\"id\":\"a\",\"stream\":false},{\"id\":\"a\",\"stream\":true}]}", "already the id of rules[0]" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct policy p;
+		char err[256] = "";
+		assert_int_equal(policy_parse(cases[i].json, strlen(cases[i].json), &p, err, sizeof(err)), -1);
+		if (!strstr(err, cases[i].want))
+			fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].want);
+		assert_null(p.rules);
+	}
+}
+
+static void shipped_policies_parse(void **st)
+{
+	(void)st;
+	char err[256];
+	struct policy p;
+	assert_int_equal(policy_parse(policy_default_json, strlen(policy_default_json), &p, err, sizeof(err)), 0);
+	assert_true(p.n >= 1);
+	policy_free(&p);
+	const char *files[] = { "policy/examples/models.json", "policy/examples/limits.json", "policy/examples/shadow.json" };
+	for (size_t i = 0; i < 3; i++) {
+		FILE *f = fopen(files[i], "rb");
+		assert_non_null(f);
+		char buf[8192];
+		size_t n = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		if (policy_parse(buf, n, &p, err, sizeof(err)) < 0)
+			fail_msg("%s: %s", files[i], err);
+		policy_free(&p);
+	}
+}
+
+/* The decision reads limits and counts out of each provider's body shape. */
+static void decision_reads_the_body(void **st)
+{
+	(void)st;
+	load("{\"rules\":[{\"id\":\"cap\",\"max_output_tokens\":100},{\"id\":\"msgs\",\"max_messages\":2}]}");
+	struct provider_table providers;
+	providers_builtin(&providers);
+	struct request_cfg cfg = { .providers = &providers };
+	struct auth auth = { .policy = pol };
+	struct decide_env env = { .auth = &auth };
+	struct { const char *path, *hdr, *body; const char *want; } cases[] = {
+		{ "/v1/openai/chat/completions", "authorization", "{\"model\":\"m\",\"max_tokens\":101,\"messages\":[]}", "cap" },
+		{ "/v1/openai/chat/completions", "authorization", "{\"model\":\"m\",\"max_completion_tokens\":500}", "cap" },
+		{ "/v1/openai/responses", "authorization", "{\"model\":\"m\",\"max_output_tokens\":500}", "cap" },
+		{ "/v1/anthropic/v1/messages", "x-api-key", "{\"model\":\"c\",\"max_tokens\":50,\"messages\":[{},{},{}]}", "msgs" },
+		{ "/v1/gemini/v1beta/models/g:generateContent", "x-goog-api-key",
+		  "{\"contents\":[{}],\"generationConfig\":{\"maxOutputTokens\":1000}}", "cap" },
+		{ "/v1/gemini/v1beta/models/g:generateContent", "x-goog-api-key", "{\"contents\":[{},{},{}]}", "msgs" },
+		{ "/v1/openai/chat/completions", "authorization", "{\"model\":\"m\",\"max_tokens\":100,\"messages\":[{},{}]}", "allowed" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t hb[256];
+		struct spop_writer w;
+		spop_writer_init(&w, hb, sizeof(hb));
+		spop_put_name(&w, cases[i].hdr, strlen(cases[i].hdr));
+		const char *key = strcmp(cases[i].hdr, "authorization") == 0 ? "Bearer sk-x" : "k-x";
+		spop_put_name(&w, key, strlen(key));
+		spop_put_raw(&w, "\0\0", 2);
+		struct spop_msg m = { .name = S("archestra-req"), .nargs = 3 };
+		m.args[0] = (struct spop_kv){ S("path"), { .type = SPOP_T_STRING, .v.s = S(cases[i].path) } };
+		m.args[1] = (struct spop_kv){ S("hdrs"), { .type = SPOP_T_BINARY, .v.s = { hb, (size_t)(w.p - hb) } } };
+		m.args[2] = (struct spop_kv){ S("body"), { .type = SPOP_T_BINARY, .v.s = S(cases[i].body) } };
+		struct req_decision d;
+		request_decide(&cfg, &env, &m, &d);
+		if (strcmp(d.reason, cases[i].want) != 0)
+			fail_msg("case %zu: %s (%s)", i, d.reason, d.message);
+		if (strcmp(cases[i].want, "allowed") != 0) {
+			assert_int_equal(d.status, 403);
+			assert_non_null(strstr(d.message, "policy"));
+		}
+	}
+}
+
+static int teardown(void **st)
+{
+	(void)st;
+	policy_free(&pol);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(model_and_provider_lists),
+		cmocka_unit_test(limits_stream_and_headers),
+		cmocka_unit_test(scoping_and_order),
+		cmocka_unit_test(shadow_mode),
+		cmocka_unit_test(parse_errors_name_the_path),
+		cmocka_unit_test(shipped_policies_parse),
+		cmocka_unit_test(decision_reads_the_body),
+	};
+	return cmocka_run_group_tests_name("policy", tests, NULL, teardown);
+}
