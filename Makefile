@@ -96,7 +96,13 @@ $(BUILD)/jwt-bench: tests/bench/jwt-bench.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ispoa -o $@ $< $(CORE_OBJ) $(LDLIBS)
 
-unit: $(UNIT_BIN) $(ASAN_BIN)
+# The whole agent under ASan+UBSan, for the conformance suite: the I/O shell gets
+# the same scrutiny as the pure modules.
+$(BUILD)/asan/archestra-spoa: $(CORE_SRC) $(SHELL_SRC) $(GEN_SRC) $(wildcard spoa/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -O1 $(SAN_FLAGS) -o $@ $(CORE_SRC) $(SHELL_SRC) $(GEN_SRC) $(LDLIBS)
+
+unit: $(UNIT_BIN) $(ASAN_BIN) $(BUILD)/asan/archestra-spoa
 
 test: deps-test
 	@$(MAKE) --no-print-directory all unit $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth

@@ -15,20 +15,27 @@
  * every call; on the decision path the digest is fetched once and each thread
  * keeps its own context. */
 static EVP_MD *sha256_md;
+static pthread_key_t sha256_key; /* each thread's context, freed when the thread ends */
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void ctx_free(void *ctx)
+{
+	EVP_MD_CTX_free(ctx);
+}
 
 static void sha256_init(void)
 {
 	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	pthread_key_create(&sha256_key, ctx_free);
 }
 
 void sha256(const void *data, size_t len, uint8_t out[32])
 {
-	static __thread EVP_MD_CTX *ctx;
 	unsigned int n = 32;
 	pthread_once(&sha256_once, sha256_init);
-	if (!ctx)
-		ctx = EVP_MD_CTX_new(); /* one per thread, for the thread's life */
+	EVP_MD_CTX *ctx = pthread_getspecific(sha256_key);
+	if (!ctx && (ctx = EVP_MD_CTX_new()))
+		pthread_setspecific(sha256_key, ctx);
 	if (!ctx || !sha256_md || EVP_DigestInit_ex(ctx, sha256_md, NULL) != 1 || EVP_DigestUpdate(ctx, data, len) != 1 ||
 	    EVP_DigestFinal_ex(ctx, out, &n) != 1)
 		EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);

@@ -47,16 +47,20 @@ for t in build/tests/test_*; do
 	run_suite "unit/$(basename "$t")" 60 "$t"
 done
 for t in build/asan/test_*; do
+	[ "$t" = build/asan/archestra-spoa ] && continue
 	run_suite "asan/$(basename "$t")" 120 "$t"
 done
 run_suite fuzz/session 60 tests/fuzz/smoke.sh build/fuzz/fuzz_session 10
 run_suite fuzz/auth 60 tests/fuzz/smoke.sh build/fuzz/fuzz_auth 10 --auth
 run_suite conformance 180 "$PY" tests/conformance/spop_conformance.py "$AGENT"
+run_suite conformance/asan 300 "$PY" tests/conformance/spop_conformance.py build/asan/archestra-spoa
 run_suite e2e/haproxy_verdict 120 "$PY" tests/e2e/test_haproxy_verdict.py "$AGENT"
 run_suite e2e/edge 180 "$PY" tests/e2e/test_edge.py "$AGENT"
 run_suite e2e/metrics 400 "$PY" tests/e2e/test_metrics.py "$AGENT"
 run_suite e2e/auth 200 "$PY" tests/e2e/test_auth.py "$AGENT"
 run_suite e2e/policy 200 "$PY" tests/e2e/test_policy.py "$AGENT"
+# The reload, JWKS fetcher and snapshot paths once more with the agent under ASan+UBSan.
+run_suite e2e/auth-asan 300 "$PY" tests/e2e/test_auth.py build/asan/archestra-spoa
 run_suite e2e/make_run 120 "$PY" tests/e2e/test_make_run.py
 run_suite e2e/systemd 120 tests/e2e/test_systemd.sh
 

@@ -134,9 +134,14 @@ class Edge:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+        # An agent built with sanitizers reports at exit (leaks) or when it trips.
+        reports = [f"{n}: {self.log(n)[-3000:]}" for n in self.logs if n.startswith("agent")
+                   and any(k in self.log(n) for k in ("AddressSanitizer", "LeakSanitizer", "runtime error:"))]
         for f in self.logs.values():
             f.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if reports and not exc[0]:
+            raise RuntimeError("sanitizer report from an agent:\n" + "\n".join(reports))
 
     def wait_agents_up(self, timeout=15.0):
         """Until a call gets an agent verdict (HAProxy's health checks need a moment)."""
