@@ -303,26 +303,50 @@ bool json_as_int(const struct json_val *v, int64_t *out)
 	return true;
 }
 
+bool json_aiter_init(struct json_aiter *it, const struct json_val *arr)
+{
+	it->failed = arr->kind != JSON_ARRAY;
+	it->first = true;
+	it->end = arr->raw.ptr + arr->raw.len;
+	it->p = it->failed ? it->end : arr->raw.ptr + 1;
+	return !it->failed;
+}
+
+int json_aiter_next(struct json_aiter *it, struct json_val *el)
+{
+	if (it->failed)
+		return -1;
+	const uint8_t *p = ws(it->p, it->end);
+	if (p >= it->end)
+		goto bad;
+	if (*p == ']')
+		return 0;
+	if (!it->first) {
+		if (*p != ',')
+			goto bad;
+		p = ws(p + 1, it->end);
+	}
+	it->first = false;
+	if (!(p = value(p, it->end, 1, el)))
+		goto bad;
+	it->p = p;
+	return 1;
+bad:
+	it->failed = true;
+	return -1;
+}
+
 long json_array_len(const struct json_val *v)
 {
-	if (v->kind != JSON_ARRAY)
-		return -1;
-	const uint8_t *p = ws(v->raw.ptr + 1, v->raw.ptr + v->raw.len), *end = v->raw.ptr + v->raw.len;
+	struct json_aiter it;
+	struct json_val e;
 	long n = 0;
-	if (p < end && *p == ']')
-		return 0;
-	while (p < end) {
-		struct json_val e;
-		if (!(p = value(p, end, 1, &e)))
-			return -1;
+	int rc;
+	if (!json_aiter_init(&it, v))
+		return -1;
+	while ((rc = json_aiter_next(&it, &e)) == 1)
 		n++;
-		p = ws(p, end);
-		if (p < end && *p == ',')
-			p = ws(p + 1, end);
-		else
-			break;
-	}
-	return p < end && *p == ']' ? n : -1;
+	return rc < 0 ? -1 : n;
 }
 
 bool json_as_plain_string(const struct json_val *v, struct spop_slice *out)

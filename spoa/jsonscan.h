@@ -55,4 +55,12 @@ bool json_as_plain_string(const struct json_val *v, struct spop_slice *out);
 /* Elements of an array value; -1 when it is not a well-formed array. */
 long json_array_len(const struct json_val *v);
 
+/* Iterates the elements of an array value: 1 with *el, 0 at the end, -1 malformed. */
+struct json_aiter {
+	const uint8_t *p, *end;
+	bool first, failed;
+};
+bool json_aiter_init(struct json_aiter *it, const struct json_val *arr);
+int json_aiter_next(struct json_aiter *it, struct json_val *el);
+
 #endif

@@ -126,6 +126,10 @@ static int parse_rule(const cJSON *o, struct policy_rule *r, int idx, char *err,
 			if (allow_deny(it, &r->models_allow, &r->models_deny, p, err, errlen) < 0)
 				return -1;
 			checks++;
+		} else if (strcmp(k, "tools") == 0) {
+			if (allow_deny(it, &r->tools_allow, &r->tools_deny, p, err, errlen) < 0)
+				return -1;
+			checks++;
 		} else if (strcmp(k, "providers") == 0) {
 			if (allow_deny(it, &r->providers_allow, &r->providers_deny, p, err, errlen) < 0)
 				return -1;
@@ -169,13 +173,14 @@ static int parse_rule(const cJSON *o, struct policy_rule *r, int idx, char *err,
 			checks++;
 		} else {
 			snprintf(err, errlen,
-			         "%s: unknown key (known: id, when, shadow, models, providers, max_output_tokens, max_messages, max_body_bytes, stream, require_headers)",
+			         "%s: unknown key (known: id, when, shadow, models, providers, tools, max_output_tokens, max_messages, max_body_bytes, stream, require_headers)",
 			         p);
 			return -1;
 		}
 	}
 	if (!checks) {
-		snprintf(err, errlen, "%s: a rule needs at least one check (models, providers, max_*, stream, require_headers)", path);
+		snprintf(err, errlen, "%s: a rule needs at least one check (models, providers, tools, max_*, stream, require_headers)",
+		         path);
 		return -1;
 	}
 	return 0;
@@ -267,6 +272,18 @@ static bool violates(const struct policy_rule *r, const struct policy_input *in,
 	if ((r->providers_allow.n && !any_match(&r->providers_allow, prov)) || any_match(&r->providers_deny, prov)) {
 		snprintf(why, room, "the provider %.*s is not allowed", (int)(prov.len > 32 ? 32 : prov.len), prov.ptr);
 		return true;
+	}
+	if (r->tools_allow.n || r->tools_deny.n) {
+		if (in->tools_truncated) {
+			snprintf(why, room, "the request offers more than %d tools", POLICY_MAX_TOOLS);
+			return true;
+		}
+		for (int i = 0; i < in->ntools; i++)
+			if ((r->tools_allow.n && !any_match(&r->tools_allow, in->tools[i])) || any_match(&r->tools_deny, in->tools[i])) {
+				snprintf(why, room, "the tool %.*s may not be offered to the model",
+				         (int)(in->tools[i].len > 64 ? 64 : in->tools[i].len), in->tools[i].ptr);
+				return true;
+			}
 	}
 	if (r->max_output_tokens && in->output_tokens > r->max_output_tokens) {
 		snprintf(why, room, "at most %lld output tokens may be asked for (got %lld)", (long long)r->max_output_tokens,

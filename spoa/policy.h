@@ -20,6 +20,7 @@
 
 #define POLICY_MAX_RULES    256
 #define POLICY_MAX_PATTERNS 16
+#define POLICY_MAX_TOOLS    128
 
 struct pattern_list {
 	char p[POLICY_MAX_PATTERNS][64];
@@ -38,6 +39,7 @@ struct policy_rule {
 	int64_t max_body_bytes;
 	int stream;                            /* -1: no rule, 0: refused, 1: allowed */
 	unsigned require;                      /* bit set of 1 << enum id_field */
+	struct pattern_list tools_allow, tools_deny;   /* tools offered in the request */
 };
 
 struct policy {
@@ -54,6 +56,9 @@ struct policy_input {
 	int64_t messages;                      /* -1: unknown */
 	int64_t body_bytes;
 	bool stream;
+	const struct spop_slice *tools;        /* names of the tools the request offers */
+	int ntools;
+	bool tools_truncated;                  /* more than POLICY_MAX_TOOLS: refused by any tools rule */
 };
 
 #define POLICY_MAX_SHADOW 8

@@ -105,6 +105,42 @@ static void model_from_path(struct spop_slice rest, struct req_decision *d)
 	}
 }
 
+static void add_tool(struct req_decision *d, const struct json_val *name)
+{
+	struct spop_slice s;
+	if (!json_as_plain_string(name, &s) || s.len == 0)
+		return;
+	if (d->ntools == POLICY_MAX_TOOLS)
+		d->tools_truncated = true;
+	else
+		d->tools[d->ntools++] = s;
+}
+
+/* Tool names as each provider declares them: OpenAI tools[].function.name and
+ * functions[].name, Anthropic tools[].name, Gemini tools[].functionDeclarations[].name. */
+static void collect_tools(const struct json_val *arr, struct req_decision *d)
+{
+	struct json_aiter it;
+	struct json_val el, v;
+	if (!json_aiter_init(&it, arr))
+		return;
+	while (json_aiter_next(&it, &el) == 1) {
+		if (el.kind != JSON_OBJECT)
+			continue;
+		if (json_get_path(el.raw, "function.name", &v) || json_get(el.raw, "name", &v)) {
+			add_tool(d, &v);
+		} else if (json_get(el.raw, "functionDeclarations", &v)) {
+			struct json_aiter fi;
+			struct json_val f, n;
+			if (!json_aiter_init(&fi, &v))
+				continue;
+			while (json_aiter_next(&fi, &f) == 1)
+				if (f.kind == JSON_OBJECT && json_get(f.raw, "name", &n))
+					add_tool(d, &n);
+		}
+	}
+}
+
 /* "model" and "stream" among the top-level members, in one pass; a truncated or
  * broken body yields what came before the damage. */
 static void model_from_body(const struct spop_data *body, struct req_decision *d)
@@ -134,6 +170,8 @@ static void model_from_body(const struct spop_data *body, struct req_decision *d
 				d->output_tokens = n;
 		} else if (SPOP_SLICE_IS(k, "messages") || SPOP_SLICE_IS(k, "contents")) {
 			d->messages = json_array_len(&v);
+		} else if (SPOP_SLICE_IS(k, "tools") || SPOP_SLICE_IS(k, "functions")) {
+			collect_tools(&v, d);
 		}
 	}
 }
@@ -346,6 +384,9 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 		as_int(SPOP_MSG_ARG(m, "body_len"), &blen);
 		as_int(SPOP_MSG_ARG(m, "body_size"), &bsize);
 		pin.body_bytes = bsize > blen ? bsize : blen;
+		pin.tools = d->tools;
+		pin.ntools = d->ntools;
+		pin.tools_truncated = d->tools_truncated;
 		pin.v[SC_PROVIDER] = (struct spop_slice){ (const uint8_t *)d->prov->name, strlen(d->prov->name) };
 		pin.v[SC_MODEL] = d->model;
 		pin.v[SC_KEY_ID] = (struct spop_slice){ (const uint8_t *)d->key_id, strlen(d->key_id) };

@@ -84,6 +84,9 @@ struct req_decision {
 	int64_t output_tokens;          /* asked for in the body; -1: not said */
 	int64_t messages;               /* messages / contents in the body; -1: unknown */
 	struct policy_result policy;    /* the deciding rule, and shadow rules that would have denied */
+	struct spop_slice tools[POLICY_MAX_TOOLS];   /* tools offered, as slices of the body */
+	int ntools;
+	bool tools_truncated;
 };
 
 void request_decide(const struct request_cfg *cfg, const struct decide_env *env, const struct spop_msg *m,

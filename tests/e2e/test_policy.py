@@ -24,6 +24,7 @@ STRICT = {"rules": [
     {"id": "cap-output", "max_output_tokens": 1000},
     {"id": "try-no-stream", "stream": False, "shadow": True},
     {"id": "anthropic-agents-identify", "when": {"provider": "anthropic"}, "require_headers": ["agent_id"]},
+    {"id": "no-outbound-email", "tools": {"deny": ["send_email", "email_*"]}},
 ]}
 LOOSE = {"rules": [{"id": "cap-output", "max_output_tokens": 100000}]}
 CALL = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -60,11 +61,15 @@ def main():
                 j = json.loads(data)
                 check(st == 403 and j["type"] == "error" and j["error"]["type"] == "permission_error" and
                       "X-Archestra-Agent-Id" in j["error"]["message"], f"required header: {st} {j}")
+                tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}},
+                         {"type": "function", "function": {"name": "send_email", "parameters": {}}}]
+                st, _, data = edge.call("POST", "/v1/openai/chat/completions", dict(CALL, tools=tools), KEY)
+                check(st == 403 and json.loads(data)["error"]["code"] == "no-outbound-email", f"tool: {st} {data[:200]!r}")
                 check(len(edge.mock_requests()) == before, "a refused call reached the upstream")
                 st, _, _ = edge.call("POST", "/v1/openai/chat/completions", CALL, KEY)
                 check(st == 200, f"an allowed call: {st}")
-            run("a model off the allow-list, too many output tokens, a missing required header: 403 in the "
-                "provider's shape with the rule as reason, never upstream", denials)
+            run("a model off the allow-list, too many output tokens, a missing required header, a blocked tool "
+                "offered: 403 in the provider's shape with the rule as reason, never upstream", denials)
 
             def shadow():
                 c = edge.conn(tls=False)

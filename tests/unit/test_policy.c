@@ -117,6 +117,29 @@ static void scoping_and_order(void **st)
 	assert_string_equal(verdict(&in), "first"); /* the first deny wins */
 }
 
+static void tools_offered(void **st)
+{
+	(void)st;
+	load("{\"rules\":[{\"id\":\"no-shell\",\"tools\":{\"deny\":[\"exec_*\",\"shell\"]}},"
+	     "{\"id\":\"known-tools\",\"when\":{\"agent_id\":\"support-*\"},\"tools\":{\"allow\":[\"search_*\",\"get_*\"]}}]}");
+	struct spop_slice names[3] = { S("get_weather"), S("search_docs"), S("exec_sql") };
+	struct policy_input in = input("openai", "m");
+	in.tools = names;
+	in.ntools = 2;
+	assert_string_equal(verdict(&in), "allow");
+	in.ntools = 3;
+	assert_string_equal(verdict(&in), "no-shell");
+	struct spop_slice other[1] = { S("send_email") };
+	in.tools = other;
+	in.ntools = 1;
+	assert_string_equal(verdict(&in), "allow");
+	in.v[SC_AGENT_ID] = S("support-bot");
+	assert_string_equal(verdict(&in), "known-tools");
+	in.ntools = 0;
+	in.tools_truncated = true;
+	assert_string_equal(verdict(&in), "no-shell"); /* too many to check: refused */
+}
+
 static void shadow_mode(void **st)
 {
 	(void)st;
@@ -194,7 +217,8 @@ static void shipped_policies_parse(void **st)
 static void decision_reads_the_body(void **st)
 {
 	(void)st;
-	load("{\"rules\":[{\"id\":\"cap\",\"max_output_tokens\":100},{\"id\":\"msgs\",\"max_messages\":2}]}");
+	load("{\"rules\":[{\"id\":\"cap\",\"max_output_tokens\":100},{\"id\":\"msgs\",\"max_messages\":2},"
+	     "{\"id\":\"tools\",\"tools\":{\"deny\":\"send_email\"}}]}");
 	struct provider_table providers;
 	providers_builtin(&providers);
 	struct request_cfg cfg = { .providers = &providers };
@@ -209,6 +233,16 @@ static void decision_reads_the_body(void **st)
 		  "{\"contents\":[{}],\"generationConfig\":{\"maxOutputTokens\":1000}}", "cap" },
 		{ "/v1/gemini/v1beta/models/g:generateContent", "x-goog-api-key", "{\"contents\":[{},{},{}]}", "msgs" },
 		{ "/v1/openai/chat/completions", "authorization", "{\"model\":\"m\",\"max_tokens\":100,\"messages\":[{},{}]}", "allowed" },
+		{ "/v1/openai/chat/completions", "authorization",
+		  "{\"model\":\"m\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}},"
+		  "{\"type\":\"function\",\"function\":{\"name\":\"send_email\",\"parameters\":{}}}]}", "tools" },
+		{ "/v1/openai/chat/completions", "authorization", "{\"model\":\"m\",\"functions\":[{\"name\":\"send_email\"}]}", "tools" },
+		{ "/v1/anthropic/v1/messages", "x-api-key",
+		  "{\"model\":\"c\",\"tools\":[{\"name\":\"send_email\",\"input_schema\":{}}],\"messages\":[]}", "tools" },
+		{ "/v1/gemini/v1beta/models/g:generateContent", "x-goog-api-key",
+		  "{\"contents\":[],\"tools\":[{\"functionDeclarations\":[{\"name\":\"a\"},{\"name\":\"send_email\"}]}]}", "tools" },
+		{ "/v1/openai/chat/completions", "authorization",
+		  "{\"model\":\"m\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}]}", "allowed" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		uint8_t hb[256];
@@ -246,6 +280,7 @@ int main(void)
 		cmocka_unit_test(model_and_provider_lists),
 		cmocka_unit_test(limits_stream_and_headers),
 		cmocka_unit_test(scoping_and_order),
+		cmocka_unit_test(tools_offered),
 		cmocka_unit_test(shadow_mode),
 		cmocka_unit_test(parse_errors_name_the_path),
 		cmocka_unit_test(shipped_policies_parse),
