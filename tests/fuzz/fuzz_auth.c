@@ -1,5 +1,6 @@
 /* libFuzzer harness for the credential parsers an attacker controls: JWTs
- * (against a real RSA and EC JWKS made at start), JWKS documents, keys files.
+ * (against a real RSA and EC JWKS made at start), JWKS documents, keys files,
+ * policy files.
  * First byte: which parser. Nothing may crash, leak or read out of bounds. */
 #include <openssl/core_names.h>
 #include <openssl/bn.h>
@@ -13,6 +14,7 @@
 #include "jwt.h"
 #include "../lib/b64url.h"
 #include "keys.h"
+#include "policy.h"
 
 static struct jwks keys;
 static struct jwt_cfg cfg;
@@ -57,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256];
 	char *copy = malloc(size);
 	memcpy(copy, data + 1, size - 1);
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0: {
 		struct jwt_claims c;
 		jwt_verify(&cfg, &keys, (struct spop_slice){ (const uint8_t *)copy, size - 1 }, 1800000000, &c);
@@ -67,6 +69,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct jwks j;
 		if (jwks_parse(copy, size - 1, &j, err, sizeof(err)) == 0)
 			jwks_free(&j);
+		break;
+	}
+	case 3: {
+		struct policy p;
+		if (policy_parse(copy, size - 1, &p, err, sizeof(err)) == 0)
+			policy_free(&p);
 		break;
 	}
 	default: {

@@ -81,7 +81,21 @@ static struct statsd sd;
 /* No inspect_responses: its ctx carries a timestamp, so whole and chunked runs
  * would differ; archestra-res messages still decode fuzzed ctx strings. */
 static struct request_cfg rcfg = { .providers = &providers, .truncated = TRUNC_DENY };
+static struct auth auth;
 static struct handler_ctx hctx = { &rcfg, &prices, &sd };
+
+/* A policy with every check, so fuzzed requests go through the rule engine too. */
+static const char fuzz_policy[] =
+	"{\"rules\":[{\"id\":\"m\",\"when\":{\"provider\":\"openai\"},\"models\":{\"deny\":[\"bad*\"]}},"
+	"{\"id\":\"t\",\"tools\":{\"deny\":[\"send_*\"]}},{\"id\":\"c\",\"max_output_tokens\":1000,\"max_messages\":50},"
+	"{\"id\":\"s\",\"stream\":false,\"shadow\":true},{\"id\":\"h\",\"when\":{\"agent_id\":\"x*\"},"
+	"\"require_headers\":[\"session_id\"]}]}";
+
+static const struct auth *get_auth(void *arg)
+{
+	(void)arg;
+	return &auth;
+}
 static struct spoa_handlers archestra;
 
 /* Metrics are formatted for real (the formatter is fuzzed too) and discarded. */
@@ -104,6 +118,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sd.cfg = &sdcfg;
 		sd.fd = -1;
 		sd.sink = null_sink;
+		char err[256];
+		if (policy_parse(fuzz_policy, strlen(fuzz_policy), &auth.policy, err, sizeof(err)) < 0)
+			abort();
+		hctx.auth_get = get_auth;
 		archestra = spoa_handlers_archestra;
 		archestra.arg = &hctx;
 	}

@@ -48,7 +48,8 @@ def req_msg():
                  (b"authorization", b"Bearer sk-fuzz")]:
         hdrs += name(k) + name(v)
     hdrs += b"\x00\x00"
-    body = b'{"model":"gpt-4o","messages":[{"role":"user","content":"hello"}]}'
+    body = (b'{"model":"gpt-4o","max_tokens":100,"messages":[{"role":"user","content":"hello"}],'
+            b'"tools":[{"type":"function","function":{"name":"send_email"}}]}')
     args = [(b"id", string(b"7F000001:C9B2")), (b"method", string(b"POST")),
             (b"path", string(b"/v1/openai/chat/completions")), (b"query", b"\x00"),
             (b"hdrs", b"\x09" + name(hdrs)), (b"body", b"\x09" + name(body)),
@@ -82,6 +83,8 @@ def auth_seeds(d):
         "jwks": b"\x01" + j.dumps({"keys": [{"kty": "RSA", "kid": "k", "n": "AQAB", "e": "AQAB"},
                                             {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"},
                                             {"kty": "OKP", "crv": "Ed25519", "x": "AA"}]}).encode(),
+        "policy": b"\x03" + open(os.path.join(os.path.dirname(__file__), "..", "..", "policy", "examples",
+                                                 "models.json"), "rb").read(),
         "keys": b"\x02" + j.dumps({"keys": [{"id": "abcdefghij01", "owner": "o", "providers": ["openai"],
                                              "models": ["m*"], "secrets": [{"sha256": "0" * 64, "not_after": 5}]}]}).encode(),
     }
