@@ -204,6 +204,24 @@ class Edge:
         return ctx
 
 
+def statsd_listener():
+    """A UDP socket for an agent's statsd output; read it with drain()."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(0.2)
+    return s
+
+
+def drain(sock):
+    """Every datagram waiting on sock, as text."""
+    out = []
+    try:
+        while True:
+            out.append(sock.recv(65535).decode())
+    except socket.timeout:
+        return out
+
+
 def echo(headers):
     """Decodes the mock's x-mock-echo header."""
     return json.loads(base64.b64decode(headers["x-mock-echo"]))

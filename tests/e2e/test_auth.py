@@ -5,7 +5,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,7 +12,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(__file__))
-from edge import Edge, echo  # noqa: E402
+from edge import Edge, drain, echo, statsd_listener  # noqa: E402
 from tap import check, record, report, run  # noqa: E402
 
 AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "spoa/archestra-spoa")
@@ -86,9 +85,7 @@ def main_run():
                    "jwks_file": os.path.join(issuer, "jwks.json"), "algorithms": ["RS256", "ES256"],
                    "providers_claim": "llm_providers"},
            "inspect_responses": True}
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("127.0.0.1", 0))
-    udp.settimeout(0.2)
+    udp = statsd_listener()
     cfg["statsd"] = {"address": f"127.0.0.1:{udp.getsockname()[1]}", "flush_ms": 50}
     with open(os.path.join(tmp, "anthropic.key"), "w") as f:
         f.write(REAL["anthropic"] + "\n")
@@ -235,12 +232,7 @@ def main_run():
 
         def no_secret_anywhere():
             time.sleep(0.3)
-            metrics = []
-            try:
-                while True:
-                    metrics.append(udp.recv(65535).decode())
-            except socket.timeout:
-                pass
+            metrics = drain(udp)
             check(any("llm_requests" in m for m in metrics), "no metrics received: the check would be empty")
             blob = edge.log("haproxy") + edge.log("agent0") + edge.log("agent1") + "\n".join(metrics)
             parts = [k for k in secrets] + [k[21:] for k in secrets] + list(REAL.values())

@@ -6,14 +6,13 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from edge import Edge  # noqa: E402
+from edge import Edge, drain, statsd_listener  # noqa: E402
 from tap import check, report, run  # noqa: E402
 
 AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "spoa/archestra-spoa")
@@ -41,9 +40,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="arch-policy-")
     pfile = os.path.join(tmp, "policy.json")
     write(pfile, STRICT)
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("127.0.0.1", 0))
-    udp.settimeout(0.2)
+    udp = statsd_listener()
     cfg = {"policy_file": pfile, "statsd": {"address": f"127.0.0.1:{udp.getsockname()[1]}", "flush_ms": 50}}
     try:
         with Edge(AGENT, agent_config=cfg) as edge:
@@ -81,12 +78,7 @@ def main():
                 check(r.status == 200 and b"[DONE]" in body, f"the shadow rule blocked the stream: {r.status}")
                 time.sleep(0.3)
                 check("shadow=try-no-stream" in edge.log("haproxy"), "HAProxy's log does not name the shadow rule")
-                metrics = []
-                try:
-                    while True:
-                        metrics.append(udp.recv(65535).decode())
-                except socket.timeout:
-                    pass
+                metrics = drain(udp)
                 check(any(re.search(r"policy_shadow_denials:\d+\|c\|#rule:try-no-stream", m) for m in metrics),
                       "policy_shadow_denials not counted:\n" + "\n".join(metrics)[-800:])
             run("a shadow rule lets the call through, and HAProxy's log and statsd count what it would have denied",
