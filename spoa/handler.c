@@ -131,7 +131,7 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 		hc->on_unknown_kid(hc->hook_arg); /* the issuer may have rotated its keys */
 	if (d.inspect_res && d.status == 0) {
 		struct call_ctx c = { .provider = lit(d.prov->name), .model = d.model, .start_us = now_us(CLOCK_REALTIME),
-		                      .stream = d.stream };
+		                      .stream = d.stream, .key_id = lit(d.key_id) };
 		memcpy(c.id, d.id.v, sizeof(c.id));
 		if (ctx_encode(&c, ctx, sizeof(ctx)))
 			ctxp = ctx;
@@ -209,7 +209,36 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 	const struct spop_data *body = SPOP_MSG_ARG(msg, "body");
 	bool sse = is_sse(SPOP_MSG_ARG(msg, "hdrs"));
 	bool counted = !sse && is_text(body) && usage_extract(shape, body->v.s, &u);
-	set_str(acts, "res_verdict", "allow");
+	struct policy_result pr = { 0 };
+	bool too_big = false;
+	const struct auth *auth = hc->auth_get ? hc->auth_get(hc->auth_arg) : NULL;
+	if (auth && auth->policy.has_tool_calls && !sse && is_text(body)) {
+		static __thread char args_buf[65536];
+		struct tool_call calls[32];
+		int n = tool_calls_extract(shape, body->v.s, calls, 32, args_buf, sizeof(args_buf));
+		struct policy_input pin = { .id = NULL };
+		pin.v[SC_PROVIDER] = c.provider;
+		pin.v[SC_MODEL] = c.model;
+		pin.v[SC_KEY_ID] = c.key_id;
+		pin.v[SC_AGENT_ID] = c.id[ID_AGENT];
+		pin.v[SC_USER_ID] = c.id[ID_USER];
+		if (n > 0)
+			policy_eval_calls(&auth->policy, &pin, calls, n, &pr);
+		too_big = n < 0; /* arguments we cannot read whole are not waved through */
+	}
+	if (pr.deny || too_big) {
+		char body_json[800], msg_text[240];
+		const char *reason = pr.deny ? pr.deny->id : "tool_calls_too_large";
+		snprintf(msg_text, sizeof(msg_text), "archestra: policy %.63s: %.150s", reason,
+		         pr.deny ? pr.why : "the model's tool call arguments are too large to check");
+		size_t bl = errjson_format(shape, 403, reason, msg_text, body_json, sizeof(body_json));
+		struct spop_data st = { .type = SPOP_T_INT32, .v.i = 403 };
+		set_str(acts, "res_verdict", "deny");
+		spop_put_set_var(acts, SPOP_SCOPE_TXN, "res_status", 10, &st);
+		spoa_set_txn_str(acts, "res_body", body_json, bl);
+	} else {
+		set_str(acts, "res_verdict", "allow");
+	}
 	if (counted) {
 		set_int(acts, "tokens_in", u.in);
 		set_int(acts, "tokens_out", u.out);
@@ -230,6 +259,14 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 		{ "type", lit("input"), false },
 	};
 	statsd_count(hc->sd, "llm_upstream_status", 1, (struct statsd_tag[]){ tags[0], tags[1], tags[3] }, 3);
+	if (pr.deny || too_big) {
+		struct statsd_tag bt[] = { { "rule", lit(pr.deny ? pr.deny->id : "tool_calls_too_large"), false }, tags[0] };
+		statsd_count(hc->sd, "llm_tool_calls_blocked", 1, bt, 2);
+	}
+	for (int i = 0; i < pr.nshadow; i++) {
+		struct statsd_tag st2[] = { { "rule", lit(pr.shadow[i]->id), false }, tags[0] };
+		statsd_count(hc->sd, "policy_shadow_denials", 1, st2, 2);
+	}
 	if (counted) {
 		statsd_count(hc->sd, "llm_tokens", (double)u.in, (struct statsd_tag[]){ tags[0], tags[1], tags[2], tags[4] }, 4);
 		tags[4].val = lit("output");

@@ -303,6 +303,78 @@ bool json_as_int(const struct json_val *v, int64_t *out)
 	return true;
 }
 
+static int hexval(uint8_t c)
+{
+	return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
+static size_t utf8_put(char *d, uint32_t cp)
+{
+	if (cp < 0x80) {
+		d[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		d[0] = (char)(0xc0 | cp >> 6);
+		d[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		d[0] = (char)(0xe0 | cp >> 12);
+		d[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+		d[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	d[0] = (char)(0xf0 | cp >> 18);
+	d[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+	d[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+	d[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+long json_string_decode(const struct json_val *v, char *dst, size_t room)
+{
+	if (v->kind != JSON_STRING || v->raw.len < 2)
+		return -1;
+	const uint8_t *p = v->raw.ptr + 1, *end = v->raw.ptr + v->raw.len - 1; /* the scanner checked the escapes */
+	size_t o = 0;
+	while (p < end) {
+		if (o + 4 >= room)
+			return -1;
+		if (*p != '\\') {
+			dst[o++] = (char)*p++;
+			continue;
+		}
+		uint8_t e = p[1];
+		p += 2;
+		switch (e) {
+		case 'b': dst[o++] = '\b'; break;
+		case 'f': dst[o++] = '\f'; break;
+		case 'n': dst[o++] = '\n'; break;
+		case 'r': dst[o++] = '\r'; break;
+		case 't': dst[o++] = '\t'; break;
+		case 'u': {
+			uint32_t cp = (uint32_t)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]));
+			p += 4;
+			if (cp >= 0xd800 && cp < 0xdc00 && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+				uint32_t lo = (uint32_t)(hexval(p[2]) << 12 | hexval(p[3]) << 8 | hexval(p[4]) << 4 | hexval(p[5]));
+				if (lo >= 0xdc00 && lo < 0xe000) {
+					cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+					p += 6;
+				}
+			}
+			if (cp >= 0xd800 && cp < 0xe000)
+				cp = 0xfffd; /* a lone surrogate */
+			o += utf8_put(dst + o, cp);
+			break;
+		}
+		default: dst[o++] = (char)e; break; /* " \\ / */
+		}
+	}
+	dst[o] = '\0';
+	return (long)o;
+}
+
 bool json_aiter_init(struct json_aiter *it, const struct json_val *arr)
 {
 	it->failed = arr->kind != JSON_ARRAY;

@@ -52,6 +52,10 @@ bool json_as_int(const struct json_val *v, int64_t *out);
  * with escapes are refused: identifiers the agent reads never need them. */
 bool json_as_plain_string(const struct json_val *v, struct spop_slice *out);
 
+/* A string value decoded (escapes resolved, \\u to UTF-8) into dst; returns the
+ * length, or -1 when it is not a string or does not fit. */
+long json_string_decode(const struct json_val *v, char *dst, size_t room);
+
 /* Elements of an array value; -1 when it is not a well-formed array. */
 long json_array_len(const struct json_val *v);
 

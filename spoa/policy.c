@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "glob.h"
+#include "jsonscan.h"
+
+#include <regex.h>
 
 static const char *const scope_names[SC_FIELDS] = {
 	"provider", "model", "key_id", "key_owner", "agent_id", "user_id",
@@ -72,6 +75,85 @@ static int limit(const cJSON *v, int64_t *out, const char *path, char *err, size
 	return 0;
 }
 
+/* "tool_calls": [{"name": "send_email", "args": [{"path": "to", "not_in": ["*@corp.example"]}]}] */
+static int parse_calls(const cJSON *v, struct policy_rule *r, const char *path, char *err, size_t errlen)
+{
+	const cJSON *c;
+	int n = cJSON_GetArraySize(v);
+	if (!cJSON_IsArray(v) || n < 1 || n > 16) {
+		snprintf(err, errlen, "%s: expected a list of 1 to 16 {\"name\": ..., \"args\": [...]}", path);
+		return -1;
+	}
+	r->calls = calloc((size_t)n, sizeof(*r->calls));
+	if (!r->calls) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	cJSON_ArrayForEach(c, v) {
+		char cp[256];
+		snprintf(cp, sizeof(cp), "%.200s[%d]", path, r->ncalls);
+		struct tool_call_rule *t = &r->calls[r->ncalls++];
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name"), *args = cJSON_GetObjectItemCaseSensitive(c, "args"), *a;
+		if (!cJSON_IsObject(c) || !cJSON_IsString(name) || !name->valuestring[0] || strlen(name->valuestring) >= sizeof(t->name) ||
+		    cJSON_GetArraySize(c) != (args ? 2 : 1)) {
+			snprintf(err, errlen, "%s: expected {\"name\": \"tool glob\"} with optional \"args\"", cp);
+			return -1;
+		}
+		strcpy(t->name, name->valuestring);
+		if (!args)
+			continue;
+		if (!cJSON_IsArray(args) || cJSON_GetArraySize(args) < 1 || cJSON_GetArraySize(args) > POLICY_MAX_ARGS) {
+			snprintf(err, errlen, "%s.args: expected a list of 1 to %d conditions", cp, POLICY_MAX_ARGS);
+			return -1;
+		}
+		cJSON_ArrayForEach(a, args) {
+			char ap[300];
+			snprintf(ap, sizeof(ap), "%.256s.args[%d]", cp, t->nargs);
+			struct arg_cond *ac = &t->args[t->nargs++];
+			const cJSON *pth = cJSON_GetObjectItemCaseSensitive(a, "path");
+			if (!cJSON_IsObject(a) || cJSON_GetArraySize(a) != 2 || !cJSON_IsString(pth) || !pth->valuestring[0] ||
+			    strlen(pth->valuestring) >= sizeof(ac->path)) {
+				snprintf(err, errlen, "%s: expected {\"path\": \"arg.path\", and one of equals, glob, regex, not_in}", ap);
+				return -1;
+			}
+			strcpy(ac->path, pth->valuestring);
+			const cJSON *op = a->child == pth ? pth->next : a->child; /* the member that is not "path" */
+			static const char *const ops[] = { "equals", "glob", "regex", "not_in" };
+			int k;
+			for (k = 0; k < 4; k++)
+				if (strcmp(op->string, ops[k]) == 0)
+					break;
+			if (k == 4) {
+				snprintf(err, errlen, "%s.%s: unknown condition (equals, glob, regex, not_in)", ap, op->string);
+				return -1;
+			}
+			ac->op = (enum arg_op)k;
+			if (ac->op == ARG_NOT_IN) {
+				char lp[320];
+				snprintf(lp, sizeof(lp), "%.300s.not_in", ap);
+				if (patterns(op, &ac->not_in, lp, err, errlen) < 0)
+					return -1;
+				continue;
+			}
+			if (!cJSON_IsString(op) || strlen(op->valuestring) >= sizeof(ac->value)) {
+				snprintf(err, errlen, "%s.%s: expected a string of at most %zu bytes", ap, op->string, sizeof(ac->value) - 1);
+				return -1;
+			}
+			strcpy(ac->value, op->valuestring);
+			if (ac->op == ARG_REGEX) {
+				regex_t *re = calloc(1, sizeof(*re));
+				if (!re || regcomp(re, ac->value, REG_EXTENDED | REG_NOSUB) != 0) {
+					free(re);
+					snprintf(err, errlen, "%s.regex: not a valid POSIX extended regular expression", ap);
+					return -1;
+				}
+				ac->re = re;
+			}
+		}
+	}
+	return 0;
+}
+
 static int parse_rule(const cJSON *o, struct policy_rule *r, int idx, char *err, size_t errlen)
 {
 	char path[128], p[200];
@@ -126,6 +208,10 @@ static int parse_rule(const cJSON *o, struct policy_rule *r, int idx, char *err,
 			if (allow_deny(it, &r->models_allow, &r->models_deny, p, err, errlen) < 0)
 				return -1;
 			checks++;
+		} else if (strcmp(k, "tool_calls") == 0) {
+			if (parse_calls(it, r, p, err, errlen) < 0)
+				return -1;
+			checks++;
 		} else if (strcmp(k, "tools") == 0) {
 			if (allow_deny(it, &r->tools_allow, &r->tools_deny, p, err, errlen) < 0)
 				return -1;
@@ -173,7 +259,7 @@ static int parse_rule(const cJSON *o, struct policy_rule *r, int idx, char *err,
 			checks++;
 		} else {
 			snprintf(err, errlen,
-			         "%s: unknown key (known: id, when, shadow, models, providers, tools, max_output_tokens, max_messages, max_body_bytes, stream, require_headers)",
+			         "%s: unknown key (known: id, when, shadow, models, providers, tools, tool_calls, max_output_tokens, max_messages, max_body_bytes, stream, require_headers)",
 			         p);
 			return -1;
 		}
@@ -225,8 +311,11 @@ int policy_parse(const char *json, size_t len, struct policy *p, char *err, size
 		goto out;
 	}
 	cJSON_ArrayForEach(it, rules) {
-		if (parse_rule(it, &p->rules[p->n], p->n, err, errlen) < 0)
+		if (parse_rule(it, &p->rules[p->n], p->n, err, errlen) < 0) {
+			p->n++; /* so policy_free releases what the rule holds */
 			goto out;
+		}
+		p->has_tool_calls |= p->rules[p->n].ncalls > 0;
 		for (int i = 0; i < p->n; i++)
 			if (strcmp(p->rules[i].id, p->rules[p->n].id) == 0) {
 				snprintf(err, errlen, "rules[%d].id: \"%s\" is already the id of rules[%d]", p->n, p->rules[i].id, i);
@@ -244,6 +333,16 @@ out:
 
 void policy_free(struct policy *p)
 {
+	for (int i = 0; p->rules && i < p->n; i++) {
+		struct policy_rule *r = &p->rules[i];
+		for (int c = 0; c < r->ncalls; c++)
+			for (int a = 0; a < r->calls[c].nargs; a++)
+				if (r->calls[c].args[a].re) {
+					regfree(r->calls[c].args[a].re);
+					free(r->calls[c].args[a].re);
+				}
+		free(r->calls);
+	}
 	free(p->rules);
 	p->rules = NULL;
 	p->n = 0;
@@ -313,17 +412,87 @@ static bool violates(const struct policy_rule *r, const struct policy_input *in,
 	return false;
 }
 
+/* The argument at `path` as text (strings decoded), into buf; false if absent. */
+static bool arg_text(struct spop_slice args, const char *path, char *buf, size_t room)
+{
+	struct json_val v;
+	if (!json_get_path(args, path, &v))
+		return false;
+	if (v.kind == JSON_STRING)
+		return json_string_decode(&v, buf, room) >= 0;
+	if (v.raw.len >= room)
+		return false;
+	memcpy(buf, v.raw.ptr, v.raw.len);
+	buf[v.raw.len] = '\0';
+	return true;
+}
+
+static bool call_matches(const struct tool_call_rule *t, const struct tool_call *c)
+{
+	if (!glob_match(t->name, c->name.ptr, c->name.len))
+		return false;
+	for (int i = 0; i < t->nargs; i++) {
+		const struct arg_cond *a = &t->args[i];
+		char val[4096];
+		if (!arg_text(c->args, a->path, val, sizeof(val)))
+			return false; /* a condition on an argument that is not there does not hold */
+		struct spop_slice v = { (const uint8_t *)val, strlen(val) };
+		bool hold;
+		switch (a->op) {
+		case ARG_EQUALS: hold = strcmp(val, a->value) == 0; break;
+		case ARG_GLOB: hold = glob_match(a->value, v.ptr, v.len); break;
+		case ARG_REGEX: hold = regexec(a->re, val, 0, NULL, 0) == 0; break;
+		default: hold = !any_match(&a->not_in, v); break;
+		}
+		if (!hold)
+			return false;
+	}
+	return true;
+}
+
+static bool in_scope(const struct policy_rule *r, const struct policy_input *in)
+{
+	for (int f = 0; f < SC_FIELDS; f++)
+		if (r->when[f].n && !any_match(&r->when[f], in->v[f]))
+			return false;
+	return true;
+}
+
+void policy_eval_calls(const struct policy *p, const struct policy_input *in, const struct tool_call *calls, int n,
+                       struct policy_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	for (int i = 0; p && i < p->n; i++) {
+		const struct policy_rule *r = &p->rules[i];
+		if (!r->ncalls || !in_scope(r, in))
+			continue;
+		for (int c = 0; c < n; c++) {
+			int k;
+			for (k = 0; k < r->ncalls; k++)
+				if (call_matches(&r->calls[k], &calls[c]))
+					break;
+			if (k == r->ncalls)
+				continue;
+			if (r->shadow || p->shadow) {
+				if (res->nshadow < POLICY_MAX_SHADOW)
+					res->shadow[res->nshadow++] = r;
+				break;
+			}
+			res->deny = r;
+			snprintf(res->why, sizeof(res->why), "the model's call to the tool %.*s is blocked",
+			         (int)(calls[c].name.len > 64 ? 64 : calls[c].name.len), calls[c].name.ptr);
+			return;
+		}
+	}
+}
+
 void policy_eval(const struct policy *p, const struct policy_input *in, struct policy_result *res)
 {
 	memset(res, 0, sizeof(*res));
 	for (int i = 0; p && i < p->n; i++) {
 		const struct policy_rule *r = &p->rules[i];
-		bool applies = true;
-		for (int f = 0; f < SC_FIELDS && applies; f++)
-			if (r->when[f].n && !any_match(&r->when[f], in->v[f]))
-				applies = false;
 		char why[sizeof(res->why)];
-		if (!applies || !violates(r, in, why, sizeof(why)))
+		if (!in_scope(r, in) || !violates(r, in, why, sizeof(why)))
 			continue;
 		if (r->shadow || p->shadow) {
 			if (res->nshadow < POLICY_MAX_SHADOW)

@@ -29,6 +29,24 @@ struct pattern_list {
 
 enum scope_field { SC_PROVIDER = 0, SC_MODEL, SC_KEY_ID, SC_KEY_OWNER, SC_AGENT_ID, SC_USER_ID, SC_FIELDS };
 
+/* A condition on one argument of a tool call the model made. */
+enum arg_op { ARG_EQUALS = 0, ARG_GLOB, ARG_REGEX, ARG_NOT_IN };
+struct arg_cond {
+	char path[64];                         /* dotted path in the arguments: "to", "recipient.email" */
+	enum arg_op op;
+	char value[128];                       /* equals / glob / regex (POSIX extended) */
+	struct pattern_list not_in;
+	void *re;                              /* compiled regex (regex_t), owned */
+};
+
+/* A tool the model may not call: by name, and when every condition holds. */
+#define POLICY_MAX_ARGS 4
+struct tool_call_rule {
+	char name[64];                         /* glob */
+	struct arg_cond args[POLICY_MAX_ARGS];
+	int nargs;
+};
+
 struct policy_rule {
 	char id[64];
 	bool shadow;
@@ -40,12 +58,21 @@ struct policy_rule {
 	int stream;                            /* -1: no rule, 0: refused, 1: allowed */
 	unsigned require;                      /* bit set of 1 << enum id_field */
 	struct pattern_list tools_allow, tools_deny;   /* tools offered in the request */
+	struct tool_call_rule *calls;          /* tool calls in responses; owned */
+	int ncalls;
 };
 
 struct policy {
 	struct policy_rule *rules;             /* owned: policy_free */
 	int n;
 	bool shadow;
+	bool has_tool_calls;                   /* some rule checks responses */
+};
+
+/* A tool call the model made: its name, and its arguments as a JSON object. */
+struct tool_call {
+	struct spop_slice name;
+	struct spop_slice args;
 };
 
 /* What a request offers to the rules: slices of the frame, nothing copied. */
@@ -74,6 +101,11 @@ int policy_parse(const char *json, size_t len, struct policy *p, char *err, size
 void policy_free(struct policy *p);
 
 void policy_eval(const struct policy *p, const struct policy_input *in, struct policy_result *r);
+
+/* The response side: the model's tool calls against the rules' tool_calls checks
+ * (scope from `in`: provider, model, key id, agent id, user id). */
+void policy_eval_calls(const struct policy *p, const struct policy_input *in, const struct tool_call *calls, int n,
+                       struct policy_result *r);
 
 /* The policy built into the binary (policy/default.json). */
 extern const char policy_default_json[];

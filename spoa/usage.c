@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "jsonscan.h"
+#include "policy.h"
 
 static int64_t get(struct spop_slice obj, const char *path)
 {
@@ -66,4 +67,71 @@ bool usage_extract(enum err_shape shape, struct spop_slice body, struct usage *u
 		u->out = or0(out);
 		return true;
 	}
+}
+
+static int add_call(struct tool_call *out, int *n, int max, struct json_val *name, struct spop_slice args)
+{
+	struct spop_slice s;
+	if (*n >= max || !json_as_plain_string(name, &s))
+		return 0;
+	out[*n].name = s;
+	out[*n].args = args;
+	(*n)++;
+	return 0;
+}
+
+int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool_call *out, int max, char *scratch,
+                       size_t room)
+{
+	struct json_val v, el, x, name, args;
+	struct json_aiter it, jt;
+	int n = 0;
+	size_t used = 0;
+	static const struct spop_slice empty = { (const uint8_t *)"{}", 2 };
+	if (shape == SHAPE_ANTHROPIC) {
+		if (!json_get(body, "content", &v) || !json_aiter_init(&it, &v))
+			return 0;
+		while (json_aiter_next(&it, &el) == 1) {
+			struct spop_slice type;
+			if (el.kind == JSON_OBJECT && json_get(el.raw, "type", &x) && json_as_plain_string(&x, &type) &&
+			    SPOP_SLICE_IS(type, "tool_use") && json_get(el.raw, "name", &name))
+				add_call(out, &n, max, &name, json_get(el.raw, "input", &args) ? args.raw : empty);
+		}
+		return n;
+	}
+	if (shape == SHAPE_GEMINI) {
+		if (!json_get(body, "candidates", &v) || !json_aiter_init(&it, &v))
+			return 0;
+		while (json_aiter_next(&it, &el) == 1) {
+			if (el.kind != JSON_OBJECT || !json_get_path(el.raw, "content.parts", &x) || !json_aiter_init(&jt, &x))
+				continue;
+			struct json_val part, fc;
+			while (json_aiter_next(&jt, &part) == 1)
+				if (part.kind == JSON_OBJECT && json_get(part.raw, "functionCall", &fc) && json_get(fc.raw, "name", &name))
+					add_call(out, &n, max, &name, json_get(fc.raw, "args", &args) ? args.raw : empty);
+		}
+		return n;
+	}
+	if (!json_get(body, "choices", &v) || !json_aiter_init(&it, &v))
+		return 0;
+	while (json_aiter_next(&it, &el) == 1) {
+		if (el.kind != JSON_OBJECT || !json_get_path(el.raw, "message.tool_calls", &x) || !json_aiter_init(&jt, &x))
+			continue;
+		struct json_val call;
+		while (json_aiter_next(&jt, &call) == 1) {
+			struct json_val fn;
+			if (call.kind != JSON_OBJECT || !json_get(call.raw, "function", &fn) || !json_get(fn.raw, "name", &name))
+				continue;
+			struct spop_slice a = empty;
+			if (json_get(fn.raw, "arguments", &args)) { /* a JSON document inside a JSON string */
+				long l = json_string_decode(&args, scratch + used, room - used);
+				if (l < 0)
+					return -1;
+				a = (struct spop_slice){ (const uint8_t *)scratch + used, (size_t)l };
+				used += (size_t)l + 1;
+			}
+			add_call(out, &n, max, &name, a);
+		}
+	}
+	return n;
 }

