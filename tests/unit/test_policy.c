@@ -287,8 +287,9 @@ static void shipped_policies_parse(void **st)
 	assert_int_equal(policy_parse(policy_default_json, strlen(policy_default_json), &p, err, sizeof(err)), 0);
 	assert_true(p.n >= 1);
 	policy_free(&p);
-	const char *files[] = { "policy/examples/models.json", "policy/examples/limits.json", "policy/examples/shadow.json" };
-	for (size_t i = 0; i < 3; i++) {
+	const char *files[] = { "policy/examples/models.json", "policy/examples/limits.json", "policy/examples/shadow.json",
+	                        "policy/examples/tool-calls.json" };
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		FILE *f = fopen(files[i], "rb");
 		assert_non_null(f);
 		char buf[8192];
