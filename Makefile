@@ -18,7 +18,7 @@ BENCH_PKGS := $(TEST_PKGS)
 # The agent's pure modules (no I/O) and its I/O shell.
 CORE_SRC := spoa/spop.c spoa/session.c spoa/handler.c spoa/buf.c spoa/config.c spoa/log.c \
             spoa/hdrs.c spoa/provider.c spoa/request.c spoa/errjson.c spoa/jsonscan.c \
-            spoa/identity.c spoa/usage.c spoa/pricing.c spoa/glob.c spoa/statsd.c spoa/ctx.c spoa/keys.c spoa/jwt.c spoa/policy.c
+            spoa/identity.c spoa/usage.c spoa/pricing.c spoa/glob.c spoa/statsd.c spoa/ctx.c spoa/keys.c spoa/jwt.c spoa/policy.c spoa/dlp.c
 SHELL_SRC := spoa/server.c spoa/main.c spoa/authload.c spoa/keyscli.c spoa/jwksfetch.c
 AGENT    := spoa/archestra-spoa
 
@@ -27,7 +27,7 @@ GEN_SRC   := $(BUILD)/gen/policy_default.c
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/policy_default.o
 SHELL_OBJ := $(SHELL_SRC:%.c=$(BUILD)/%.o)
 
-UNIT_TESTS := test_spop test_session test_config test_request test_identity test_accounting test_keys test_jwt test_policy
+UNIT_TESTS := test_spop test_session test_config test_request test_identity test_accounting test_keys test_jwt test_policy test_dlp
 UNIT_BIN   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 ASAN_BIN   := $(UNIT_TESTS:%=$(BUILD)/asan/%)
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -92,6 +92,9 @@ $(BUILD)/spop-bench: tests/bench/spop-bench.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< -lev -lm
 
+$(BUILD)/dlp-bench: tests/bench/dlp-bench.c $(CORE_OBJ)
+	$(CC) $(CFLAGS) -Ispoa -o $@ $< $(CORE_OBJ) $(LDLIBS)
+
 $(BUILD)/jwt-bench: tests/bench/jwt-bench.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ispoa -o $@ $< $(CORE_OBJ) $(LDLIBS)
@@ -131,7 +134,8 @@ fuzz: deps-test $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth
 
 # ---- benchmarks ----
 bench: deps-bench
-	@$(MAKE) --no-print-directory all $(BUILD)/spop-bench $(BUILD)/jwt-bench
+	@$(MAKE) --no-print-directory all $(BUILD)/spop-bench $(BUILD)/jwt-bench $(BUILD)/dlp-bench
+	@$(BUILD)/dlp-bench
 	@$(PYTHON) tests/bench/run-bench.py
 	@tests/bench/edge-bench.sh
 

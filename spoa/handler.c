@@ -69,6 +69,21 @@ void spoa_write_decision(const struct req_decision *d, const char *ctx, struct s
 		}
 		spoa_set_txn_str(acts, "shadow", ids, o); /* rules that would have denied */
 	}
+	if (d->dlp_found) {
+		/* Detector names only, never what matched. The refusal's own reason
+		 * says which detector denied. */
+		char names[256];
+		size_t o = 0;
+		for (int k = 0; k < 32 && d->dlp_cfg; k++) {
+			if (!(d->dlp_found & (1u << k)))
+				continue;
+			int n = snprintf(names + o, sizeof(names) - o, "%s%s", o ? "," : "", dlp_name(d->dlp_cfg, k));
+			if (n < 0 || (size_t)n >= sizeof(names) - o)
+				break;
+			o += (size_t)n;
+		}
+		spoa_set_txn_str(acts, "dlp", names, o);
+	}
 	if (d->model.len)
 		set_slice(acts, "model", d->model);
 	if (d->status) {
@@ -160,6 +175,15 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 	for (int i = 0; i < d.policy.nshadow; i++) {
 		struct statsd_tag st[] = { { "rule", lit(d.policy.shadow[i]->id), false }, { "provider", prov, false } };
 		statsd_count(hc->sd, "policy_shadow_denials", 1, st, 2);
+	}
+	for (int k = 0; d.dlp_found && d.dlp_cfg && k < 32; k++) {
+		if (!(d.dlp_found & (1u << k)))
+			continue;
+		enum dlp_action a = dlp_action_of(d.dlp_cfg, k);
+		const char *act = a == DLP_DENY ? (d.dlp_shadow ? "shadow" : "deny") : "monitor";
+		struct statsd_tag dt[] = { { "detector", lit(dlp_name(d.dlp_cfg, k)), false }, { "action", lit(act), false },
+		                           { "provider", prov, false } };
+		statsd_count(hc->sd, "dlp_detections", 1, dt, 3);
 	}
 	if (d.truncated) {
 		struct statsd_tag tt[] = { { "provider", prov, false }, { "verdict", tags[2].val, false } };

@@ -297,7 +297,12 @@ int policy_parse(const char *json, size_t len, struct policy *p, char *err, size
 			p->shadow = cJSON_IsTrue(it);
 			continue;
 		}
-		snprintf(err, errlen, "%s: unknown key (known: rules, shadow, description)", it->string);
+		if (strcmp(it->string, "dlp") == 0) {
+			if (dlp_parse(&p->dlp, it, err, errlen) < 0)
+				goto out;
+			continue;
+		}
+		snprintf(err, errlen, "%s: unknown key (known: rules, shadow, dlp, description)", it->string);
 		goto out;
 	}
 	int n = cJSON_GetArraySize(rules);
@@ -346,6 +351,7 @@ void policy_free(struct policy *p)
 	free(p->rules);
 	p->rules = NULL;
 	p->n = 0;
+	dlp_free(&p->dlp);
 }
 
 static bool any_match(const struct pattern_list *l, struct spop_slice v)

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dlp.h"
 #include "identity.h"
 #include "spop.h"
 
@@ -67,6 +68,7 @@ struct policy {
 	int n;
 	bool shadow;
 	bool has_tool_calls;                   /* some rule checks responses */
+	struct dlp_cfg dlp;                    /* sensitive data in requests ("dlp" section) */
 };
 
 /* A tool call the model made: its name, and its arguments as a JSON object. */

@@ -402,5 +402,25 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 			return;
 		}
 	}
+
+	/* DLP over the raw body: secrets sit in JSON strings as they are. */
+	const struct spop_data *body = SPOP_MSG_ARG(m, "body");
+	if (env->auth && env->auth->policy.dlp.enabled && body && spop_data_is_text(body)) {
+		const struct dlp_cfg *dc = &env->auth->policy.dlp;
+		struct dlp_result r;
+		dlp_scan(dc, body->v.s, &r);
+		d->dlp_found = r.found;
+		d->dlp_cfg = dc;
+		if (r.deny >= 0 && env->auth->policy.shadow) {
+			d->dlp_shadow = true;
+		} else if (r.deny >= 0) {
+			d->status = 403;
+			d->reason = dlp_reason(dc, r.deny);
+			snprintf(d->message, sizeof(d->message),
+			         "archestra: the request carries sensitive data (%s); remove it before sending", dlp_name(dc, r.deny));
+			d->auth_hdr = NULL;
+			return;
+		}
+	}
 	d->inspect_res = cfg->inspect_responses;
 }

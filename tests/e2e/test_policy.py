@@ -26,7 +26,9 @@ STRICT = {"rules": [
     {"id": "no-outbound-email", "tools": {"deny": ["send_email", "email_*"]}},
     {"id": "notify-inside-only",
      "tool_calls": [{"name": "notify_*", "args": [{"path": "to", "not_in": ["*@corp.example"]}]}]},
-]}
+], "dlp": {"detectors": {"all": "deny", "email": "monitor", "phone": "off"}}}
+AWS = "AKIAIOSFODNN7EXAMPLE"
+
 LOOSE = {"rules": [{"id": "cap-output", "max_output_tokens": 100000}]}
 CALL = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -108,6 +110,62 @@ def main():
                       "policy_shadow_denials not counted:\n" + "\n".join(metrics)[-800:])
             run("a shadow rule lets the call through, and HAProxy's log and statsd count what it would have denied",
                 shadow)
+
+            def dlp():
+                drain(udp)
+                before = len(edge.mock_requests())
+                prompt = dict(CALL, messages=[{"role": "user", "content": f"deploy with aws_access_key_id={AWS} pls"}])
+                st, _, data = edge.call("POST", "/v1/openai/chat/completions", prompt, KEY)
+                j = json.loads(data)
+                check(st == 403 and j["error"]["code"] == "dlp_aws_access_key" and "aws_access_key" in
+                      j["error"]["message"] and AWS not in data.decode(), f"AWS key in a prompt: {st} {j}")
+                st, _, data = edge.call("POST", "/v1/anthropic/v1/messages",
+                                        {"model": "claude-haiku-4-5", "max_tokens": 10, "messages": [
+                                            {"role": "user", "content": [{"type": "text", "text": "key:\n" + AWS}]}]},
+                                        {"x-api-key": "k", "X-Archestra-Agent-Id": "a1"})
+                j = json.loads(data)
+                check(st == 403 and j["type"] == "error" and "aws_access_key" in j["error"]["message"],
+                      f"Anthropic shape: {st} {j}")
+                check(len(edge.mock_requests()) == before, "a prompt with a secret reached the upstream")
+                mail = dict(CALL, messages=[{"role": "user", "content": "reply to jane.doe@example.com"}])
+                st, _, _ = edge.call("POST", "/v1/openai/chat/completions", mail, KEY)
+                check(st == 200, f"a monitored detector denied: {st}")
+                time.sleep(0.3)
+                hlog = edge.log("haproxy")
+                check("reason=dlp_aws_access_key" in hlog and "dlp=email" in hlog,
+                      "HAProxy's log lacks the DLP reason or the monitored detector")
+                for name in list(edge.logs):
+                    check(AWS not in edge.log(name) and "jane.doe" not in edge.log(name), f"a match reached {name}'s log")
+                metrics = drain(udp)
+                check(any(re.search(r"dlp_detections:\d+\|c\|#detector:aws_access_key,action:deny", m) for m in metrics)
+                      and any(re.search(r"dlp_detections:\d+\|c\|#detector:email,action:monitor", m) for m in metrics),
+                      "dlp_detections not counted:\n" + "\n".join(metrics)[-800:])
+                check(not any(AWS in m or "jane.doe" in m for m in metrics), "a match reached statsd")
+            run("DLP: an AWS key in a prompt is denied with reason dlp_aws_access_key in both shapes and never "
+                "upstream; a monitored e-mail passes and is counted; no match in any log or metric", dlp)
+
+            def dlp_shadow():
+                write(pfile, dict(STRICT, shadow=True))
+                prompt = dict(CALL, messages=[{"role": "user", "content": f"key {AWS}"}])
+                st = 0
+                for _ in range(50):
+                    st, _, _ = edge.call("POST", "/v1/openai/chat/completions", prompt, KEY)
+                    if st == 200:
+                        break
+                    time.sleep(0.2)
+                check(st == 200, f"global shadow still denies the DLP match ({st})")
+                time.sleep(0.3)
+                metrics = drain(udp)
+                check(any(re.search(r"dlp_detections:\d+\|c\|#detector:aws_access_key,action:shadow", m)
+                          for m in metrics), "shadowed DLP match not counted:\n" + "\n".join(metrics)[-800:])
+                write(pfile, STRICT)
+                for _ in range(50):
+                    st, _, _ = edge.call("POST", "/v1/openai/chat/completions", prompt, KEY)
+                    if st == 403:
+                        break
+                    time.sleep(0.2)
+                check(st == 403, "DLP deny not back after leaving shadow mode")
+            run("global shadow mode lets a DLP match through and counts it as shadow", dlp_shadow)
 
             def swaps_under_load():
                 if not shutil.which("wrk"):

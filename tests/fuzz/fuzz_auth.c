@@ -18,6 +18,7 @@
 
 static struct jwks keys;
 static struct jwt_cfg cfg;
+static struct policy dlp_pol; /* every detector on, plus a custom one */
 
 static void init(void)
 {
@@ -45,6 +46,10 @@ static void init(void)
 	BN_free(n);
 	EVP_PKEY_free(rsa);
 	EVP_PKEY_free(ec);
+	static const char dp[] = "{\"rules\":[],\"dlp\":{\"detectors\":{\"all\":\"deny\",\"email\":\"monitor\"},"
+	                         "\"custom\":[{\"name\":\"c\",\"anchor\":\"-\",\"regex\":\"[A-Z]{2}-[0-9]+\"}]}}";
+	if (policy_parse(dp, strlen(dp), &dlp_pol, err, sizeof(err)) < 0)
+		abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -59,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256];
 	char *copy = malloc(size);
 	memcpy(copy, data + 1, size - 1);
-	switch (data[0] % 4) {
+	switch (data[0] % 5) {
 	case 0: {
 		struct jwt_claims c;
 		jwt_verify(&cfg, &keys, (struct spop_slice){ (const uint8_t *)copy, size - 1 }, 1800000000, &c);
@@ -73,8 +78,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	case 3: {
 		struct policy p;
-		if (policy_parse(copy, size - 1, &p, err, sizeof(err)) == 0)
+		if (policy_parse(copy, size - 1, &p, err, sizeof(err)) == 0) {
+			struct dlp_result r; /* the document's own detectors over the document */
+			dlp_scan(&p.dlp, (struct spop_slice){ (const uint8_t *)copy, size - 1 }, &r);
 			policy_free(&p);
+		}
+		break;
+	}
+	case 4: {
+		struct dlp_result r;
+		dlp_scan(&dlp_pol.dlp, (struct spop_slice){ (const uint8_t *)copy, size - 1 }, &r);
+		if (r.deny >= 0 && !(r.found & (1u << r.deny)))
+			__builtin_trap(); /* a denial names a detector that matched */
 		break;
 	}
 	default: {

@@ -89,7 +89,9 @@ static const char fuzz_policy[] =
 	"{\"rules\":[{\"id\":\"m\",\"when\":{\"provider\":\"openai\"},\"models\":{\"deny\":[\"bad*\"]}},"
 	"{\"id\":\"t\",\"tools\":{\"deny\":[\"send_*\"]}},{\"id\":\"c\",\"max_output_tokens\":1000,\"max_messages\":50},"
 	"{\"id\":\"s\",\"stream\":false,\"shadow\":true},{\"id\":\"h\",\"when\":{\"agent_id\":\"x*\"},"
-	"\"require_headers\":[\"session_id\"]}]}";
+	"\"require_headers\":[\"session_id\"]}],"
+	"\"dlp\":{\"detectors\":{\"all\":\"monitor\",\"aws_access_key\":\"deny\"},"
+	"\"custom\":[{\"name\":\"c\",\"anchor\":\"PRJ-\",\"regex\":\"PRJ-[0-9]{3}\"}]}}";
 
 static const struct auth *get_auth(void *arg)
 {

@@ -87,6 +87,12 @@ def auth_seeds(d):
                                                  "models.json"), "rb").read(),
         "keys": b"\x02" + j.dumps({"keys": [{"id": "abcdefghij01", "owner": "o", "providers": ["openai"],
                                              "models": ["m*"], "secrets": [{"sha256": "0" * 64, "not_after": 5}]}]}).encode(),
+        "dlp": b"\x04" + j.dumps({"messages": [{"role": "user", "content":
+                 "AKIAIOSFODNN7EXAMPLE sk-proj-4fT9qLmN2xVbR7sK1pZ8wYcH3dJ6uE0aG5iO a@example.com "
+                 "4111 1111 1111 1111 GB82 WEST 1234 5698 7654 32 +1 415 555 2671 (415) 555-2671 "
+                 "ghp_16C7e42F292c6912E7710c838347Ae178B4a glpat-xB7kQ2mN9pR4sT8wZ1bC xoxb-1234567890-ab "
+                 "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.dozjgNryP4J3jVmNHl0w5N_XgL0 AB-12 "
+                 "-----BEGIN EC PRIVATE KEY-----\nAIzaSyD4fT9qLmN2xVbR7sK1pZ8wYcH3dJ6uE0a"}]}).encode(),
     }
     for k, v in seeds.items():
         with open(os.path.join(d, "seed-" + k), "wb") as f:

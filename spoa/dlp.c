@@ -1,0 +1,507 @@
+/* dlp.c: one vector pass for trigger bytes, hand-written confirmers around them.
+ *
+ * Every built-in secret shape contains a byte that is rare in prose and sits at a
+ * fixed place in the shape: '-' (sk-, glpat-, xoxb-, -----BEGIN), '_' (ghp_,
+ * github_pat_), 'I' (AKIA, ASIA, AIza), 'J' (eyJ of a JWT), '@' (e-mail) and the
+ * digits (cards, IBANs, phone numbers). The scan finds those bytes 16 at a time and
+ * confirms the shape around each by hand; digit runs are consumed whole so a long
+ * number costs one confirmation, not one per digit. */
+#include "dlp.h"
+
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+static const char *const names[DLP_BUILTIN] = {
+	"openai_key", "anthropic_key", "google_api_key", "aws_access_key", "github_token", "gitlab_token", "slack_token",
+	"private_key", "jwt", "credit_card", "iban", "email", "phone",
+};
+static const char *const reasons[DLP_BUILTIN] = {
+	"dlp_openai_key", "dlp_anthropic_key", "dlp_google_api_key", "dlp_aws_access_key", "dlp_github_token",
+	"dlp_gitlab_token", "dlp_slack_token", "dlp_private_key", "dlp_jwt", "dlp_credit_card", "dlp_iban", "dlp_email",
+	"dlp_phone",
+};
+
+const char *dlp_name(const struct dlp_cfg *c, int d)
+{
+	if (d >= 0 && d < DLP_BUILTIN)
+		return names[d];
+	return d - DLP_BUILTIN < c->ncustom ? c->custom[d - DLP_BUILTIN].name : "?";
+}
+
+const char *dlp_reason(const struct dlp_cfg *c, int d)
+{
+	if (d >= 0 && d < DLP_BUILTIN)
+		return reasons[d];
+	return d - DLP_BUILTIN < c->ncustom ? c->custom[d - DLP_BUILTIN].reason : "dlp";
+}
+
+enum dlp_action dlp_action_of(const struct dlp_cfg *c, int d)
+{
+	if (d >= 0 && d < DLP_BUILTIN)
+		return c->action[d];
+	return d - DLP_BUILTIN < c->ncustom ? c->custom[d - DLP_BUILTIN].action : DLP_OFF;
+}
+
+/* ---- loading ---- */
+
+static int parse_action(const cJSON *v, enum dlp_action *a)
+{
+	if (!cJSON_IsString(v))
+		return -1;
+	if (strcmp(v->valuestring, "deny") == 0)
+		*a = DLP_DENY;
+	else if (strcmp(v->valuestring, "monitor") == 0)
+		*a = DLP_MONITOR;
+	else if (strcmp(v->valuestring, "off") == 0)
+		*a = DLP_OFF;
+	else
+		return -1;
+	return 0;
+}
+
+int dlp_parse(struct dlp_cfg *c, const cJSON *obj, char *err, size_t errlen)
+{
+	const cJSON *it;
+	if (!cJSON_IsObject(obj)) {
+		snprintf(err, errlen, "dlp: expected an object {\"detectors\": {...}, \"custom\": [...]}");
+		return -1;
+	}
+	cJSON_ArrayForEach(it, obj) {
+		if (strcmp(it->string, "detectors") == 0) {
+			const cJSON *d;
+			if (!cJSON_IsObject(it)) {
+				snprintf(err, errlen, "dlp.detectors: expected an object {\"aws_access_key\": \"deny\", ...}");
+				return -1;
+			}
+			cJSON_ArrayForEach(d, it) {
+				int k = 0;
+				while (k < DLP_BUILTIN && strcmp(names[k], d->string) != 0)
+					k++;
+				if (k == DLP_BUILTIN && strcmp(d->string, "all") != 0) {
+					snprintf(err, errlen, "dlp.detectors.%.40s: unknown detector (known: all, openai_key, anthropic_key, "
+					         "google_api_key, aws_access_key, github_token, gitlab_token, slack_token, private_key, "
+					         "jwt, credit_card, iban, email, phone)", d->string);
+					return -1;
+				}
+				enum dlp_action a;
+				if (parse_action(d, &a) < 0) {
+					snprintf(err, errlen, "dlp.detectors.%.40s: expected \"deny\", \"monitor\" or \"off\"", d->string);
+					return -1;
+				}
+				if (k == DLP_BUILTIN)
+					for (int j = 0; j < DLP_BUILTIN; j++)
+						c->action[j] = a; /* "all" first, then exceptions: file order */
+				else
+					c->action[k] = a;
+			}
+		} else if (strcmp(it->string, "custom") == 0) {
+			const cJSON *e;
+			if (!cJSON_IsArray(it)) {
+				snprintf(err, errlen, "dlp.custom: expected an array of {\"name\", \"anchor\", \"regex\", \"action\"}");
+				return -1;
+			}
+			cJSON_ArrayForEach(e, it) {
+				int i = c->ncustom;
+				if (i == DLP_MAX_CUSTOM) {
+					snprintf(err, errlen, "dlp.custom: at most %d custom detectors", DLP_MAX_CUSTOM);
+					return -1;
+				}
+				struct dlp_custom *cu = &c->custom[i];
+				const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name");
+				const cJSON *an = cJSON_GetObjectItemCaseSensitive(e, "anchor");
+				const cJSON *re = cJSON_GetObjectItemCaseSensitive(e, "regex");
+				const cJSON *ac = cJSON_GetObjectItemCaseSensitive(e, "action");
+				if (!cJSON_IsString(nm) || !nm->valuestring[0] || strlen(nm->valuestring) >= sizeof(cu->name)) {
+					snprintf(err, errlen, "dlp.custom[%d].name: expected a string of 1..%zu characters", i,
+					         sizeof(cu->name) - 1);
+					return -1;
+				}
+				if (!cJSON_IsString(an) || !an->valuestring[0] || strlen(an->valuestring) >= sizeof(cu->anchor)) {
+					snprintf(err, errlen, "dlp.custom[%d].anchor: expected a literal of 1..%zu characters that every "
+					         "match contains (it is searched first; the regex confirms)", i, sizeof(cu->anchor) - 1);
+					return -1;
+				}
+				cu->action = DLP_DENY;
+				if (ac && parse_action(ac, &cu->action) < 0) {
+					snprintf(err, errlen, "dlp.custom[%d].action: expected \"deny\", \"monitor\" or \"off\"", i);
+					return -1;
+				}
+				if (!cJSON_IsString(re)) {
+					snprintf(err, errlen, "dlp.custom[%d].regex: expected a POSIX extended regex", i);
+					return -1;
+				}
+				regex_t *rx = malloc(sizeof(*rx));
+				if (!rx || regcomp(rx, re->valuestring, REG_EXTENDED | REG_NOSUB) != 0) {
+					free(rx);
+					snprintf(err, errlen, "dlp.custom[%d].regex: not a valid POSIX extended regex", i);
+					return -1;
+				}
+				snprintf(cu->name, sizeof(cu->name), "%s", nm->valuestring);
+				snprintf(cu->reason, sizeof(cu->reason), "dlp_%s", nm->valuestring);
+				snprintf(cu->anchor, sizeof(cu->anchor), "%s", an->valuestring);
+				cu->re = rx;
+				c->ncustom++;
+			}
+		} else {
+			snprintf(err, errlen, "dlp.%.40s: unknown key (known: detectors, custom)", it->string);
+			return -1;
+		}
+	}
+	c->enabled = false;
+	for (int k = 0; k < DLP_BUILTIN; k++)
+		c->enabled |= c->action[k] != DLP_OFF;
+	for (int k = 0; k < c->ncustom; k++)
+		c->enabled |= c->custom[k].action != DLP_OFF;
+	return 0;
+}
+
+void dlp_free(struct dlp_cfg *c)
+{
+	for (int i = 0; i < c->ncustom; i++)
+		if (c->custom[i].re) {
+			regfree(c->custom[i].re);
+			free(c->custom[i].re);
+		}
+	memset(c, 0, sizeof(*c));
+}
+
+/* ---- confirmers: s[0..n) is the text, p the trigger ---- */
+
+static inline int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
+static inline int is_upper(uint8_t c) { return c >= 'A' && c <= 'Z'; }
+static inline int is_alnum(uint8_t c) { return is_digit(c) || is_upper(c) || (c >= 'a' && c <= 'z'); }
+static inline int is_tok(uint8_t c) { return is_alnum(c) || c == '_' || c == '-'; }
+
+/* Length of the run of bytes from p that pass f, at most max. */
+static size_t run(const uint8_t *s, size_t n, size_t p, int (*f)(uint8_t), size_t max)
+{
+	size_t i = p;
+	while (i < n && i - p < max && f(s[i]))
+		i++;
+	return i - p;
+}
+
+static int is_b64u(uint8_t c) { return is_alnum(c) || c == '_' || c == '-'; }
+static int is_tokc(uint8_t c) { return is_tok(c); }
+static int is_alnumc(uint8_t c) { return is_alnum(c); }
+static int is_awsc(uint8_t c) { return is_upper(c) || is_digit(c); }
+
+/* Does a token start at i (nothing word-like just before)? A JSON escape such as
+ * the \n in "key:\nAKIA..." ends a word too. */
+static inline int starts(const uint8_t *s, size_t i)
+{
+	if (i == 0 || !is_alnum(s[i - 1]))
+		return 1;
+	uint8_t e = s[i - 1];
+	return i >= 2 && s[i - 2] == '\\' && (e == 'n' || e == 'r' || e == 't' || e == 'b' || e == 'f');
+}
+
+static inline int at(const uint8_t *s, size_t n, size_t i, const char *lit)
+{
+	size_t l = strlen(lit);
+	return i + l <= n && memcmp(s + i, lit, l) == 0;
+}
+
+/* '-' triggers: sk-, sk-ant-, glpat-, xox?-, -----BEGIN ... PRIVATE KEY----- */
+static void on_dash(const uint8_t *s, size_t n, size_t p, uint32_t *found)
+{
+	if (p >= 2 && s[p - 2] == 's' && s[p - 1] == 'k' && starts(s, p - 2)) {
+		size_t l = run(s, n, p + 1, is_tokc, 256);
+		if (l >= 20)
+			*found |= 1u << (at(s, n, p + 1, "ant-") ? DLP_ANTHROPIC_KEY : DLP_OPENAI_KEY);
+		return;
+	}
+	if (p >= 5 && memcmp(s + p - 5, "glpat", 5) == 0 && starts(s, p - 5)) {
+		if (run(s, n, p + 1, is_tokc, 64) >= 20)
+			*found |= 1u << DLP_GITLAB_TOKEN;
+		return;
+	}
+	if (p >= 4 && memcmp(s + p - 4, "xox", 3) == 0 && strchr("baprs", s[p - 1]) && s[p - 1] && starts(s, p - 4)) {
+		if (run(s, n, p + 1, is_tokc, 256) >= 10)
+			*found |= 1u << DLP_SLACK_TOKEN;
+		return;
+	}
+	if (at(s, n, p, "-----BEGIN ")) {
+		size_t lim = p + 11 + 40 < n ? p + 11 + 40 : n;
+		for (size_t i = p + 11; i + 16 <= lim; i++)
+			if (memcmp(s + i, "PRIVATE KEY-----", 16) == 0) {
+				*found |= 1u << DLP_PRIVATE_KEY;
+				return;
+			}
+	}
+}
+
+/* '_' triggers: gh[pousr]_ + 36, github_pat_ + 22 or more */
+static void on_underscore(const uint8_t *s, size_t n, size_t p, uint32_t *found)
+{
+	if (p >= 3 && s[p - 3] == 'g' && s[p - 2] == 'h' && strchr("pousr", s[p - 1]) && s[p - 1] && starts(s, p - 3)) {
+		if (run(s, n, p + 1, is_alnumc, 255) >= 36)
+			*found |= 1u << DLP_GITHUB_TOKEN;
+	} else if (p >= 10 && memcmp(s + p - 10, "github_pat", 10) == 0 && starts(s, p - 10)) {
+		if (run(s, n, p + 1, is_tokc, 255) >= 22)
+			*found |= 1u << DLP_GITHUB_TOKEN;
+	}
+}
+
+/* 'I' triggers: AKIA/ASIA + 16 [A-Z0-9], AIza + 35 */
+static void on_I(const uint8_t *s, size_t n, size_t p, uint32_t *found)
+{
+	if (p >= 2 && s[p - 2] == 'A' && (s[p - 1] == 'K' || s[p - 1] == 'S') && p + 1 < n && s[p + 1] == 'A' &&
+	    starts(s, p - 2)) {
+		size_t l = run(s, n, p + 2, is_awsc, 17);
+		if (l == 16 && (p + 18 >= n || !is_alnum(s[p + 18])))
+			*found |= 1u << DLP_AWS_ACCESS_KEY;
+	} else if (p >= 1 && s[p - 1] == 'A' && at(s, n, p + 1, "za") && starts(s, p - 1)) {
+		if (run(s, n, p + 3, is_tokc, 36) == 35)
+			*found |= 1u << DLP_GOOGLE_API_KEY;
+	}
+}
+
+/* 'J' triggers: eyJ<b64u>.eyJ<b64u>.<b64u> */
+static void on_J(const uint8_t *s, size_t n, size_t p, uint32_t *found)
+{
+	if (p < 2 || s[p - 2] != 'e' || s[p - 1] != 'y' || !starts(s, p - 2))
+		return;
+	size_t i = p + 1, l = run(s, n, i, is_b64u, 8192);
+	if (l < 8 || i + l >= n || s[i + l] != '.')
+		return;
+	i += l + 1;
+	if (!at(s, n, i, "eyJ"))
+		return;
+	l = run(s, n, i, is_b64u, 65536);
+	if (l < 8 || i + l >= n || s[i + l] != '.')
+		return;
+	if (run(s, n, i + l + 1, is_b64u, 16) >= 16)
+		*found |= 1u << DLP_JWT;
+}
+
+static int is_local(uint8_t c) { return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-'; }
+static int is_dom(uint8_t c) { return is_alnum(c) || c == '-'; }
+
+/* '@' triggers: local@label(.label)+ with an alphabetic TLD of 2 or more */
+static void on_at(const uint8_t *s, size_t n, size_t p, uint32_t *found)
+{
+	if (p == 0 || !is_local(s[p - 1]) || s[p - 1] == '.')
+		return;
+	size_t i = p + 1, labels = 0, last = 0, alpha = 1;
+	for (;;) {
+		size_t l = run(s, n, i, is_dom, 63);
+		if (l == 0)
+			break;
+		labels++;
+		last = l;
+		alpha = 1;
+		for (size_t k = i; k < i + l; k++)
+			alpha &= !is_digit(s[k]) && s[k] != '-';
+		i += l;
+		if (i + 1 < n && s[i] == '.' && is_dom(s[i + 1]))
+			i++;
+		else
+			break;
+	}
+	if (labels >= 2 && last >= 2 && alpha)
+		*found |= 1u << DLP_EMAIL;
+}
+
+static int luhn(const uint8_t *d, size_t nd)
+{
+	unsigned sum = 0;
+	for (size_t i = 0; i < nd; i++) {
+		unsigned v = d[nd - 1 - i];
+		if (i & 1)
+			v = v * 2 > 9 ? v * 2 - 9 : v * 2;
+		sum += v;
+	}
+	return sum % 10 == 0;
+}
+
+/* IBAN at s[p-2]: CC + 2 check digits + up to 30 alphanumerics, in groups of 4
+ * with single spaces allowed; mod-97 of the rearranged number must be 1. */
+static size_t iban(const uint8_t *s, size_t n, size_t p)
+{
+	uint8_t ch[34];
+	size_t nc = 0, i = p - 2;
+	while (i < n && nc < 34) {
+		uint8_t c = s[i];
+		if (is_upper(c) || is_digit(c)) {
+			ch[nc++] = c;
+			i++;
+		} else if (c == ' ' && nc % 4 == 0 && i + 1 < n && (is_upper(s[i + 1]) || is_digit(s[i + 1]))) {
+			i++;
+		} else {
+			break;
+		}
+	}
+	if (nc < 15 || (i < n && is_alnum(s[i])))
+		return 0;
+	unsigned r = 0;
+	for (size_t k = 0; k < nc; k++) {
+		uint8_t c = ch[(k + 4) % nc];
+		if (is_digit(c))
+			r = (r * 10 + (unsigned)(c - '0')) % 97;
+		else
+			r = (r * 100 + (unsigned)(c - 'A' + 10)) % 97;
+	}
+	return r == 1 ? i : 0;
+}
+
+/* A digit at p starting a number: cards (13-19 digits, Luhn, groups separated by
+ * one space or dash), phones (+ then 8-15 digits; or ddd-ddd-dddd, (ddd) ddd-dddd),
+ * IBANs (two capitals before). Returns where scanning resumes. */
+static size_t on_digit(const struct dlp_cfg *c, const uint8_t *s, size_t n, size_t p, uint32_t *found)
+{
+	if (p >= 2 && is_upper(s[p - 2]) && is_upper(s[p - 1]) && p + 1 < n && is_digit(s[p + 1]) &&
+	    starts(s, p - 2) && c->action[DLP_IBAN] != DLP_OFF) {
+		size_t e = iban(s, n, p);
+		if (e) {
+			*found |= 1u << DLP_IBAN;
+			return e;
+		}
+	}
+	if (!starts(s, p) || (p > 0 && s[p - 1] == '.'))
+		return run(s, n, p, is_alnumc, SIZE_MAX) + p; /* inside a word or a decimal */
+
+	uint8_t d[24];
+	size_t nd = 0, i = p, groups = 0, glen[8] = { 0 };
+	uint8_t sep = 0;
+	for (;;) {
+		size_t l = 0;
+		while (i < n && is_digit(s[i]) && nd < sizeof(d)) {
+			d[nd++] = (uint8_t)(s[i++] - '0');
+			l++;
+		}
+		if (groups < 8)
+			glen[groups] = l;
+		groups++;
+		if (i < n && is_digit(s[i])) /* more than 24 digits: not a card nor a phone */
+			return run(s, n, i, is_alnumc, SIZE_MAX) + i;
+		/* one separator, the same each time, then a digit */
+		if (i + 1 < n && (s[i] == ' ' || s[i] == '-' || s[i] == '.') && (!sep || sep == s[i]) && is_digit(s[i + 1])) {
+			sep = s[i];
+			i++;
+			continue;
+		}
+		break;
+	}
+	if (i < n && is_alnum(s[i]))
+		return i;
+	int plus = p > 0 && s[p - 1] == '+';
+	int paren = p > 0 && s[p - 1] == '(' && groups == 1 && glen[0] == 3 && i + 10 <= n && s[i] == ')' &&
+	            s[i + 1] == ' ' && is_digit(s[i + 2]) && is_digit(s[i + 4]) && s[i + 5] == '-' &&
+	            run(s, n, i + 2, (int (*)(uint8_t))is_digit, 4) == 3 && run(s, n, i + 6, (int (*)(uint8_t))is_digit, 5) == 4;
+	if (c->action[DLP_PHONE] != DLP_OFF) {
+		if ((plus && nd >= 8 && nd <= 15) || paren ||
+		    (groups == 3 && glen[0] == 3 && glen[1] == 3 && glen[2] == 4 && sep == '-')) {
+			*found |= 1u << DLP_PHONE;
+			return paren ? i + 10 : i;
+		}
+	}
+	if (!plus && nd >= 13 && nd <= 19 && d[0] >= 2 && d[0] <= 6 && sep != '.' && luhn(d, nd))
+		*found |= 1u << DLP_CREDIT_CARD;
+	return i;
+}
+
+/* ---- the scan ---- */
+
+static void custom_scan(const struct dlp_cfg *c, const uint8_t *s, size_t n, uint32_t *found)
+{
+	for (int k = 0; k < c->ncustom; k++) {
+		const struct dlp_custom *cu = &c->custom[k];
+		if (cu->action == DLP_OFF)
+			continue;
+		size_t al = strlen(cu->anchor);
+		const uint8_t *h = s, *end = s + n;
+		while (h < end) {
+			const uint8_t *m = memmem(h, (size_t)(end - h), cu->anchor, al);
+			if (!m)
+				break;
+			/* The regex sees a window around the anchor, as a C string. */
+			size_t from = (size_t)(m - s) > 128 ? (size_t)(m - s) - 128 : 0;
+			size_t to = (size_t)(m - s) + al + 128 < n ? (size_t)(m - s) + al + 128 : n;
+			char win[300];
+			memcpy(win, s + from, to - from);
+			win[to - from] = 0;
+			if (regexec(cu->re, win, 0, NULL, 0) == 0) {
+				*found |= 1u << (DLP_BUILTIN + k);
+				break;
+			}
+			h = m + 1;
+		}
+	}
+}
+
+static inline size_t trigger(const struct dlp_cfg *c, const uint8_t *s, size_t n, size_t p, uint32_t *found)
+{
+	switch (s[p]) {
+	case '-': on_dash(s, n, p, found); break;
+	case '_': on_underscore(s, n, p, found); break;
+	case 'I': on_I(s, n, p, found); break;
+	case 'J': on_J(s, n, p, found); break;
+	case '@': on_at(s, n, p, found); break;
+	default:
+		if (is_digit(s[p]))
+			return on_digit(c, s, n, p, found);
+	}
+	return p + 1;
+}
+
+void dlp_scan(const struct dlp_cfg *c, struct spop_slice text, struct dlp_result *r)
+{
+	const uint8_t *s = text.ptr;
+	size_t n = text.len, p = 0;
+	uint32_t found = 0;
+	r->found = 0;
+	r->deny = -1;
+	if (!c->enabled || !s)
+		return;
+#ifdef __SSE2__
+	const __m128i dash = _mm_set1_epi8('-'), us = _mm_set1_epi8('_'), ci = _mm_set1_epi8('I'),
+	              cj = _mm_set1_epi8('J'), atc = _mm_set1_epi8('@'), zero = _mm_set1_epi8('0'),
+	              nine = _mm_set1_epi8(9);
+	while (p + 16 <= n) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(s + p));
+		__m128i dg = _mm_sub_epi8(v, zero);
+		__m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, dash), _mm_cmpeq_epi8(v, us)),
+		                         _mm_or_si128(_mm_cmpeq_epi8(v, ci), _mm_cmpeq_epi8(v, cj)));
+		m = _mm_or_si128(m, _mm_cmpeq_epi8(v, atc));
+		m = _mm_or_si128(m, _mm_cmpeq_epi8(_mm_min_epu8(dg, nine), dg)); /* unsigned v-'0' <= 9 */
+		unsigned bits = (unsigned)_mm_movemask_epi8(m);
+		if (!bits) {
+			p += 16;
+			continue;
+		}
+		size_t base = p, next = p + 16;
+		while (bits) {
+			size_t q = base + (size_t)__builtin_ctz(bits);
+			bits &= bits - 1;
+			if (q < p)
+				continue; /* consumed by the previous confirmer */
+			p = trigger(c, s, n, q, &found);
+		}
+		if (p < next)
+			p = next;
+	}
+#endif
+	while (p < n)
+		p = trigger(c, s, n, p, &found);
+	/* Detectors that are off may have been confirmed on the way; drop them. */
+	for (int k = 0; k < DLP_BUILTIN; k++)
+		if (c->action[k] == DLP_OFF)
+			found &= ~(1u << k);
+	if (c->ncustom)
+		custom_scan(c, s, n, &found);
+	r->found = found;
+	for (int k = 0; k < DLP_BUILTIN + c->ncustom; k++)
+		if ((found & (1u << k)) && dlp_action_of(c, k) == DLP_DENY) {
+			r->deny = k;
+			break;
+		}
+}

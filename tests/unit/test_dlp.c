@@ -1,0 +1,241 @@
+/* Unit tests of DLP: every built-in detector on realistic chat bodies, near misses
+ * that must not match (bad checksums, short tokens, words), actions, custom
+ * detectors, config errors, and every alignment against the vector scan. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cjson/cJSON.h>
+
+#include "dlp.h"
+#include "policy.h"
+#include "request.h"
+
+static struct dlp_cfg cfg;
+
+static void load(const char *json)
+{
+	char err[256];
+	cJSON *o = cJSON_Parse(json);
+	assert_non_null(o);
+	dlp_free(&cfg);
+	if (dlp_parse(&cfg, o, err, sizeof(err)) < 0)
+		fail_msg("dlp refused: %s", err);
+	cJSON_Delete(o);
+}
+
+/* Scans an exact-size heap copy, so ASan sees any read past the end. */
+static struct dlp_result scan(const char *text)
+{
+	size_t n = strlen(text);
+	uint8_t *b = malloc(n ? n : 1);
+	memcpy(b, text, n);
+	struct dlp_result r;
+	dlp_scan(&cfg, (struct spop_slice){ b, n }, &r);
+	free(b);
+	return r;
+}
+
+static char body[4096];
+static const char *chat(const char *content)
+{
+	snprintf(body, sizeof(body),
+	         "{\"model\":\"gpt-4o-mini\",\"max_tokens\":1024,\"temperature\":0.2,\"messages\":[{\"role\":\"system\","
+	         "\"content\":\"You are a helpful assistant. Today is 2026-11-25, build 1732550400.\"},"
+	         "{\"role\":\"user\",\"content\":\"%s\"}]}", content);
+	return body;
+}
+
+static void each_builtin_detector(void **st)
+{
+	(void)st;
+	load("{\"detectors\":{\"all\":\"deny\"}}");
+	static const struct { const char *text; int det; } pos[] = {
+		{ "my key is sk-proj-4fT9qLmN2xVbR7sK1pZ8wYcH3dJ6uE0aG5iO", DLP_OPENAI_KEY },
+		{ "use sk-ant-api03-Xy7_kP2mQ9vR4sT8wZ1bN6cF3hJ5lA0dG-EiU", DLP_ANTHROPIC_KEY },
+		{ "maps key=AIzaSyD4fT9qLmN2xVbR7sK1pZ8wYcH3dJ6uE0a please", DLP_GOOGLE_API_KEY },
+		{ "aws_access_key_id = AKIAIOSFODNN7EXAMPLE\\n", DLP_AWS_ACCESS_KEY },
+		{ "temporary ASIAY34FZKBOKMUTVV7A creds", DLP_AWS_ACCESS_KEY },
+		{ "token ghp_16C7e42F292c6912E7710c838347Ae178B4a ok", DLP_GITHUB_TOKEN },
+		{ "github_pat_11ABCDEFG0abcdefghijkl_mnopqrstuvwxyz0123456789", DLP_GITHUB_TOKEN },
+		{ "CI uses glpat-xB7kQ2mN9pR4sT8wZ1bC", DLP_GITLAB_TOKEN },
+		{ "SLACK=xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOp", DLP_SLACK_TOKEN },
+		{ "-----BEGIN RSA PRIVATE KEY-----\\nMIIEowIBAAKCAQEA\\n-----END RSA PRIVATE KEY-----", DLP_PRIVATE_KEY },
+		{ "-----BEGIN OPENSSH PRIVATE KEY-----\\nb3BlbnNzaC1rZXk", DLP_PRIVATE_KEY },
+		{ "auth: eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+		  DLP_JWT },
+		{ "card 4111 1111 1111 1111 exp 12/29", DLP_CREDIT_CARD },
+		{ "card 5555-5555-5555-4444", DLP_CREDIT_CARD },
+		{ "amex 378282246310005.", DLP_CREDIT_CARD },
+		{ "pay to GB82 WEST 1234 5698 7654 32 today", DLP_IBAN },
+		{ "IBAN: DE89370400440532013000", DLP_IBAN },
+		{ "write to jane.doe+ai@mail.example.co.uk now", DLP_EMAIL },
+		{ "call +1 415 555 2671", DLP_PHONE },
+		{ "call (415) 555-2671", DLP_PHONE },
+		{ "call 415-555-2671", DLP_PHONE },
+		{ "ruf +49 30 901820", DLP_PHONE },
+		/* after a JSON escape: the \n ends the word before the secret */
+		{ "key:\\nAKIAIOSFODNN7EXAMPLE", DLP_AWS_ACCESS_KEY },
+		{ "card:\\t4111111111111111", DLP_CREDIT_CARD },
+		{ "\\nGB82WEST12345698765432", DLP_IBAN },
+	};
+	for (size_t i = 0; i < sizeof(pos) / sizeof(pos[0]); i++) {
+		struct dlp_result r = scan(chat(pos[i].text));
+		if (!(r.found & (1u << pos[i].det)))
+			fail_msg("case %zu (%s): %s not found (found 0x%x)", i, pos[i].text, dlp_name(&cfg, pos[i].det), r.found);
+		if (r.found != (1u << pos[i].det))
+			fail_msg("case %zu (%s): also found 0x%x", i, pos[i].text, r.found);
+		assert_int_equal(r.deny, pos[i].det);
+		assert_string_equal(dlp_reason(&cfg, r.deny) + 4, dlp_name(&cfg, r.deny));
+	}
+}
+
+static void near_misses(void **st)
+{
+	(void)st;
+	load("{\"detectors\":{\"all\":\"deny\"}}");
+	static const char *const neg[] = {
+		"the task-runner and sk-short are fine",
+		"risk-assessment-for-the-quarterly-planning-cycle", /* "sk-" inside a word */
+		"AKIAIOSFODNN7EXAMPL is one short",
+		"AKIAIOSFODNN7EXAMPLEX is one long",
+		"ghp_tooShort123",
+		"4111 1111 1111 1112",            /* Luhn fails */
+		"order 1234567890123456789012345", /* too long for anything */
+		"GB82 WEST 1234 5698 7654 33",     /* IBAN check fails */
+		"meet @alice on user@localhost",
+		"version 1.2.3.4 on 2026-11-25 at 10:30, 1732550400 seconds",
+		"pi is 3.14159265358979323846",
+		"eyJhbGciOiJIUzI1NiJ9 alone is a header, not a token",
+		"-----BEGIN CERTIFICATE-----\\nMIIB",
+		"xoxz-123456789012",
+		"price 1,299.00 USD, qty 12",
+		"\xff\xfe\x80 not UTF-8 \xc3\x28 ...",
+	};
+	for (size_t i = 0; i < sizeof(neg) / sizeof(neg[0]); i++) {
+		struct dlp_result r = scan(chat(neg[i]));
+		if (r.found)
+			fail_msg("case %zu (%s): found 0x%x", i, neg[i], r.found);
+		assert_int_equal(r.deny, -1);
+	}
+	/* The wrapper body alone finds nothing: numbers, dates, model names. */
+	assert_int_equal(scan(chat("hello")).found, 0);
+}
+
+static void actions_and_custom(void **st)
+{
+	(void)st;
+	load("{\"detectors\":{\"all\":\"monitor\",\"aws_access_key\":\"deny\",\"email\":\"off\"},"
+	     "\"custom\":[{\"name\":\"project_code\",\"anchor\":\"PRJ-\",\"regex\":\"PRJ-[0-9]{6}\",\"action\":\"deny\"},"
+	     "{\"name\":\"internal_host\",\"anchor\":\".corp.internal\",\"regex\":\"[a-z0-9-]+\\\\.corp\\\\.internal\","
+	     "\"action\":\"monitor\"}]}");
+	struct dlp_result r = scan(chat("mail a@example.com card 4111111111111111"));
+	assert_int_equal(r.found, 1u << DLP_CREDIT_CARD); /* email is off */
+	assert_int_equal(r.deny, -1);                      /* monitor only */
+	r = scan(chat("card 4111111111111111 and AKIAIOSFODNN7EXAMPLE"));
+	assert_int_equal(r.found, (1u << DLP_CREDIT_CARD) | (1u << DLP_AWS_ACCESS_KEY));
+	assert_int_equal(r.deny, DLP_AWS_ACCESS_KEY);
+	r = scan(chat("see PRJ-123456 on db1.corp.internal"));
+	assert_int_equal(r.found, (1u << DLP_BUILTIN) | (1u << (DLP_BUILTIN + 1)));
+	assert_int_equal(r.deny, DLP_BUILTIN);
+	assert_string_equal(dlp_reason(&cfg, r.deny), "dlp_project_code");
+	assert_string_equal(dlp_name(&cfg, DLP_BUILTIN + 1), "internal_host");
+	r = scan(chat("PRJ-12 is not a code"));
+	assert_int_equal(r.found, 0);
+	/* Nothing configured: nothing on, nothing scanned. */
+	load("{}");
+	assert_false(cfg.enabled);
+	assert_int_equal(scan(chat("AKIAIOSFODNN7EXAMPLE")).found, 0);
+}
+
+static void every_alignment(void **st)
+{
+	(void)st;
+	load("{\"detectors\":{\"all\":\"deny\"}}");
+	static const char *const secrets[] = { "AKIAIOSFODNN7EXAMPLE", "4111111111111111", "a@example.com",
+		                               "ghp_16C7e42F292c6912E7710c838347Ae178B4a", "+14155552671" };
+	static const int dets[] = { DLP_AWS_ACCESS_KEY, DLP_CREDIT_CARD, DLP_EMAIL, DLP_GITHUB_TOKEN, DLP_PHONE };
+	char t[256];
+	for (size_t s = 0; s < 5; s++)
+		for (int off = 0; off < 40; off++) {
+			/* at off, then the text ends right after it (the tail of the scan) */
+			memset(t, ' ', (size_t)off);
+			snprintf(t + off, sizeof(t) - (size_t)off, "%s", secrets[s]);
+			struct dlp_result r = scan(t);
+			if (r.found != (1u << dets[s]))
+				fail_msg("%s at %d (end): 0x%x", secrets[s], off, r.found);
+			snprintf(t + off, sizeof(t) - (size_t)off, "%s and more text after it, long enough", secrets[s]);
+			r = scan(t);
+			if (r.found != (1u << dets[s]))
+				fail_msg("%s at %d: 0x%x", secrets[s], off, r.found);
+			/* truncated: a prefix of the secret is no secret */
+			t[off + 8] = 0;
+			if (s != 4 && scan(t).found)
+				fail_msg("%s truncated at %d matched", secrets[s], off);
+		}
+}
+
+static void huge_and_hostile(void **st)
+{
+	(void)st;
+	load("{\"detectors\":{\"all\":\"deny\"}}");
+	size_t n = 1 << 20;
+	char *b = malloc(n + 1);
+	/* a megabyte of triggers: digits, dashes, @, I, J, _ with no secret */
+	for (size_t i = 0; i < n; i++)
+		b[i] = "0-@IJ_9 "[i % 8];
+	b[n] = 0;
+	assert_int_equal(scan(b).found, 0);
+	memset(b, '7', n); /* one endless number */
+	assert_int_equal(scan(b).found, 0);
+	memset(b, '@', n);
+	assert_int_equal(scan(b).found, 0);
+	free(b);
+}
+
+static void parse_errors(void **st)
+{
+	(void)st;
+	static const struct { const char *json, *want; } bad[] = {
+		{ "[]", "dlp: expected an object" },
+		{ "{\"detectors\":{\"ssn\":\"deny\"}}", "dlp.detectors.ssn: unknown detector" },
+		{ "{\"detectors\":{\"email\":\"block\"}}", "dlp.detectors.email: expected \"deny\"" },
+		{ "{\"custom\":[{\"name\":\"x\",\"regex\":\"a\"}]}", "dlp.custom[0].anchor" },
+		{ "{\"custom\":[{\"name\":\"x\",\"anchor\":\"a\",\"regex\":\"(\"}]}", "dlp.custom[0].regex: not a valid" },
+		{ "{\"patterns\":[]}", "dlp.patterns: unknown key" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char err[256] = "";
+		struct dlp_cfg c = { 0 };
+		cJSON *o = cJSON_Parse(bad[i].json);
+		assert_int_equal(dlp_parse(&c, o, err, sizeof(err)), -1);
+		if (!strstr(err, bad[i].want))
+			fail_msg("case %zu: got \"%s\"", i, err);
+		dlp_free(&c);
+		cJSON_Delete(o);
+	}
+	/* through the policy: the path starts at "dlp" */
+	struct policy p;
+	char err[256];
+	const char *j = "{\"rules\":[],\"dlp\":{\"detectors\":{\"iban\":1}}}";
+	assert_int_equal(policy_parse(j, strlen(j), &p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "dlp.detectors.iban"));
+}
+
+static int teardown(void **st)
+{
+	(void)st;
+	dlp_free(&cfg);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(each_builtin_detector), cmocka_unit_test(near_misses),
+		cmocka_unit_test(actions_and_custom),    cmocka_unit_test(every_alignment),
+		cmocka_unit_test(huge_and_hostile),      cmocka_unit_test(parse_errors),
+	};
+	return cmocka_run_group_tests_name("dlp", tests, NULL, teardown);
+}
