@@ -133,6 +133,8 @@ curl -s $base/v1/gemini/v1beta/models/gemini-2.0-flash:generateContent -H 'x-goo
 curl -s $base/v1/openai/chat/completions -H 'Content-Type: application/json' -d '$body'
 # 400: an invalid identity header (a '/' in the agent id), named in the error
 curl -s $base/v1/openai/chat/completions -H 'Authorization: Bearer sk-demo-direct' -H 'X-Archestra-Agent-Id: a/b' -d '{}'
+# 403: a prompt carrying an AWS access key is refused by DLP (reason dlp_aws_access_key); the key is logged nowhere
+curl -s $base/v1/openai/chat/completions -H 'Authorization: Bearer sk-demo-direct' -H 'Content-Type: application/json' -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"deploy with AKIAIOSFODNN7EXAMPLE"}]}'
 # 404: no provider at this path
 curl -s $base/v1/nowhere/chat/completions -H 'Authorization: Bearer sk-demo-direct' -d '{}'
 

@@ -92,6 +92,12 @@ def main():
     subprocess.run([sys.executable, mint, "init", issuer], check=True)
     jwt = subprocess.run([sys.executable, mint, "token", issuer, "--ttl", "3600"], capture_output=True, text=True,
                          check=True).stdout.strip()
+    allow_pol = os.path.join(OUT, "allow-all.json")
+    with open(allow_pol, "w") as f:
+        json.dump({"rules": []}, f)
+    allow_cfg = os.path.join(OUT, "allow-all-cfg.json")
+    with open(allow_cfg, "w") as f:
+        json.dump({"policy_file": allow_pol}, f)
     auth_cfg = os.path.join(OUT, "auth.json")
     with open(auth_cfg, "w") as f:
         json.dump({"keys_file": keys, "provider_keys": {"openai": {"env": "BENCH_OPENAI_KEY"}},
@@ -102,6 +108,8 @@ def main():
         setups = {}
         p, pid = start("archestra")
         setups["archestra"] = (p, pid, [])
+        p, pid = start("allow-all", "--config", allow_cfg)  # an empty policy: no rule, no DLP
+        setups["allow-all"] = (p, pid, [])
         p, pid = start("ack-only", "--ack-only")
         setups["ack-only"] = (p, pid, [])
         p, pid = start("statsd", "--config", statsd_cfg)
@@ -145,6 +153,9 @@ def main():
         print()
         print(f"summary: archestra handler {med['archestra']:.0f} decisions/s, ack-only {med['ack-only']:.0f}: "
               f"handler at {pct('archestra', 'ack-only')} of ack-only")
+        print(f"summary: default policy (limits + credential DLP) {med['archestra']:.0f} vs allow-everything "
+              f"{med['allow-all']:.0f} decisions/s: {pct('archestra', 'allow-all')} (target >= 75%); CPU per decision "
+              f"{cpu['archestra']:.2f} vs {cpu['allow-all']:.2f} us")
         print(f"summary: statsd on {med['statsd']:.0f} vs off {med['archestra']:.0f} decisions/s: statsd costs "
               f"{100 - 100 * med['statsd'] / med['archestra']:.1f}% of throughput, "
               f"{100 * cpu['statsd'] / cpu['archestra'] - 100:.1f}% more CPU per decision "

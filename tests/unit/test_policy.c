@@ -288,7 +288,7 @@ static void shipped_policies_parse(void **st)
 	assert_true(p.n >= 1);
 	policy_free(&p);
 	const char *files[] = { "policy/examples/models.json", "policy/examples/limits.json", "policy/examples/shadow.json",
-	                        "policy/examples/tool-calls.json" };
+	                        "policy/examples/tool-calls.json", "policy/examples/dlp.json" };
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		FILE *f = fopen(files[i], "rb");
 		assert_non_null(f);
