@@ -42,7 +42,7 @@ size_t ctx_encode(const struct call_ctx *c, char *dst, size_t room)
 			return 0;
 	if (!put_field(dst, room, &o, c->key_id))
 		return 0;
-	int n = snprintf(dst + o, room - o, "%" PRId64 "|%d", c->start_us, c->stream ? 1 : 0);
+	int n = snprintf(dst + o, room - o, "%" PRId64 "|%d", c->start_us, (c->stream ? 1 : 0) | (c->untrusted ? 2 : 0));
 	if (n < 0 || (size_t)n >= room - o)
 		return 0;
 	return o + (size_t)n;
@@ -110,8 +110,10 @@ bool ctx_decode(struct spop_slice s, struct call_ctx *c, char *scratch, size_t r
 		t = t * 10 + (f[8].ptr[i] - '0');
 	}
 	c->start_us = t;
-	if (!(SPOP_SLICE_IS(f[9], "0") || SPOP_SLICE_IS(f[9], "1")))
+	/* flags digit: bit 0 stream, bit 1 the conversation carries untrusted data */
+	if (f[9].len != 1 || f[9].ptr[0] < '0' || f[9].ptr[0] > '3')
 		return false;
-	c->stream = f[9].ptr[0] == '1';
+	c->stream = (f[9].ptr[0] - '0') & 1;
+	c->untrusted = (f[9].ptr[0] - '0') & 2;
 	return true;
 }

@@ -3,7 +3,8 @@
  * The agent keeps no memory between the two messages of a call (any instance
  * may get either), so the request decision hands HAProxy a compact string,
  * txn.arch.ctx, that comes back with archestra-res:
- *   "1|provider|model|agent_id|user_id|session_id|execution_id|key_id|start_us|stream"
+ *   "1|provider|model|agent_id|user_id|session_id|execution_id|key_id|start_us|flags"
+ * (flags: 1 stream, 2 untrusted data in the conversation)
  * Fields are percent-escaped where they hold '%', '|' or bytes outside 0x21-0x7e. Pure. */
 #ifndef SPOA_CTX_H
 #define SPOA_CTX_H
@@ -20,6 +21,7 @@ struct call_ctx {
 	struct spop_slice id[ID_FIELDS];
 	int64_t start_us;       /* wall clock, microseconds */
 	bool stream;
+	bool untrusted;         /* the request carried a tool result from an untrusted tool */
 };
 
 /* Returns the length written (NUL-terminated), 0 when it does not fit. */

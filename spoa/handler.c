@@ -146,7 +146,8 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 		hc->on_unknown_kid(hc->hook_arg); /* the issuer may have rotated its keys */
 	if (d.inspect_res && d.status == 0) {
 		struct call_ctx c = { .provider = lit(d.prov->name), .model = d.model, .start_us = now_us(CLOCK_REALTIME),
-		                      .stream = d.stream, .key_id = lit(d.key_id) };
+		                      .stream = d.stream, .key_id = lit(d.key_id),
+		                      .untrusted = d.untrusted };
 		memcpy(c.id, d.id.v, sizeof(c.id));
 		if (ctx_encode(&c, ctx, sizeof(ctx)))
 			ctxp = ctx;
@@ -246,6 +247,7 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 		pin.v[SC_KEY_ID] = c.key_id;
 		pin.v[SC_AGENT_ID] = c.id[ID_AGENT];
 		pin.v[SC_USER_ID] = c.id[ID_USER];
+		pin.untrusted = c.untrusted;
 		if (n > 0)
 			policy_eval_calls(&auth->policy, &pin, calls, n, &pr);
 		too_big = n < 0; /* arguments we cannot read whole are not waved through */

@@ -272,6 +272,52 @@ static int parse_rule(const cJSON *o, struct policy_rule *r, int idx, char *err,
 	return 0;
 }
 
+/* "trusted_data": {"id", "trusted_tools", "untrusted_tools", "default", "sensitive_tools", "shadow"} */
+static int parse_trusted(const cJSON *o, struct trusted_cfg *t, char *err, size_t errlen)
+{
+	const cJSON *it;
+	if (!cJSON_IsObject(o)) {
+		snprintf(err, errlen, "trusted_data: expected an object {\"untrusted_tools\": [...], \"sensitive_tools\": [...]}");
+		return -1;
+	}
+	snprintf(t->rule.id, sizeof(t->rule.id), "untrusted-data");
+	cJSON_ArrayForEach(it, o) {
+		char path[96];
+		snprintf(path, sizeof(path), "trusted_data.%.40s", it->string);
+		if (strcmp(it->string, "trusted_tools") == 0) {
+			if (patterns(it, &t->trusted, path, err, errlen) < 0)
+				return -1;
+		} else if (strcmp(it->string, "untrusted_tools") == 0) {
+			if (patterns(it, &t->untrusted, path, err, errlen) < 0)
+				return -1;
+		} else if (strcmp(it->string, "sensitive_tools") == 0) {
+			if (patterns(it, &t->sensitive, path, err, errlen) < 0)
+				return -1;
+		} else if (strcmp(it->string, "default") == 0 && cJSON_IsString(it) &&
+		           (strcmp(it->valuestring, "trusted") == 0 || strcmp(it->valuestring, "untrusted") == 0)) {
+			t->default_untrusted = strcmp(it->valuestring, "untrusted") == 0;
+		} else if (strcmp(it->string, "shadow") == 0 && cJSON_IsBool(it)) {
+			t->rule.shadow = cJSON_IsTrue(it);
+		} else if (strcmp(it->string, "id") == 0 && cJSON_IsString(it) && it->valuestring[0] &&
+		           strlen(it->valuestring) < sizeof(t->rule.id)) {
+			snprintf(t->rule.id, sizeof(t->rule.id), "%s", it->valuestring);
+		} else if (strcmp(it->string, "default") == 0) {
+			snprintf(err, errlen, "%s: expected \"trusted\" or \"untrusted\" (for tools in neither list)", path);
+			return -1;
+		} else {
+			snprintf(err, errlen, "%s: unknown key or bad value (known: id, trusted_tools, untrusted_tools, default, "
+			         "sensitive_tools, shadow)", path);
+			return -1;
+		}
+	}
+	if (!t->sensitive.n) {
+		snprintf(err, errlen, "trusted_data.sensitive_tools: required (the tools not to call after untrusted data)");
+		return -1;
+	}
+	t->enabled = true;
+	return 0;
+}
+
 int policy_parse(const char *json, size_t len, struct policy *p, char *err, size_t errlen)
 {
 	memset(p, 0, sizeof(*p));
@@ -297,12 +343,17 @@ int policy_parse(const char *json, size_t len, struct policy *p, char *err, size
 			p->shadow = cJSON_IsTrue(it);
 			continue;
 		}
+		if (strcmp(it->string, "trusted_data") == 0) {
+			if (parse_trusted(it, &p->trusted, err, errlen) < 0)
+				goto out;
+			continue;
+		}
 		if (strcmp(it->string, "dlp") == 0) {
 			if (dlp_parse(&p->dlp, it, err, errlen) < 0)
 				goto out;
 			continue;
 		}
-		snprintf(err, errlen, "%s: unknown key (known: rules, shadow, dlp, description)", it->string);
+		snprintf(err, errlen, "%s: unknown key (known: rules, shadow, dlp, trusted_data, description)", it->string);
 		goto out;
 	}
 	int n = cJSON_GetArraySize(rules);
@@ -328,6 +379,7 @@ int policy_parse(const char *json, size_t len, struct policy *p, char *err, size
 			}
 		p->n++;
 	}
+	p->has_tool_calls |= p->trusted.enabled;
 	rc = 0;
 out:
 	cJSON_Delete(root);
@@ -490,6 +542,33 @@ void policy_eval_calls(const struct policy *p, const struct policy_input *in, co
 			return;
 		}
 	}
+	/* After the rules: no sensitive tool once the conversation carries untrusted data. */
+	const struct trusted_cfg *t = p ? &p->trusted : NULL;
+	if (!t || !t->enabled || !in->untrusted)
+		return;
+	for (int c = 0; c < n; c++) {
+		if (!any_match(&t->sensitive, calls[c].name))
+			continue;
+		if (t->rule.shadow || p->shadow) {
+			if (res->nshadow < POLICY_MAX_SHADOW)
+				res->shadow[res->nshadow++] = &t->rule;
+			return;
+		}
+		res->deny = &t->rule;
+		snprintf(res->why, sizeof(res->why), "the tool %.*s may not be called after untrusted data entered the conversation",
+		         (int)(calls[c].name.len > 64 ? 64 : calls[c].name.len), calls[c].name.ptr);
+		return;
+	}
+}
+
+bool policy_tool_trusted(const struct policy *p, struct spop_slice tool)
+{
+	const struct trusted_cfg *t = &p->trusted;
+	if (tool.len && any_match(&t->untrusted, tool))
+		return false;
+	if (tool.len && any_match(&t->trusted, tool))
+		return true;
+	return !t->default_untrusted && tool.len; /* a result we cannot name is not trusted */
 }
 
 void policy_eval(const struct policy *p, const struct policy_input *in, struct policy_result *res)

@@ -63,12 +63,22 @@ struct policy_rule {
 	int ncalls;
 };
 
+/* Trusted data: tool results the request carries are classed by tool name; once
+ * one is untrusted, the sensitive tools may not be called in the response. */
+struct trusted_cfg {
+	bool enabled;
+	bool default_untrusted;                /* tools in neither list */
+	struct pattern_list trusted, untrusted, sensitive;
+	struct policy_rule rule;               /* its id and shadow flag, for the decision */
+};
+
 struct policy {
 	struct policy_rule *rules;             /* owned: policy_free */
 	int n;
 	bool shadow;
 	bool has_tool_calls;                   /* some rule checks responses */
 	struct dlp_cfg dlp;                    /* sensitive data in requests ("dlp" section) */
+	struct trusted_cfg trusted;            /* "trusted_data" section */
 };
 
 /* A tool call the model made: its name, and its arguments as a JSON object. */
@@ -88,6 +98,7 @@ struct policy_input {
 	const struct spop_slice *tools;        /* names of the tools the request offers */
 	int ntools;
 	bool tools_truncated;                  /* more than POLICY_MAX_TOOLS: refused by any tools rule */
+	bool untrusted;                        /* responses: the conversation carried untrusted data */
 };
 
 #define POLICY_MAX_SHADOW 8
@@ -108,6 +119,9 @@ void policy_eval(const struct policy *p, const struct policy_input *in, struct p
  * (scope from `in`: provider, model, key id, agent id, user id). */
 void policy_eval_calls(const struct policy *p, const struct policy_input *in, const struct tool_call *calls, int n,
                        struct policy_result *r);
+
+/* Is a tool's result trusted (trusted_data section)? */
+bool policy_tool_trusted(const struct policy *p, struct spop_slice tool);
 
 /* The policy built into the binary (policy/default.json). */
 extern const char policy_default_json[];

@@ -141,6 +141,91 @@ static void collect_tools(const struct json_val *arr, struct req_decision *d)
 	}
 }
 
+/* Tool results the conversation carries, named: OpenAI role "tool" messages (the
+ * name is in the assistant's tool_calls with the same id) and legacy role
+ * "function"; Anthropic tool_result blocks (named by the tool_use with that id);
+ * Gemini functionResponse parts. Any result from an untrusted tool, or one we
+ * cannot name, marks the conversation untrusted. */
+#define MAX_CALL_IDS 64
+struct call_names {
+	struct spop_slice id[MAX_CALL_IDS], name[MAX_CALL_IDS];
+	int n;
+};
+
+static void remember_call(struct call_names *cn, const struct json_val *id, const struct json_val *name)
+{
+	struct spop_slice i, nm;
+	if (cn->n < MAX_CALL_IDS && json_as_plain_string(id, &i) && json_as_plain_string(name, &nm)) {
+		cn->id[cn->n] = i;
+		cn->name[cn->n++] = nm;
+	}
+}
+
+static struct spop_slice name_of(const struct call_names *cn, const struct json_val *id)
+{
+	struct spop_slice i;
+	if (json_as_plain_string(id, &i))
+		for (int k = cn->n - 1; k >= 0; k--)
+			if (cn->id[k].len == i.len && memcmp(cn->id[k].ptr, i.ptr, i.len) == 0)
+				return cn->name[k];
+	return (struct spop_slice){ NULL, 0 };
+}
+
+static bool conversation_untrusted(const struct policy *p, const struct spop_data *body)
+{
+	struct json_val msgs, m, v, blk, w;
+	struct json_aiter it, bi;
+	struct call_names cn = { .n = 0 };
+	if (!is_text(body) || !(json_get(body->v.s, "messages", &msgs) || json_get(body->v.s, "contents", &msgs)))
+		return false;
+	if (!json_aiter_init(&it, &msgs))
+		return false;
+	while (json_aiter_next(&it, &m) == 1) {
+		if (m.kind != JSON_OBJECT)
+			continue;
+		struct spop_slice role = { NULL, 0 };
+		if (json_get(m.raw, "role", &v))
+			json_as_plain_string(&v, &role);
+		if (json_get(m.raw, "tool_calls", &v) && json_aiter_init(&bi, &v))
+			while (json_aiter_next(&bi, &blk) == 1) {
+				struct json_val id, nm;
+				if (blk.kind == JSON_OBJECT && json_get(blk.raw, "id", &id) && json_get_path(blk.raw, "function.name", &nm))
+					remember_call(&cn, &id, &nm);
+			}
+		if (SPOP_SLICE_IS(role, "tool") && json_get(m.raw, "tool_call_id", &v) &&
+		    !policy_tool_trusted(p, name_of(&cn, &v)))
+			return true;
+		if (SPOP_SLICE_IS(role, "function") && json_get(m.raw, "name", &v)) {
+			struct spop_slice nm = { NULL, 0 };
+			json_as_plain_string(&v, &nm);
+			if (!policy_tool_trusted(p, nm))
+				return true;
+		}
+		/* Anthropic content blocks and Gemini parts */
+		if (!(json_get(m.raw, "content", &v) || json_get(m.raw, "parts", &v)) || !json_aiter_init(&bi, &v))
+			continue;
+		while (json_aiter_next(&bi, &blk) == 1) {
+			if (blk.kind != JSON_OBJECT)
+				continue;
+			struct spop_slice type = { NULL, 0 }, nm = { NULL, 0 };
+			if (json_get(blk.raw, "type", &w))
+				json_as_plain_string(&w, &type);
+			struct json_val id, name;
+			if (SPOP_SLICE_IS(type, "tool_use") && json_get(blk.raw, "id", &id) && json_get(blk.raw, "name", &name))
+				remember_call(&cn, &id, &name);
+			if (SPOP_SLICE_IS(type, "tool_result") && json_get(blk.raw, "tool_use_id", &id) &&
+			    !policy_tool_trusted(p, name_of(&cn, &id)))
+				return true;
+			if (json_get_path(blk.raw, "functionResponse.name", &name)) {
+				json_as_plain_string(&name, &nm);
+				if (!policy_tool_trusted(p, nm))
+					return true;
+			}
+		}
+	}
+	return false;
+}
+
 /* "model" and "stream" among the top-level members, in one pass; a truncated or
  * broken body yields what came before the damage. */
 static void model_from_body(const struct spop_data *body, struct req_decision *d)
@@ -422,5 +507,7 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 			return;
 		}
 	}
+	if (env->auth && env->auth->policy.trusted.enabled)
+		d->untrusted = conversation_untrusted(&env->auth->policy, body);
 	d->inspect_res = cfg->inspect_responses;
 }

@@ -84,6 +84,7 @@ struct req_decision {
 	int64_t output_tokens;          /* asked for in the body; -1: not said */
 	int64_t messages;               /* messages / contents in the body; -1: unknown */
 	struct policy_result policy;    /* the deciding rule, and shadow rules that would have denied */
+	bool untrusted;                 /* a tool result from an untrusted tool is in the conversation */
 	uint32_t dlp_found;             /* detectors that matched (never the matched text) */
 	const struct dlp_cfg *dlp_cfg;  /* names the detectors; lives as long as the auth snapshot */
 	bool dlp_shadow;                /* a deny detector matched under global shadow */

@@ -91,7 +91,9 @@ static const char fuzz_policy[] =
 	"{\"id\":\"s\",\"stream\":false,\"shadow\":true},{\"id\":\"h\",\"when\":{\"agent_id\":\"x*\"},"
 	"\"require_headers\":[\"session_id\"]}],"
 	"\"dlp\":{\"detectors\":{\"all\":\"monitor\",\"aws_access_key\":\"deny\"},"
-	"\"custom\":[{\"name\":\"c\",\"anchor\":\"PRJ-\",\"regex\":\"PRJ-[0-9]{3}\"}]}}";
+	"\"custom\":[{\"name\":\"c\",\"anchor\":\"PRJ-\",\"regex\":\"PRJ-[0-9]{3}\"}]},"
+	"\"trusted_data\":{\"untrusted_tools\":\"web_*\",\"trusted_tools\":\"lookup_*\",\"default\":\"untrusted\","
+	"\"sensitive_tools\":[\"send_*\",\"export_*\"]}}";
 
 static const struct auth *get_auth(void *arg)
 {

@@ -201,8 +201,15 @@ static void ctx_round_trip_with_escapes(void **st)
 	assert_true(SPOP_SLICE_IS(d.key_id, "k1"));
 	assert_true(d.start_us == 1732550000123456LL);
 	assert_true(d.stream);
+	assert_false(d.untrusted);
+	c.untrusted = true; /* the flags digit carries both bits */
+	assert_true(ctx_encode(&c, buf, sizeof(buf)) > 0);
+	assert_true(ctx_decode(S(buf), &d, scratch, sizeof(scratch)));
+	assert_true(d.stream && d.untrusted);
+	assert_true(ctx_decode(S("1|a|b|c|d|e|f|g|1|2"), &d, scratch, sizeof(scratch)));
+	assert_true(!d.stream && d.untrusted);
 	assert_int_equal(ctx_encode(&c, buf, 20), 0);
-	const char *bad[] = { "", "1|a", "2|a|b|c|d|e|f|g|1|0", "1|a|b|c|d|e|f|g|x|0", "1|a|b|c|d|e|f|g|1|2",
+	const char *bad[] = { "", "1|a", "2|a|b|c|d|e|f|g|1|0", "1|a|b|c|d|e|f|g|x|0", "1|a|b|c|d|e|f|g|1|4", "1|a|b|c|d|e|f|g|1|12",
 	                      "1|a%zz|b|c|d|e|f|g|1|0", "1|a%4|b|c|d|e|f|g|1|0", "1|a|b|c|d|e|f|g|1|0|extra" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (ctx_decode(S(bad[i]), &d, scratch, sizeof(scratch)))
