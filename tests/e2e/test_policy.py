@@ -204,10 +204,17 @@ def main():
                 st, _, _ = edge.call("POST", "/v1/openai/chat/completions",
                                      after_tool_result("web_fetch", "export_customers"), KEY)
                 check(st == 200, f"global shadow still blocks the sensitive tool call ({st})")
+                st, _, _ = edge.call("POST", "/v1/openai/chat/completions", dict(CALL, model="gpt-4o"), KEY)
+                check(st == 200, f"global shadow still denies the model off the allow-list ({st})")
+                schema = {"type": "object", "properties": {"to": {"type": "string"}}}
+                st, _, _ = edge.call("POST", "/v1/openai/chat/completions", dict(CALL, tools=[
+                    {"type": "function", "function": {"name": "notify_customer", "parameters": schema}}]), KEY)
+                check(st == 200, f"global shadow still blocks the tool call ({st})")
                 time.sleep(0.3)
                 metrics = drain(udp)
-                check(any(re.search(r"policy_shadow_denials:\d+\|c\|#rule:lethal-trifecta", m) for m in metrics),
-                      "shadowed trusted-data denial not counted:\n" + "\n".join(metrics)[-800:])
+                for rule in ("lethal-trifecta", "small-models-only", "notify-inside-only"):
+                    check(any(re.search(r"policy_shadow_denials:\d+\|c\|#rule:" + rule, m) for m in metrics),
+                          f"shadowed {rule} not counted:\n" + "\n".join(metrics)[-800:])
                 write(pfile, STRICT)
                 for _ in range(50):
                     st, _, _ = edge.call("POST", "/v1/openai/chat/completions", prompt, KEY)

@@ -457,6 +457,95 @@ static void trusted_data(void **st)
 	assert_non_null(strstr(err, "trusted_data.default"));
 }
 
+/* One request through request_decide with the loaded policy. */
+static void decide(const char *path, const char *body, size_t blen, struct req_decision *d)
+{
+	static struct provider_table providers;
+	providers_builtin(&providers);
+	struct request_cfg cfg = { .providers = &providers };
+	static struct auth auth;
+	auth.policy = pol;
+	struct decide_env env = { .auth = &auth };
+	uint8_t hb[64];
+	struct spop_writer w;
+	spop_writer_init(&w, hb, sizeof(hb));
+	spop_put_name(&w, "authorization", 13);
+	spop_put_name(&w, "Bearer sk-x", 11);
+	spop_put_raw(&w, "\0\0", 2);
+	struct spop_msg m = { .name = S("archestra-req"), .nargs = 3 };
+	m.args[0] = (struct spop_kv){ S("path"), { .type = SPOP_T_STRING, .v.s = S(path) } };
+	m.args[1] = (struct spop_kv){ S("hdrs"), { .type = SPOP_T_BINARY, .v.s = { hb, (size_t)(w.p - hb) } } };
+	m.args[2] = (struct spop_kv){ S("body"), { .type = SPOP_T_BINARY, .v.s = { (const uint8_t *)body, blen } } };
+	request_decide(&cfg, &env, &m, d);
+}
+
+/* Hostile bodies against a policy with every request-side check: each gets a
+ * defined verdict, none crashes (this also runs under ASan+UBSan). */
+static void hostile_bodies(void **st)
+{
+	(void)st;
+	load("{\"rules\":[{\"id\":\"models\",\"models\":{\"allow\":\"gpt-*\"}},{\"id\":\"tools\",\"tools\":{\"deny\":\"send_*\"}},"
+	     "{\"id\":\"msgs\",\"max_messages\":1000}],\"dlp\":{\"detectors\":{\"all\":\"deny\"}},"
+	     "\"trusted_data\":{\"sensitive_tools\":\"export_*\",\"default\":\"untrusted\"}}");
+	struct req_decision d;
+	size_t n = 400000;
+	char *b = malloc(n + 64);
+
+	/* 100k nested arrays as the messages: not read, so no count; the model is there */
+	int o = sprintf(b, "{\"model\":\"gpt-4o\",\"messages\":");
+	memset(b + o, '[', 100000);
+	memset(b + o + 100000, ']', 100000);
+	strcpy(b + o + 200000, "}");
+	decide("/v1/openai/chat/completions", b, strlen(b), &d);
+	assert_string_equal(d.reason, "allowed");
+	assert_false(d.untrusted);
+
+	/* 20,000 tools: more than the policy reads, so a tools rule refuses */
+	o = sprintf(b, "{\"model\":\"gpt-4o\",\"tools\":[");
+	for (int i = 0; i < 20000; i++)
+		o += sprintf(b + o, "%s{\"name\":\"t%d\"}", i ? "," : "", i);
+	strcpy(b + o, "]}");
+	decide("/v1/openai/chat/completions", b, strlen(b), &d);
+	assert_string_equal(d.reason, "tools");
+
+	/* 5,000 messages: over the cap */
+	o = sprintf(b, "{\"model\":\"gpt-4o\",\"messages\":[");
+	for (int i = 0; i < 5000; i++)
+		o += sprintf(b + o, "%s{\"role\":\"user\",\"content\":\"x\"}", i ? "," : "");
+	strcpy(b + o, "]}");
+	decide("/v1/openai/chat/completions", b, strlen(b), &d);
+	assert_string_equal(d.reason, "msgs");
+
+	/* non-UTF-8 in the model: not on the allow-list; in the content: allowed */
+	const char bad_model[] = "{\"model\":\"gpt-\xff\xfe\",\"messages\":[]}";
+	decide("/v1/openai/chat/completions", bad_model, sizeof(bad_model) - 1, &d);
+	assert_string_equal(d.reason, "allowed"); /* gpt-* matches bytes, as HAProxy would see them */
+	const char bad_model2[] = "{\"model\":\"\xc3\x28\",\"messages\":[]}";
+	decide("/v1/openai/chat/completions", bad_model2, sizeof(bad_model2) - 1, &d);
+	assert_string_equal(d.reason, "models");
+	const char bad_text[] = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\x80\xc3\"}]}";
+	decide("/v1/openai/chat/completions", bad_text, sizeof(bad_text) - 1, &d);
+	assert_string_equal(d.reason, "allowed");
+
+	/* truncated in the middle of a secret and of the tools: what was read decides */
+	const char trunc[] = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"AKIAIOSFODNN7EXAMPLE and";
+	decide("/v1/openai/chat/completions", trunc, sizeof(trunc) - 1, &d);
+	assert_string_equal(d.reason, "dlp_aws_access_key");
+	const char trunc2[] = "{\"model\":\"gpt-4o\",\"tools\":[{\"name\":\"send_mail\"},{\"na";
+	decide("/v1/openai/chat/completions", trunc2, sizeof(trunc2) - 1, &d);
+	/* An unterminated tools array is not read: the body is not JSON, the provider
+	 * refuses it. (A body HAProxy cut short carries body_size > body_len and is
+	 * refused before this by `truncated: deny`, see test_request.) */
+	assert_string_equal(d.reason, "allowed");
+
+	/* broken JSON: no model, so the model list refuses */
+	decide("/v1/openai/chat/completions", "{{{{", 4, &d);
+	assert_string_equal(d.reason, "models");
+	decide("/v1/openai/chat/completions", "", 0, &d);
+	assert_string_equal(d.reason, "models");
+	free(b);
+}
+
 static int teardown(void **st)
 {
 	(void)st;
@@ -477,6 +566,7 @@ int main(void)
 		cmocka_unit_test(shipped_policies_parse),
 		cmocka_unit_test(decision_reads_the_body),
 		cmocka_unit_test(trusted_data),
+		cmocka_unit_test(hostile_bodies),
 	};
 	return cmocka_run_group_tests_name("policy", tests, NULL, teardown);
 }
