@@ -282,6 +282,7 @@ static int apply_jwt(struct config *c, const cJSON *obj, char *err, size_t errle
 		{ "user_claim", offsetof(struct config, jwt.cfg.user_claim), sizeof(((struct config *)0)->jwt.cfg.user_claim) },
 		{ "providers_claim", offsetof(struct config, jwt.cfg.providers_claim),
 		  sizeof(((struct config *)0)->jwt.cfg.providers_claim) },
+		{ "scope_claim", offsetof(struct config, jwt.cfg.scope_claim), sizeof(((struct config *)0)->jwt.cfg.scope_claim) },
 		{ "models_claim", offsetof(struct config, jwt.cfg.models_claim), sizeof(((struct config *)0)->jwt.cfg.models_claim) },
 		{ "hs256_secret_env", offsetof(struct config, jwt.hs256_secret_env), sizeof(((struct config *)0)->jwt.hs256_secret_env) },
 	};
@@ -333,7 +334,7 @@ static int apply_jwt(struct config *c, const cJSON *obj, char *err, size_t errle
 				return -1;
 			c->jwt.cfg.leeway = v;
 		} else {
-			seterr(err, errlen, "jwt.%s: unknown key (known: issuer, audience, jwks_file, jwks_url, jwks_ca_file, jwks_refresh_s, jwks_min_refetch_s, algorithms, leeway_s, user_claim, providers_claim, models_claim, hs256_secret_env)",
+			seterr(err, errlen, "jwt.%s: unknown key (known: issuer, audience, jwks_file, jwks_url, jwks_ca_file, jwks_refresh_s, jwks_min_refetch_s, algorithms, leeway_s, user_claim, scope_claim, providers_claim, models_claim, hs256_secret_env)",
 			       it->string);
 			return -1;
 		}

@@ -486,6 +486,12 @@ enum jwt_result jwt_verify(const struct jwt_cfg *cfg, const struct jwks *keys, s
 			goto out;
 		}
 	}
+	if (cfg->scope_claim[0]) {
+		out->nscope = string_list(cJSON_GetObjectItemCaseSensitive(claims, cfg->scope_claim), out->scope[0],
+		                          sizeof(out->scope[0]), 8);
+		if (out->nscope < 0)
+			out->nscope = 0; /* absent or not strings: in no jwt_claim scope */
+	}
 	if (cfg->models_claim[0]) {
 		out->nmodels = string_list(cJSON_GetObjectItemCaseSensitive(claims, cfg->models_claim), out->models[0],
 		                           sizeof(out->models[0]), 8);

@@ -46,6 +46,7 @@ struct jwt_cfg {
 	unsigned algs;                 /* bit set of 1 << enum jwt_alg */
 	int64_t leeway;                /* seconds */
 	char user_claim[64];           /* default "sub" */
+	char scope_claim[64];          /* "" or a claim policies may scope on (string or list) */
 	char providers_claim[64];      /* "" or a claim listing the providers allowed */
 	char models_claim[64];         /* "" or a claim listing model patterns allowed */
 	uint8_t hs_secret[128];        /* HS256 shared secret; len 0: HS256 off */
@@ -70,6 +71,8 @@ struct jwt_claims {
 	int nproviders;                /* -1: no restriction */
 	char models[8][64];
 	int nmodels;                   /* -1: no restriction */
+	char scope[8][64];             /* values of scope_claim, for policy "when": {"jwt_claim"} */
+	int nscope;
 };
 
 enum jwt_result {

@@ -197,8 +197,14 @@ static int parse_rule(const cJSON *o, struct policy_rule *r, int idx, char *err,
 						break;
 				char wp[260];
 				snprintf(wp, sizeof(wp), "%s.%s", p, w->string);
+				if (f == SC_FIELDS && strcmp(w->string, "jwt_claim") == 0) {
+					if (patterns(w, &r->when_claim, wp, err, errlen) < 0)
+						return -1;
+					continue;
+				}
 				if (f == SC_FIELDS) {
-					snprintf(err, errlen, "%s: unknown scope (provider, model, key_id, key_owner, agent_id, user_id)", wp);
+					snprintf(err, errlen, "%s: unknown scope (provider, model, key_id, key_owner, agent_id, user_id, "
+					         "jwt_claim)", wp);
 					return -1;
 				}
 				if (patterns(w, &r->when[f], wp, err, errlen) < 0)
@@ -513,6 +519,12 @@ static bool in_scope(const struct policy_rule *r, const struct policy_input *in)
 	for (int f = 0; f < SC_FIELDS; f++)
 		if (r->when[f].n && !any_match(&r->when[f], in->v[f]))
 			return false;
+	if (r->when_claim.n) {
+		for (int i = 0; i < in->nclaims; i++)
+			if (any_match(&r->when_claim, (struct spop_slice){ (const uint8_t *)in->claims[i], strlen(in->claims[i]) }))
+				return true;
+		return false; /* no token, or none of its values */
+	}
 	return true;
 }
 

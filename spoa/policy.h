@@ -52,6 +52,7 @@ struct policy_rule {
 	char id[64];
 	bool shadow;
 	struct pattern_list when[SC_FIELDS];   /* all given lists must match */
+	struct pattern_list when_claim;        /* a value of the JWT's scope_claim must match */
 	struct pattern_list models_allow, models_deny, providers_allow, providers_deny;
 	int64_t max_output_tokens;             /* 0: no cap */
 	int64_t max_messages;
@@ -99,6 +100,8 @@ struct policy_input {
 	int ntools;
 	bool tools_truncated;                  /* more than POLICY_MAX_TOOLS: refused by any tools rule */
 	bool untrusted;                        /* responses: the conversation carried untrusted data */
+	const char (*claims)[64];              /* the JWT's scope_claim values */
+	int nclaims;
 };
 
 #define POLICY_MAX_SHADOW 8

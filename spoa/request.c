@@ -343,6 +343,8 @@ static void jwt_credential(const struct decide_env *env, struct req_decision *d)
 		}
 	}
 	snprintf(d->jwt_user, sizeof(d->jwt_user), "%s", c->user);
+	d->njwt_scope = c->nscope;
+	memcpy(d->jwt_scope, c->scope, sizeof(d->jwt_scope));
 	substitute_key(auth, d);
 	if (!d->status)
 		d->owner = (struct spop_slice){ (const uint8_t *)d->jwt_user, strlen(d->jwt_user) };
@@ -472,6 +474,8 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 		pin.tools = d->tools;
 		pin.ntools = d->ntools;
 		pin.tools_truncated = d->tools_truncated;
+		pin.claims = (const char(*)[64])d->jwt_scope;
+		pin.nclaims = d->njwt_scope;
 		pin.v[SC_PROVIDER] = (struct spop_slice){ (const uint8_t *)d->prov->name, strlen(d->prov->name) };
 		pin.v[SC_MODEL] = d->model;
 		pin.v[SC_KEY_ID] = (struct spop_slice){ (const uint8_t *)d->key_id, strlen(d->key_id) };

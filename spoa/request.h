@@ -80,7 +80,9 @@ struct req_decision {
 	const char *auth_scheme;        /* "Bearer " or "" before the real key */
 	struct spop_slice auth_key;     /* the real key; never logged */
 	struct spop_slice owner;        /* the virtual key's owner, or the JWT's user */
-	char jwt_user[128];             /* backing store for owner with a JWT */
+	char jwt_user[128];
+	char jwt_scope[8][64];          /* the token's scope_claim values */
+	int njwt_scope;             /* backing store for owner with a JWT */
 	int64_t output_tokens;          /* asked for in the body; -1: not said */
 	int64_t messages;               /* messages / contents in the body; -1: unknown */
 	struct policy_result policy;    /* the deciding rule, and shadow rules that would have denied */

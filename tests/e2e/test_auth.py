@@ -83,8 +83,11 @@ def main_run():
                                                    "anthropic": {"file": os.path.join(tmp, "anthropic.key")}},
            "jwt": {"issuer": "https://demo-issuer.local", "audience": "archestra",
                    "jwks_file": os.path.join(issuer, "jwks.json"), "algorithms": ["RS256", "ES256"],
-                   "providers_claim": "llm_providers"},
-           "inspect_responses": True}
+                   "providers_claim": "llm_providers", "scope_claim": "groups"},
+           "inspect_responses": True, "policy_file": os.path.join(tmp, "policy.json")}
+    with open(cfg["policy_file"], "w") as f:
+        json.dump({"rules": [{"id": "interns-mini-only", "when": {"jwt_claim": "intern*"},
+                              "models": {"allow": "gpt-4o-mini*"}}]}, f)
     udp = statsd_listener()
     cfg["statsd"] = {"address": f"127.0.0.1:{udp.getsockname()[1]}", "flush_ms": 50}
     with open(os.path.join(tmp, "anthropic.key"), "w") as f:
@@ -156,6 +159,23 @@ def main_run():
                 check(tok not in data.decode(), f"{name}: the error echoes the token")
             time.sleep(0.3)
             check("user_id=jwt-user-1" in edge.log("haproxy"), "the token's subject is not the user in the log")
+        def jwt_claim_scope():
+            intern = token("--sub", "bob", "--providers", "openai", "--groups", "staff,interns")
+            staff = token("--sub", "carol", "--providers", "openai", "--groups", "staff")
+            secrets.extend([intern, staff])
+            big = dict(BODY, model="gpt-4o")
+            st, _, data = edge.call("POST", "/v1/openai/chat/completions", big, {"Authorization": "Bearer " + intern})
+            check(st == 403 and json.loads(data)["error"]["code"] == "interns-mini-only",
+                  f"a rule scoped on the token's groups claim: {st} {data[:200]!r}")
+            st, _, _ = edge.call("POST", "/v1/openai/chat/completions", BODY, {"Authorization": "Bearer " + intern})
+            check(st == 200, f"the allowed model for the same token: {st}")
+            st, _, _ = edge.call("POST", "/v1/openai/chat/completions", big, {"Authorization": "Bearer " + staff})
+            check(st == 200, f"a token outside the scope: {st}")
+            st, _, _ = edge.call("POST", "/v1/openai/chat/completions", big, {"Authorization": "Bearer " + REAL["openai"]})
+            check(st != 403, f"no token, no jwt_claim scope: {st}")
+        run("policy scoped on a JWT claim (groups): a token in the group is held to the rule, others are not",
+            jwt_claim_scope)
+
         run("JWT: a valid token is swapped for the real key (cached on repeat); expired, wrong aud/iss, unknown kid, "
             "tampered, alg none (401) and a provider the token does not allow (403)", jwt_calls)
 

@@ -36,12 +36,14 @@ def init(d, kid="demo-1"):
         json.dump(jwks, f, indent=1)
 
 
-def token(d, sub, aud, iss, ttl, providers, kid):
+def token(d, sub, aud, iss, ttl, providers, kid, groups=""):
     now = int(time.time())
     header = {"alg": "RS256", "typ": "JWT", "kid": kid}
     claims = {"iss": iss, "aud": aud, "sub": sub, "iat": now, "exp": now + ttl}
     if providers:
         claims["llm_providers"] = providers.split(",")
+    if groups:
+        claims["groups"] = groups.split(",")
     signing_input = (b64url(json.dumps(header, separators=(",", ":")).encode()) + "." +
                      b64url(json.dumps(claims, separators=(",", ":")).encode()))
     sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", os.path.join(d, "issuer.key")],
@@ -59,11 +61,12 @@ def main():
     ap.add_argument("--ttl", type=int, default=3600)
     ap.add_argument("--providers", default="")
     ap.add_argument("--kid", default="demo-1")
+    ap.add_argument("--groups", default="")
     a = ap.parse_args()
     if a.cmd == "init":
         init(a.dir, a.kid)
     else:
-        print(token(a.dir, a.sub, a.aud, a.iss, a.ttl, a.providers, a.kid))
+        print(token(a.dir, a.sub, a.aud, a.iss, a.ttl, a.providers, a.kid, a.groups))
 
 
 if __name__ == "__main__":

@@ -457,6 +457,22 @@ static void trusted_data(void **st)
 	assert_non_null(strstr(err, "trusted_data.default"));
 }
 
+static void jwt_claim_scope(void **st)
+{
+	(void)st;
+	load("{\"rules\":[{\"id\":\"interns\",\"when\":{\"jwt_claim\":[\"intern*\"]},\"models\":{\"allow\":\"mini*\"}}]}");
+	struct policy_input in = input("openai", "big");
+	char claims[2][64] = { "staff", "interns" };
+	assert_string_equal(verdict(&in), "allow"); /* no token: out of scope */
+	in.claims = (const char(*)[64])claims;
+	in.nclaims = 1;
+	assert_string_equal(verdict(&in), "allow"); /* staff only */
+	in.nclaims = 2;
+	assert_string_equal(verdict(&in), "interns");
+	in.v[SC_MODEL] = S("mini-1");
+	assert_string_equal(verdict(&in), "allow");
+}
+
 /* One request through request_decide with the loaded policy. */
 static void decide(const char *path, const char *body, size_t blen, struct req_decision *d)
 {
@@ -567,6 +583,7 @@ int main(void)
 		cmocka_unit_test(decision_reads_the_body),
 		cmocka_unit_test(trusted_data),
 		cmocka_unit_test(hostile_bodies),
+		cmocka_unit_test(jwt_claim_scope),
 	};
 	return cmocka_run_group_tests_name("policy", tests, NULL, teardown);
 }
