@@ -296,6 +296,9 @@ static int parse_trusted(const cJSON *o, struct trusted_cfg *t, char *err, size_
 		} else if (strcmp(it->string, "untrusted_tools") == 0) {
 			if (patterns(it, &t->untrusted, path, err, errlen) < 0)
 				return -1;
+		} else if (strcmp(it->string, "untrusted_content") == 0) {
+			if (patterns(it, &t->untrusted_content, path, err, errlen) < 0)
+				return -1;
 		} else if (strcmp(it->string, "sensitive_tools") == 0) {
 			if (patterns(it, &t->sensitive, path, err, errlen) < 0)
 				return -1;
@@ -312,7 +315,7 @@ static int parse_trusted(const cJSON *o, struct trusted_cfg *t, char *err, size_
 			return -1;
 		} else {
 			snprintf(err, errlen, "%s: unknown key or bad value (known: id, trusted_tools, untrusted_tools, default, "
-			         "sensitive_tools, shadow)", path);
+			         "untrusted_content, sensitive_tools, shadow)", path);
 			return -1;
 		}
 	}
@@ -573,9 +576,11 @@ void policy_eval_calls(const struct policy *p, const struct policy_input *in, co
 	}
 }
 
-bool policy_tool_trusted(const struct policy *p, struct spop_slice tool)
+bool policy_tool_trusted(const struct policy *p, struct spop_slice tool, struct spop_slice content)
 {
 	const struct trusted_cfg *t = &p->trusted;
+	if (t->untrusted_content.n && any_match(&t->untrusted_content, content))
+		return false;
 	if (tool.len && any_match(&t->untrusted, tool))
 		return false;
 	if (tool.len && any_match(&t->trusted, tool))

@@ -70,6 +70,7 @@ struct trusted_cfg {
 	bool enabled;
 	bool default_untrusted;                /* tools in neither list */
 	struct pattern_list trusted, untrusted, sensitive;
+	struct pattern_list untrusted_content;  /* globs on a result's text: untrusted whatever the tool */
 	struct policy_rule rule;               /* its id and shadow flag, for the decision */
 };
 
@@ -123,8 +124,9 @@ void policy_eval(const struct policy *p, const struct policy_input *in, struct p
 void policy_eval_calls(const struct policy *p, const struct policy_input *in, const struct tool_call *calls, int n,
                        struct policy_result *r);
 
-/* Is a tool's result trusted (trusted_data section)? */
-bool policy_tool_trusted(const struct policy *p, struct spop_slice tool);
+/* Is a tool's result trusted (trusted_data section)? content is the result as it
+ * appears in the body (a JSON string's text or the raw JSON value). */
+bool policy_tool_trusted(const struct policy *p, struct spop_slice tool, struct spop_slice content);
 
 /* The policy built into the binary (policy/default.json). */
 extern const char policy_default_json[];

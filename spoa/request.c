@@ -171,6 +171,16 @@ static struct spop_slice name_of(const struct call_names *cn, const struct json_
 	return (struct spop_slice){ NULL, 0 };
 }
 
+/* A tool result's text: a plain JSON string's contents, else the raw JSON value. */
+static struct spop_slice content_of(struct spop_slice obj, const char *key)
+{
+	struct json_val v;
+	struct spop_slice s = { NULL, 0 };
+	if (json_get(obj, key, &v) && !json_as_plain_string(&v, &s))
+		s = v.raw;
+	return s;
+}
+
 static bool conversation_untrusted(const struct policy *p, const struct spop_data *body)
 {
 	struct json_val msgs, m, v, blk, w;
@@ -193,12 +203,12 @@ static bool conversation_untrusted(const struct policy *p, const struct spop_dat
 					remember_call(&cn, &id, &nm);
 			}
 		if (SPOP_SLICE_IS(role, "tool") && json_get(m.raw, "tool_call_id", &v) &&
-		    !policy_tool_trusted(p, name_of(&cn, &v)))
+		    !policy_tool_trusted(p, name_of(&cn, &v), content_of(m.raw, "content")))
 			return true;
 		if (SPOP_SLICE_IS(role, "function") && json_get(m.raw, "name", &v)) {
 			struct spop_slice nm = { NULL, 0 };
 			json_as_plain_string(&v, &nm);
-			if (!policy_tool_trusted(p, nm))
+			if (!policy_tool_trusted(p, nm, content_of(m.raw, "content")))
 				return true;
 		}
 		/* Anthropic content blocks and Gemini parts */
@@ -214,11 +224,15 @@ static bool conversation_untrusted(const struct policy *p, const struct spop_dat
 			if (SPOP_SLICE_IS(type, "tool_use") && json_get(blk.raw, "id", &id) && json_get(blk.raw, "name", &name))
 				remember_call(&cn, &id, &name);
 			if (SPOP_SLICE_IS(type, "tool_result") && json_get(blk.raw, "tool_use_id", &id) &&
-			    !policy_tool_trusted(p, name_of(&cn, &id)))
+			    !policy_tool_trusted(p, name_of(&cn, &id), content_of(blk.raw, "content")))
 				return true;
 			if (json_get_path(blk.raw, "functionResponse.name", &name)) {
 				json_as_plain_string(&name, &nm);
-				if (!policy_tool_trusted(p, nm))
+				struct json_val fr;
+				struct spop_slice body_of = { NULL, 0 };
+				if (json_get(blk.raw, "functionResponse", &fr))
+					body_of = content_of(fr.raw, "response");
+				if (!policy_tool_trusted(p, nm, body_of))
 					return true;
 			}
 		}
