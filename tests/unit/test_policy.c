@@ -303,16 +303,40 @@ static void shipped_policies_parse(void **st)
 }
 
 /* The decision reads limits and counts out of each provider's body shape. */
+/* One request through request_decide with the loaded policy, its credential in
+ * the header `hdr` ("authorization" gets a Bearer value). */
+static void decide_hdr(const char *path, const char *hdr, const char *body, size_t blen, struct req_decision *d)
+{
+	static struct provider_table providers;
+	providers_builtin(&providers);
+	struct request_cfg cfg = { .providers = &providers };
+	static struct auth auth;
+	auth.policy = pol;
+	struct decide_env env = { .auth = &auth };
+	uint8_t hb[256];
+	struct spop_writer w;
+	spop_writer_init(&w, hb, sizeof(hb));
+	spop_put_name(&w, hdr, strlen(hdr));
+	const char *key = strcmp(hdr, "authorization") == 0 ? "Bearer sk-x" : "k-x";
+	spop_put_name(&w, key, strlen(key));
+	spop_put_raw(&w, "\0\0", 2);
+	struct spop_msg m = { .name = S("archestra-req"), .nargs = 3 };
+	m.args[0] = (struct spop_kv){ S("path"), { .type = SPOP_T_STRING, .v.s = S(path) } };
+	m.args[1] = (struct spop_kv){ S("hdrs"), { .type = SPOP_T_BINARY, .v.s = { hb, (size_t)(w.p - hb) } } };
+	m.args[2] = (struct spop_kv){ S("body"), { .type = SPOP_T_BINARY, .v.s = { (const uint8_t *)body, blen } } };
+	request_decide(&cfg, &env, &m, d);
+}
+
+static void decide(const char *path, const char *body, size_t blen, struct req_decision *d)
+{
+	decide_hdr(path, "authorization", body, blen, d);
+}
+
 static void decision_reads_the_body(void **st)
 {
 	(void)st;
 	load("{\"rules\":[{\"id\":\"cap\",\"max_output_tokens\":100},{\"id\":\"msgs\",\"max_messages\":2},"
 	     "{\"id\":\"tools\",\"tools\":{\"deny\":\"send_email\"}}]}");
-	struct provider_table providers;
-	providers_builtin(&providers);
-	struct request_cfg cfg = { .providers = &providers };
-	struct auth auth = { .policy = pol };
-	struct decide_env env = { .auth = &auth };
 	struct { const char *path, *hdr, *body; const char *want; } cases[] = {
 		{ "/v1/openai/chat/completions", "authorization", "{\"model\":\"m\",\"max_tokens\":101,\"messages\":[]}", "cap" },
 		{ "/v1/openai/chat/completions", "authorization", "{\"model\":\"m\",\"max_completion_tokens\":500}", "cap" },
@@ -334,19 +358,8 @@ static void decision_reads_the_body(void **st)
 		  "{\"model\":\"m\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}]}", "allowed" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		uint8_t hb[256];
-		struct spop_writer w;
-		spop_writer_init(&w, hb, sizeof(hb));
-		spop_put_name(&w, cases[i].hdr, strlen(cases[i].hdr));
-		const char *key = strcmp(cases[i].hdr, "authorization") == 0 ? "Bearer sk-x" : "k-x";
-		spop_put_name(&w, key, strlen(key));
-		spop_put_raw(&w, "\0\0", 2);
-		struct spop_msg m = { .name = S("archestra-req"), .nargs = 3 };
-		m.args[0] = (struct spop_kv){ S("path"), { .type = SPOP_T_STRING, .v.s = S(cases[i].path) } };
-		m.args[1] = (struct spop_kv){ S("hdrs"), { .type = SPOP_T_BINARY, .v.s = { hb, (size_t)(w.p - hb) } } };
-		m.args[2] = (struct spop_kv){ S("body"), { .type = SPOP_T_BINARY, .v.s = S(cases[i].body) } };
 		struct req_decision d;
-		request_decide(&cfg, &env, &m, &d);
+		decide_hdr(cases[i].path, cases[i].hdr, cases[i].body, strlen(cases[i].body), &d);
 		if (strcmp(d.reason, cases[i].want) != 0)
 			fail_msg("case %zu: %s (%s)", i, d.reason, d.message);
 		if (strcmp(cases[i].want, "allowed") != 0) {
@@ -365,11 +378,6 @@ static void trusted_data(void **st)
 	load("{\"rules\":[],\"trusted_data\":{\"id\":\"trifecta\",\"untrusted_tools\":[\"web_fetch\",\"browse_*\"],"
 	     "\"trusted_tools\":[\"lookup_*\"],\"default\":\"untrusted\",\"sensitive_tools\":[\"send_email\",\"export_*\"]}}");
 	assert_true(pol.has_tool_calls);
-	struct provider_table providers;
-	providers_builtin(&providers);
-	struct request_cfg cfg = { .providers = &providers };
-	struct auth auth = { .policy = pol };
-	struct decide_env env = { .auth = &auth };
 	struct { const char *path, *hdr, *body; bool untrusted; } cases[] = {
 		/* OpenAI: the tool message names its call by id; the assistant's tool_calls name the tool */
 		{ "/v1/openai/chat/completions", "authorization",
@@ -409,19 +417,8 @@ static void trusted_data(void **st)
 		{ "/v1/openai/chat/completions", "authorization", "not json", false },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		uint8_t hb[256];
-		struct spop_writer w;
-		spop_writer_init(&w, hb, sizeof(hb));
-		spop_put_name(&w, cases[i].hdr, strlen(cases[i].hdr));
-		const char *key = strcmp(cases[i].hdr, "authorization") == 0 ? "Bearer sk-x" : "k-x";
-		spop_put_name(&w, key, strlen(key));
-		spop_put_raw(&w, "\0\0", 2);
-		struct spop_msg m = { .name = S("archestra-req"), .nargs = 3 };
-		m.args[0] = (struct spop_kv){ S("path"), { .type = SPOP_T_STRING, .v.s = S(cases[i].path) } };
-		m.args[1] = (struct spop_kv){ S("hdrs"), { .type = SPOP_T_BINARY, .v.s = { hb, (size_t)(w.p - hb) } } };
-		m.args[2] = (struct spop_kv){ S("body"), { .type = SPOP_T_BINARY, .v.s = S(cases[i].body) } };
 		struct req_decision d;
-		request_decide(&cfg, &env, &m, &d);
+		decide_hdr(cases[i].path, cases[i].hdr, cases[i].body, strlen(cases[i].body), &d);
 		if (d.untrusted != cases[i].untrusted)
 			fail_msg("case %zu: untrusted=%d (%s)", i, d.untrusted, d.reason);
 	}
@@ -440,19 +437,8 @@ static void trusted_data(void **st)
 		         "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c1\","
 		         "\"function\":{\"name\":\"lookup_order\",\"arguments\":\"{}\"}}]},"
 		         "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":%s}]}", cc[i].content);
-		auth.policy = pol;
-		uint8_t hb[64];
-		struct spop_writer w;
-		spop_writer_init(&w, hb, sizeof(hb));
-		spop_put_name(&w, "authorization", 13);
-		spop_put_name(&w, "Bearer sk-x", 11);
-		spop_put_raw(&w, "\0\0", 2);
-		struct spop_msg m = { .name = S("archestra-req"), .nargs = 3 };
-		m.args[0] = (struct spop_kv){ S("path"), { .type = SPOP_T_STRING, .v.s = S("/v1/openai/chat/completions") } };
-		m.args[1] = (struct spop_kv){ S("hdrs"), { .type = SPOP_T_BINARY, .v.s = { hb, (size_t)(w.p - hb) } } };
-		m.args[2] = (struct spop_kv){ S("body"), { .type = SPOP_T_BINARY, .v.s = S(body) } };
 		struct req_decision d;
-		request_decide(&cfg, &env, &m, &d);
+		decide("/v1/openai/chat/completions", body, strlen(body), &d);
 		if (d.untrusted != cc[i].untrusted)
 			fail_msg("content case %zu: untrusted=%d", i, d.untrusted);
 	}
@@ -505,28 +491,6 @@ static void jwt_claim_scope(void **st)
 	assert_string_equal(verdict(&in), "interns");
 	in.v[SC_MODEL] = S("mini-1");
 	assert_string_equal(verdict(&in), "allow");
-}
-
-/* One request through request_decide with the loaded policy. */
-static void decide(const char *path, const char *body, size_t blen, struct req_decision *d)
-{
-	static struct provider_table providers;
-	providers_builtin(&providers);
-	struct request_cfg cfg = { .providers = &providers };
-	static struct auth auth;
-	auth.policy = pol;
-	struct decide_env env = { .auth = &auth };
-	uint8_t hb[64];
-	struct spop_writer w;
-	spop_writer_init(&w, hb, sizeof(hb));
-	spop_put_name(&w, "authorization", 13);
-	spop_put_name(&w, "Bearer sk-x", 11);
-	spop_put_raw(&w, "\0\0", 2);
-	struct spop_msg m = { .name = S("archestra-req"), .nargs = 3 };
-	m.args[0] = (struct spop_kv){ S("path"), { .type = SPOP_T_STRING, .v.s = S(path) } };
-	m.args[1] = (struct spop_kv){ S("hdrs"), { .type = SPOP_T_BINARY, .v.s = { hb, (size_t)(w.p - hb) } } };
-	m.args[2] = (struct spop_kv){ S("body"), { .type = SPOP_T_BINARY, .v.s = { (const uint8_t *)body, blen } } };
-	request_decide(&cfg, &env, &m, d);
 }
 
 /* Hostile bodies against a policy with every request-side check: each gets a
