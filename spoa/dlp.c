@@ -189,9 +189,6 @@ static size_t run(const uint8_t *s, size_t n, size_t p, int (*f)(uint8_t), size_
 	return i - p;
 }
 
-static int is_b64u(uint8_t c) { return is_alnum(c) || c == '_' || c == '-'; }
-static int is_tokc(uint8_t c) { return is_tok(c); }
-static int is_alnumc(uint8_t c) { return is_alnum(c); }
 static int is_awsc(uint8_t c) { return is_upper(c) || is_digit(c); }
 
 /* Does a token start at i (nothing word-like just before)? A JSON escape such as
@@ -214,18 +211,18 @@ static inline int at(const uint8_t *s, size_t n, size_t i, const char *lit)
 static void on_dash(const uint8_t *s, size_t n, size_t p, uint32_t *found)
 {
 	if (p >= 2 && s[p - 2] == 's' && s[p - 1] == 'k' && starts(s, p - 2)) {
-		size_t l = run(s, n, p + 1, is_tokc, 256);
+		size_t l = run(s, n, p + 1, is_tok, 256);
 		if (l >= 20)
 			*found |= 1u << (at(s, n, p + 1, "ant-") ? DLP_ANTHROPIC_KEY : DLP_OPENAI_KEY);
 		return;
 	}
 	if (p >= 5 && memcmp(s + p - 5, "glpat", 5) == 0 && starts(s, p - 5)) {
-		if (run(s, n, p + 1, is_tokc, 64) >= 20)
+		if (run(s, n, p + 1, is_tok, 64) >= 20)
 			*found |= 1u << DLP_GITLAB_TOKEN;
 		return;
 	}
 	if (p >= 4 && memcmp(s + p - 4, "xox", 3) == 0 && strchr("baprs", s[p - 1]) && s[p - 1] && starts(s, p - 4)) {
-		if (run(s, n, p + 1, is_tokc, 256) >= 10)
+		if (run(s, n, p + 1, is_tok, 256) >= 10)
 			*found |= 1u << DLP_SLACK_TOKEN;
 		return;
 	}
@@ -243,10 +240,10 @@ static void on_dash(const uint8_t *s, size_t n, size_t p, uint32_t *found)
 static void on_underscore(const uint8_t *s, size_t n, size_t p, uint32_t *found)
 {
 	if (p >= 3 && s[p - 3] == 'g' && s[p - 2] == 'h' && strchr("pousr", s[p - 1]) && s[p - 1] && starts(s, p - 3)) {
-		if (run(s, n, p + 1, is_alnumc, 255) >= 36)
+		if (run(s, n, p + 1, is_alnum, 255) >= 36)
 			*found |= 1u << DLP_GITHUB_TOKEN;
 	} else if (p >= 10 && memcmp(s + p - 10, "github_pat", 10) == 0 && starts(s, p - 10)) {
-		if (run(s, n, p + 1, is_tokc, 255) >= 22)
+		if (run(s, n, p + 1, is_tok, 255) >= 22)
 			*found |= 1u << DLP_GITHUB_TOKEN;
 	}
 }
@@ -260,7 +257,7 @@ static void on_I(const uint8_t *s, size_t n, size_t p, uint32_t *found)
 		if (l == 16 && (p + 18 >= n || !is_alnum(s[p + 18])))
 			*found |= 1u << DLP_AWS_ACCESS_KEY;
 	} else if (p >= 1 && s[p - 1] == 'A' && at(s, n, p + 1, "za") && starts(s, p - 1)) {
-		if (run(s, n, p + 3, is_tokc, 36) == 35)
+		if (run(s, n, p + 3, is_tok, 36) == 35)
 			*found |= 1u << DLP_GOOGLE_API_KEY;
 	}
 }
@@ -270,16 +267,16 @@ static void on_J(const uint8_t *s, size_t n, size_t p, uint32_t *found)
 {
 	if (p < 2 || s[p - 2] != 'e' || s[p - 1] != 'y' || !starts(s, p - 2))
 		return;
-	size_t i = p + 1, l = run(s, n, i, is_b64u, 8192);
+	size_t i = p + 1, l = run(s, n, i, is_tok, 8192);
 	if (l < 8 || i + l >= n || s[i + l] != '.')
 		return;
 	i += l + 1;
 	if (!at(s, n, i, "eyJ"))
 		return;
-	l = run(s, n, i, is_b64u, 65536);
+	l = run(s, n, i, is_tok, 65536);
 	if (l < 8 || i + l >= n || s[i + l] != '.')
 		return;
-	if (run(s, n, i + l + 1, is_b64u, 16) >= 16)
+	if (run(s, n, i + l + 1, is_tok, 16) >= 16)
 		*found |= 1u << DLP_JWT;
 }
 
@@ -367,7 +364,7 @@ static size_t on_digit(const struct dlp_cfg *c, const uint8_t *s, size_t n, size
 		}
 	}
 	if (!starts(s, p) || (p > 0 && s[p - 1] == '.'))
-		return run(s, n, p, is_alnumc, SIZE_MAX) + p; /* inside a word or a decimal */
+		return run(s, n, p, is_alnum, SIZE_MAX) + p; /* inside a word or a decimal */
 
 	uint8_t d[24];
 	size_t nd = 0, i = p, groups = 0, glen[8] = { 0 };
@@ -382,7 +379,7 @@ static size_t on_digit(const struct dlp_cfg *c, const uint8_t *s, size_t n, size
 			glen[groups] = l;
 		groups++;
 		if (i < n && is_digit(s[i])) /* more than 24 digits: not a card nor a phone */
-			return run(s, n, i, is_alnumc, SIZE_MAX) + i;
+			return run(s, n, i, is_alnum, SIZE_MAX) + i;
 		/* one separator, the same each time, then a digit */
 		if (i + 1 < n && (s[i] == ' ' || s[i] == '-' || s[i] == '.') && (!sep || sep == s[i]) && is_digit(s[i + 1])) {
 			sep = s[i];
@@ -395,8 +392,8 @@ static size_t on_digit(const struct dlp_cfg *c, const uint8_t *s, size_t n, size
 		return i;
 	int plus = p > 0 && s[p - 1] == '+';
 	int paren = p > 0 && s[p - 1] == '(' && groups == 1 && glen[0] == 3 && i + 10 <= n && s[i] == ')' &&
-	            s[i + 1] == ' ' && is_digit(s[i + 2]) && is_digit(s[i + 4]) && s[i + 5] == '-' &&
-	            run(s, n, i + 2, (int (*)(uint8_t))is_digit, 4) == 3 && run(s, n, i + 6, (int (*)(uint8_t))is_digit, 5) == 4;
+	            s[i + 1] == ' ' && run(s, n, i + 2, is_digit, 4) == 3 && s[i + 5] == '-' &&
+	            run(s, n, i + 6, is_digit, 5) == 4;
 	if (c->action[DLP_PHONE] != DLP_OFF) {
 		if ((plus && nd >= 8 && nd <= 15) || paren ||
 		    (groups == 3 && glen[0] == 3 && glen[1] == 3 && glen[2] == 4 && sep == '-')) {
