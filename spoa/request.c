@@ -525,7 +525,8 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 			return;
 		}
 	}
-	if (env->auth && env->auth->policy.trusted.enabled)
+	/* Only the response exchange reads the bit: without it, do not walk the conversation. */
+	if (cfg->inspect_responses && env->auth && env->auth->policy.trusted.enabled)
 		d->untrusted = conversation_untrusted(&env->auth->policy, body);
 	d->inspect_res = cfg->inspect_responses;
 }

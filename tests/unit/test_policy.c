@@ -309,7 +309,7 @@ static void decide_hdr(const char *path, const char *hdr, const char *body, size
 {
 	static struct provider_table providers;
 	providers_builtin(&providers);
-	struct request_cfg cfg = { .providers = &providers };
+	struct request_cfg cfg = { .providers = &providers, .inspect_responses = true };
 	static struct auth auth;
 	auth.policy = pol;
 	struct decide_env env = { .auth = &auth };
