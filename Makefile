@@ -108,7 +108,7 @@ $(BUILD)/asan/archestra-spoa: $(CORE_SRC) $(SHELL_SRC) $(GEN_SRC) $(wildcard spo
 unit: $(UNIT_BIN) $(ASAN_BIN) $(BUILD)/asan/archestra-spoa
 
 test: deps-test
-	@$(MAKE) --no-print-directory all unit $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth
+	@$(MAKE) --no-print-directory all unit $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth $(BUILD)/fuzz/fuzz_json
 	@tests/run-tests.sh
 
 # ---- fuzzing (libFuzzer from Debian's clang) ----
@@ -118,11 +118,15 @@ $(BUILD)/fuzz/fuzz_session: tests/fuzz/fuzz_session.c $(CORE_SRC) $(GEN_SRC) $(w
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_session.c $(CORE_SRC) $(GEN_SRC) -lcjson -lcrypto
 
+$(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c $(CORE_SRC) $(GEN_SRC) $(wildcard spoa/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_json.c $(CORE_SRC) $(GEN_SRC) -lcjson -lcrypto
+
 $(BUILD)/fuzz/fuzz_auth: tests/fuzz/fuzz_auth.c $(CORE_SRC) $(GEN_SRC) $(wildcard spoa/*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_auth.c $(CORE_SRC) $(GEN_SRC) -lcjson -lcrypto
 
-fuzz: deps-test $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth
+fuzz: deps-test $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth $(BUILD)/fuzz/fuzz_json
 	@mkdir -p $(BUILD)/fuzz/corpus
 	$(PYTHON) tests/fuzz/make_seeds.py $(BUILD)/fuzz/corpus
 	$(BUILD)/fuzz/fuzz_session -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=5 \
@@ -131,6 +135,10 @@ fuzz: deps-test $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth
 	$(PYTHON) tests/fuzz/make_seeds.py --auth $(BUILD)/fuzz/corpus-auth
 	$(BUILD)/fuzz/fuzz_auth -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=5 \
 	  -print_final_stats=1 $(BUILD)/fuzz/corpus-auth
+	@mkdir -p $(BUILD)/fuzz/corpus-json
+	$(PYTHON) tests/fuzz/make_seeds.py --json $(BUILD)/fuzz/corpus-json
+	$(BUILD)/fuzz/fuzz_json -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=5 \
+	  -print_final_stats=1 $(BUILD)/fuzz/corpus-json
 
 # ---- benchmarks ----
 bench: deps-bench

@@ -52,6 +52,7 @@ for t in build/asan/test_*; do
 done
 run_suite fuzz/session 60 tests/fuzz/smoke.sh build/fuzz/fuzz_session 10
 run_suite fuzz/auth 60 tests/fuzz/smoke.sh build/fuzz/fuzz_auth 10 --auth
+run_suite fuzz/json 60 tests/fuzz/smoke.sh build/fuzz/fuzz_json 10 --json
 run_suite conformance 180 "$PY" tests/conformance/spop_conformance.py "$AGENT"
 run_suite conformance/asan 300 "$PY" tests/conformance/spop_conformance.py build/asan/archestra-spoa
 run_suite e2e/haproxy_verdict 120 "$PY" tests/e2e/test_haproxy_verdict.py "$AGENT"

@@ -99,10 +99,37 @@ def auth_seeds(d):
             f.write(v)
 
 
+def json_seeds(d):
+    """fuzz_json: even first byte, a document for the cJSON differential; odd, a
+    mask length, a mask and text for the escaping property."""
+    docs = [
+        b'{"model":"gpt-4o","max_tokens":1e3,"stream":false,"messages":[{"role":"user","content":"hi\\n"}],'
+        b'"tools":[{"type":"function","function":{"name":"send\\u005femail","parameters":{"type":"object"}}}]}',
+        b'{"a":{"b":[1,-2.5e-3,true,null,"\\ud83d\\ude00 \xc3\xa9"]},"m\\u006fdel":"x"}',
+        b'[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]',
+        b'{"model":"a","model":"b"}',
+        b'"\\u0000\\/\\b\\f\\n\\r\\t\\"\\\\"',
+    ]
+    texts = [
+        b"AKIAIOSFODNN7EXAMPLE and sk-proj-4fT9qLmN2xVbR7sK1pZ8wYcH3dJ6uE0aG5iO and a@example.com",
+        b"ghp_16C7e42F292c6912E7710c838347Ae178B4a 4111 1111 1111 1111 -----BEGIN RSA PRIVATE KEY-----",
+        b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.dozjgNryP4J3jVmNHl0w5N_XgL0 GB82 WEST 1234 5698 7654 32",
+    ]
+    for i, doc in enumerate(docs):
+        with open(os.path.join(d, f"seed-doc-{i}"), "wb") as f:
+            f.write(b"\x00" + doc)
+    for i, t in enumerate(texts):
+        with open(os.path.join(d, f"seed-text-{i}"), "wb") as f:
+            f.write(b"\x01" + bytes([3]) + b"\x55\xaa\x0f" + t)
+
+
 def main():
     if sys.argv[1] == "--auth":
         os.makedirs(sys.argv[2], exist_ok=True)
         return auth_seeds(sys.argv[2])
+    if sys.argv[1] == "--json":
+        os.makedirs(sys.argv[2], exist_ok=True)
+        return json_seeds(sys.argv[2])
     d = sys.argv[1]
     os.makedirs(d, exist_ok=True)
     msg = req_msg()
