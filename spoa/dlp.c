@@ -442,29 +442,53 @@ static size_t on_digit(const struct dlp_cfg *c, const uint8_t *s, size_t n, size
 
 /* ---- the scan ---- */
 
+#define CUSTOM_REACH 128 /* the regex sees this much text either side of an anchor hit */
+#define CUSTOM_WIN 4096  /* at most this much per regexec */
+
+/* Does the regex match s[from..to), at most CUSTOM_WIN bytes? REG_STARTEND makes a
+ * NUL byte in the text an ordinary byte rather than the end; the terminated copy
+ * is for sanitizers, whose regexec reads up to a NUL. */
+static int custom_match(const struct dlp_custom *cu, const uint8_t *s, size_t from, size_t to)
+{
+	char win[CUSTOM_WIN + 1];
+	memcpy(win, s + from, to - from);
+	win[to - from] = 0;
+	regmatch_t m = { .rm_so = 0, .rm_eo = (regoff_t)(to - from) };
+	return regexec(cu->re, win, 1, &m, REG_STARTEND) == 0;
+}
+
+/* Hits whose windows overlap are merged, up to CUSTOM_WIN bytes, and confirmed by
+ * one regexec: a match inside any hit's own window lies inside the merged one, so
+ * none is lost, and each byte goes through the regex about once however dense the
+ * hits (one regexec per hit made an anchor every few bytes quadratic). */
 static void custom_scan(const struct dlp_cfg *c, const uint8_t *s, size_t n, uint32_t *found)
 {
 	for (int k = 0; k < c->ncustom; k++) {
 		const struct dlp_custom *cu = &c->custom[k];
 		if (cu->action == DLP_OFF)
 			continue;
-		size_t al = strlen(cu->anchor);
-		const uint8_t *h = s, *end = s + n;
-		while (h < end) {
-			const uint8_t *m = memmem(h, (size_t)(end - h), cu->anchor, al);
-			if (!m)
-				break;
-			/* The regex sees a window around the anchor, as a C string. */
-			size_t from = (size_t)(m - s) > 128 ? (size_t)(m - s) - 128 : 0;
-			size_t to = (size_t)(m - s) + al + 128 < n ? (size_t)(m - s) + al + 128 : n;
-			char win[300];
-			memcpy(win, s + from, to - from);
-			win[to - from] = 0;
-			if (regexec(cu->re, win, 0, NULL, 0) == 0) {
+		size_t al = strlen(cu->anchor), h = 0, from = 0, to = 0;
+		for (;;) {
+			const uint8_t *m = h < n ? memmem(s + h, n - h, cu->anchor, al) : NULL;
+			size_t a = 0, b = 0;
+			if (m) {
+				size_t hit = (size_t)(m - s);
+				a = hit > CUSTOM_REACH ? hit - CUSTOM_REACH : 0;
+				b = hit + al + CUSTOM_REACH < n ? hit + al + CUSTOM_REACH : n;
+				h = hit + 1;
+				if (to > from && a <= to && b - from <= CUSTOM_WIN) {
+					to = b; /* overlaps the open window: widen it */
+					continue;
+				}
+			}
+			if (to > from && custom_match(cu, s, from, to)) {
 				*found |= 1u << (DLP_BUILTIN + k);
 				break;
 			}
-			h = m + 1;
+			if (!m)
+				break;
+			from = a;
+			to = b;
 		}
 	}
 }

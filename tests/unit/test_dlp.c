@@ -282,6 +282,47 @@ static void jwt_of_any_length(void **st)
 	free(b);
 }
 
+/* Custom detectors: the regex sees 128 bytes either side of each anchor hit, how
+ * ever many hits there are, and NUL bytes do not end what it sees. */
+static void custom_windows(void **st)
+{
+	(void)st;
+	load("{\"custom\":[{\"name\":\"code\",\"anchor\":\"PRJ-\",\"regex\":\"PRJ-[0-9]{6}\"},"
+	     "{\"name\":\"near\",\"anchor\":\"NEAR\",\"regex\":\"[0-9]{6}\"}]}");
+	const uint32_t code = 1u << DLP_BUILTIN, near = 1u << (DLP_BUILTIN + 1);
+	size_t n = 20000;
+	char *b = malloc(n + 1);
+	/* a real code anywhere in a dense run of anchors, across merged windows */
+	for (size_t at = 0; at + 10 < n; at += 997) {
+		for (size_t i = 0; i < n; i++)
+			b[i] = "PRJ-"[i % 4];
+		memcpy(b + at, "PRJ-123456", 10);
+		b[n] = 0;
+		if (scan(b).found != code)
+			fail_msg("code at %zu not found", at);
+	}
+	/* digits within 128 bytes of a hit are seen; 200 bytes away they are not, even
+	 * after a long run of hits (merging covers the hits' windows, no more) */
+	memset(b, ' ', n);
+	b[n] = 0;
+	memcpy(b + 1000, "NEAR", 4);
+	memcpy(b + 1100, "123456", 6);
+	assert_int_equal(scan(b).found, near);
+	memset(b + 1100, ' ', 6);
+	for (size_t i = 1000; i < 9000; i += 4)
+		memcpy(b + i, "NEAR", 4);
+	memcpy(b + 9200, "123456", 6);
+	assert_int_equal(scan(b).found, 0);
+	memcpy(b + 9100, "123456", 6);
+	assert_int_equal(scan(b).found, near);
+	free(b);
+	/* a NUL before the anchor (a decoded \u0000) does not hide it */
+	static const char nul[] = "x\0 PRJ-123456";
+	struct dlp_result r;
+	dlp_scan(&cfg, (struct spop_slice){ (const uint8_t *)nul, sizeof(nul) - 1 }, &r);
+	assert_int_equal(r.found, code);
+}
+
 static void parse_errors(void **st)
 {
 	(void)st;
@@ -324,7 +365,8 @@ int main(void)
 		cmocka_unit_test(each_builtin_detector), cmocka_unit_test(near_misses),
 		cmocka_unit_test(actions_and_custom),    cmocka_unit_test(every_alignment),
 		cmocka_unit_test(huge_and_hostile),      cmocka_unit_test(hostile_runs),
-		cmocka_unit_test(jwt_of_any_length),     cmocka_unit_test(parse_errors),
+		cmocka_unit_test(jwt_of_any_length),     cmocka_unit_test(custom_windows),
+		cmocka_unit_test(parse_errors),
 	};
 	return cmocka_run_group_tests_name("dlp", tests, NULL, teardown);
 }
