@@ -72,11 +72,12 @@ static const struct { const char *name, *pat; } hostile[] = {
 	{ "aws AKIA", "AKIAIOSFODNN7EXAMPL " },  /* 15 of 16 */
 	{ "google AIza", "-AIza" },
 	{ "jwt -eyJ", "-eyJ" },                  /* one endless header run */
-	{ "jwt eyJ chain", "eyJhbGciOi.eyJzdWIiOi." }, /* header.payload. pairs, no signature */
+	{ "jwt eyJ chain", "eyJhbGciOiJI.eyJzdWIiOiIx." }, /* each payload is the next header */
 	{ "email @", "a@b.c" },
 	{ "card digits", "4111 1111 1111 1112 " }, /* Luhn fails */
 	{ "phone digits", "+1 415 555 2671 2345 6 " }, /* 17 digits: too long */
-	{ "iban groups", "AB12 AB12 AB12 AB12 AB12 AB12 AB12 AB12 AB. " }, /* mod-97 at 5 starts */
+	{ "iban groups", "AB12 " },          /* 34 characters read at every group */
+	{ "iban checksums", "AB12 AB12 AB12 AB12 AB12 AB12 AB12 AB12 AB. " }, /* mod-97 at 5 starts */
 	{ "all dashes", "-" },
 	{ "trigger mix", "0-@IJ_9 " },
 	{ "custom PRJ-", "PRJ-" },               /* the anchor every 4 bytes */
