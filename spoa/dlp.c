@@ -8,9 +8,12 @@
  * number costs one confirmation, not one per digit.
  *
  * The body is the attacker's, so no confirmer may read far ahead from every
- * trigger: each reads a bounded number of bytes past its trigger, or shares what
- * it read with the triggers after it (struct scan), so any body costs a bounded
- * amount per byte. tests/bench/dlp-bench.c times the worst bodies we know. */
+ * trigger. Each reads a bounded number of bytes past its trigger (AKIA, ghp_,
+ * private keys, IBANs), or bytes no later trigger of its kind reads again (e-mail
+ * stops at the next '@'; a number resumes the scan past itself), or shares what it
+ * read with the triggers after it (struct scan: token runs, JWT headers). So any
+ * body costs a bounded amount per byte; tests/bench/dlp-bench.c times the worst
+ * bodies we know. */
 #include "dlp.h"
 
 #include <regex.h>
@@ -205,7 +208,8 @@ struct scan {
 
 /* End of the run of token bytes from q. Triggers come in increasing order and ask
  * from just past themselves, so when many sit in one long run (sk-sk-sk-...,
- * -eyJ-eyJ...) the first reads it and the others get its end here. */
+ * -eyJ-eyJ...) the first reads it and the others get its end here; a run is read
+ * once per scan. */
 static size_t tok_end(struct scan *st, const uint8_t *s, size_t n, size_t q)
 {
 	if (q < st->tok_from || q > st->tok_end) {
@@ -373,8 +377,8 @@ static size_t iban(const uint8_t *s, size_t n, size_t p)
 	}
 	if (nc < 15 || (i < n && is_alnum(s[i])))
 		return 0;
-	/* A hostile body can make this run at every group of 4, so reduce once per 8
-	 * characters (r < 97 * 100^8 < 2^64) instead of at each. */
+	/* A hostile body ("AB12 AB12 ...") makes this run at every group of 4, so
+	 * reduce once per 8 characters (r < 97 * 100^8 < 2^64) instead of at each. */
 	uint64_t r = 0;
 	for (size_t k = 4; k < nc + 4; k++) {
 		uint8_t c = ch[k < nc ? k : k - nc];
