@@ -5,7 +5,15 @@
  * github_pat_), 'I' (AKIA, ASIA, AIza), 'J' (eyJ of a JWT), '@' (e-mail) and the
  * digits (cards, IBANs, phone numbers). The scan finds those bytes 16 at a time and
  * confirms the shape around each by hand; digit runs are consumed whole so a long
- * number costs one confirmation, not one per digit. */
+ * number costs one confirmation, not one per digit.
+ *
+ * The body is the attacker's, so no confirmer may read far ahead from every
+ * trigger. Each reads a bounded number of bytes past its trigger (AKIA, ghp_,
+ * private keys, IBANs), or bytes no later trigger of its kind reads again (e-mail
+ * stops at the next '@'; a number resumes the scan past itself), or shares what it
+ * read with the triggers after it (struct scan: token runs, JWT headers). So any
+ * body costs a bounded amount per byte; tests/bench/dlp-bench.c times the worst
+ * bodies we know. */
 #include "dlp.h"
 
 #include <regex.h>
@@ -191,6 +199,29 @@ static size_t run(const uint8_t *s, size_t n, size_t p, int (*f)(uint8_t), size_
 
 static int is_awsc(uint8_t c) { return is_upper(c) || is_digit(c); }
 
+/* What the confirmers share during one scan. */
+struct scan {
+	uint32_t found;
+	size_t tok_from, tok_end; /* s[tok_from..tok_end) are token bytes, s[tok_end] is not (or is the end) */
+	size_t jwt_next;          /* a 'J' before it lies in a header run already judged */
+};
+
+/* End of the run of token bytes from q. Triggers come in increasing order and ask
+ * from just past themselves, so when many sit in one long run (sk-sk-sk-...,
+ * -eyJ-eyJ...) the first reads it and the others get its end here; a run is read
+ * once per scan. */
+static size_t tok_end(struct scan *st, const uint8_t *s, size_t n, size_t q)
+{
+	if (q < st->tok_from || q > st->tok_end) {
+		size_t e = q;
+		while (e < n && is_tok(s[e]))
+			e++;
+		st->tok_from = q;
+		st->tok_end = e;
+	}
+	return st->tok_end;
+}
+
 /* Does a token start at i (nothing word-like just before)? A JSON escape such as
  * the \n in "key:\nAKIA..." ends a word too. */
 static inline int starts(const uint8_t *s, size_t i)
@@ -207,77 +238,84 @@ static inline int at(const uint8_t *s, size_t n, size_t i, const char *lit)
 	return i + l <= n && memcmp(s + i, lit, l) == 0;
 }
 
-/* '-' triggers: sk-, sk-ant-, glpat-, xox?-, -----BEGIN ... PRIVATE KEY----- */
-static void on_dash(const uint8_t *s, size_t n, size_t p, uint32_t *found)
+/* '-' triggers: sk-, sk-ant-, glpat-, xox?-, -----BEGIN ... PRIVATE KEY-----.
+ * The token after sk-, glpat- or xox?- is measured with tok_end (shared); the
+ * private key header looks at most 40 bytes ahead. */
+static void on_dash(struct scan *st, const uint8_t *s, size_t n, size_t p)
 {
 	if (p >= 2 && s[p - 2] == 's' && s[p - 1] == 'k' && starts(s, p - 2)) {
-		size_t l = run(s, n, p + 1, is_tok, 256);
-		if (l >= 20)
-			*found |= 1u << (at(s, n, p + 1, "ant-") ? DLP_ANTHROPIC_KEY : DLP_OPENAI_KEY);
+		if (tok_end(st, s, n, p + 1) - (p + 1) >= 20)
+			st->found |= 1u << (at(s, n, p + 1, "ant-") ? DLP_ANTHROPIC_KEY : DLP_OPENAI_KEY);
 		return;
 	}
 	if (p >= 5 && memcmp(s + p - 5, "glpat", 5) == 0 && starts(s, p - 5)) {
-		if (run(s, n, p + 1, is_tok, 64) >= 20)
-			*found |= 1u << DLP_GITLAB_TOKEN;
+		if (tok_end(st, s, n, p + 1) - (p + 1) >= 20)
+			st->found |= 1u << DLP_GITLAB_TOKEN;
 		return;
 	}
 	if (p >= 4 && memcmp(s + p - 4, "xox", 3) == 0 && strchr("baprs", s[p - 1]) && s[p - 1] && starts(s, p - 4)) {
-		if (run(s, n, p + 1, is_tok, 256) >= 10)
-			*found |= 1u << DLP_SLACK_TOKEN;
+		if (tok_end(st, s, n, p + 1) - (p + 1) >= 10)
+			st->found |= 1u << DLP_SLACK_TOKEN;
 		return;
 	}
 	if (at(s, n, p, "-----BEGIN ")) {
 		size_t lim = p + 11 + 40 < n ? p + 11 + 40 : n;
 		for (size_t i = p + 11; i + 16 <= lim; i++)
 			if (memcmp(s + i, "PRIVATE KEY-----", 16) == 0) {
-				*found |= 1u << DLP_PRIVATE_KEY;
+				st->found |= 1u << DLP_PRIVATE_KEY;
 				return;
 			}
 	}
 }
 
-/* '_' triggers: gh[pousr]_ + 36, github_pat_ + 22 or more */
-static void on_underscore(const uint8_t *s, size_t n, size_t p, uint32_t *found)
+/* '_' triggers: gh[pousr]_ + 36, github_pat_ + 22 or more. Reading past 36
+ * alphanumerics cannot change the verdict, so ghp_ reads no further. */
+static void on_underscore(struct scan *st, const uint8_t *s, size_t n, size_t p)
 {
 	if (p >= 3 && s[p - 3] == 'g' && s[p - 2] == 'h' && strchr("pousr", s[p - 1]) && s[p - 1] && starts(s, p - 3)) {
-		if (run(s, n, p + 1, is_alnum, 255) >= 36)
-			*found |= 1u << DLP_GITHUB_TOKEN;
+		if (run(s, n, p + 1, is_alnum, 36) >= 36)
+			st->found |= 1u << DLP_GITHUB_TOKEN;
 	} else if (p >= 10 && memcmp(s + p - 10, "github_pat", 10) == 0 && starts(s, p - 10)) {
-		if (run(s, n, p + 1, is_tok, 255) >= 22)
-			*found |= 1u << DLP_GITHUB_TOKEN;
+		if (tok_end(st, s, n, p + 1) - (p + 1) >= 22)
+			st->found |= 1u << DLP_GITHUB_TOKEN;
 	}
 }
 
-/* 'I' triggers: AKIA/ASIA + 16 [A-Z0-9], AIza + 35 */
-static void on_I(const uint8_t *s, size_t n, size_t p, uint32_t *found)
+/* 'I' triggers: AKIA/ASIA + 16 [A-Z0-9] (17 bytes read at most), AIza + exactly 35 */
+static void on_I(struct scan *st, const uint8_t *s, size_t n, size_t p)
 {
 	if (p >= 2 && s[p - 2] == 'A' && (s[p - 1] == 'K' || s[p - 1] == 'S') && p + 1 < n && s[p + 1] == 'A' &&
 	    starts(s, p - 2)) {
 		size_t l = run(s, n, p + 2, is_awsc, 17);
 		if (l == 16 && (p + 18 >= n || !is_alnum(s[p + 18])))
-			*found |= 1u << DLP_AWS_ACCESS_KEY;
+			st->found |= 1u << DLP_AWS_ACCESS_KEY;
 	} else if (p >= 1 && s[p - 1] == 'A' && at(s, n, p + 1, "za") && starts(s, p - 1)) {
-		if (run(s, n, p + 3, is_tok, 36) == 35)
-			*found |= 1u << DLP_GOOGLE_API_KEY;
+		if (tok_end(st, s, n, p + 3) - (p + 3) == 35)
+			st->found |= 1u << DLP_GOOGLE_API_KEY;
 	}
 }
 
-/* 'J' triggers: eyJ<b64u>.eyJ<b64u>.<b64u> */
-static void on_J(const uint8_t *s, size_t n, size_t p, uint32_t *found)
+/* 'J' triggers: eyJ<b64u>.eyJ<b64u>.<b64u>, any length. Every 'J' in one header
+ * run shares the first one's fate (a shorter header, the same '.', payload and
+ * signature after it), so the first judges the run and the others are skipped.
+ * The payload is read once per header run, and payloads never overlap (a header
+ * starting inside one ends where it ends), so each byte is read about twice. */
+static void on_J(struct scan *st, const uint8_t *s, size_t n, size_t p)
 {
-	if (p < 2 || s[p - 2] != 'e' || s[p - 1] != 'y' || !starts(s, p - 2))
+	if (p < 2 || s[p - 2] != 'e' || s[p - 1] != 'y' || !starts(s, p - 2) || p < st->jwt_next)
 		return;
-	size_t i = p + 1, l = run(s, n, i, is_tok, 8192);
-	if (l < 8 || i + l >= n || s[i + l] != '.')
+	size_t i = p + 1, e = tok_end(st, s, n, i);
+	st->jwt_next = e;
+	if (e - i < 8 || e >= n || s[e] != '.')
 		return;
-	i += l + 1;
+	i = e + 1;
 	if (!at(s, n, i, "eyJ"))
 		return;
-	l = run(s, n, i, is_tok, 65536);
+	size_t l = run(s, n, i, is_tok, SIZE_MAX);
 	if (l < 8 || i + l >= n || s[i + l] != '.')
 		return;
 	if (run(s, n, i + l + 1, is_tok, 16) >= 16)
-		*found |= 1u << DLP_JWT;
+		st->found |= 1u << DLP_JWT;
 }
 
 static int is_local(uint8_t c) { return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-'; }
@@ -339,15 +377,16 @@ static size_t iban(const uint8_t *s, size_t n, size_t p)
 	}
 	if (nc < 15 || (i < n && is_alnum(s[i])))
 		return 0;
-	unsigned r = 0;
-	for (size_t k = 0; k < nc; k++) {
-		uint8_t c = ch[(k + 4) % nc];
-		if (is_digit(c))
-			r = (r * 10 + (unsigned)(c - '0')) % 97;
-		else
-			r = (r * 100 + (unsigned)(c - 'A' + 10)) % 97;
+	/* A hostile body ("AB12 AB12 ...") makes this run at every group of 4, so
+	 * reduce once per 8 characters (r < 97 * 100^8 < 2^64) instead of at each. */
+	uint64_t r = 0;
+	for (size_t k = 4; k < nc + 4; k++) {
+		uint8_t c = ch[k < nc ? k : k - nc];
+		r = is_digit(c) ? r * 10 + (c - '0') : r * 100 + (c - 'A' + 10);
+		if (k % 8 == 3)
+			r %= 97;
 	}
-	return r == 1 ? i : 0;
+	return r % 97 == 1 ? i : 0;
 }
 
 /* A digit at p starting a number: cards (13-19 digits, Luhn, groups separated by
@@ -408,44 +447,68 @@ static size_t on_digit(const struct dlp_cfg *c, const uint8_t *s, size_t n, size
 
 /* ---- the scan ---- */
 
+#define CUSTOM_REACH 128 /* the regex sees this much text either side of an anchor hit */
+#define CUSTOM_WIN 4096  /* at most this much per regexec */
+
+/* Does the regex match s[from..to), at most CUSTOM_WIN bytes? REG_STARTEND makes a
+ * NUL byte in the text an ordinary byte rather than the end; the terminated copy
+ * is for sanitizers, whose regexec reads up to a NUL. */
+static int custom_match(const struct dlp_custom *cu, const uint8_t *s, size_t from, size_t to)
+{
+	char win[CUSTOM_WIN + 1];
+	memcpy(win, s + from, to - from);
+	win[to - from] = 0;
+	regmatch_t m = { .rm_so = 0, .rm_eo = (regoff_t)(to - from) };
+	return regexec(cu->re, win, 1, &m, REG_STARTEND) == 0;
+}
+
+/* Hits whose windows overlap are merged, up to CUSTOM_WIN bytes, and confirmed by
+ * one regexec: a match inside any hit's own window lies inside the merged one, so
+ * none is lost, and each byte goes through the regex about once however dense the
+ * hits (one regexec per hit made an anchor every few bytes quadratic). */
 static void custom_scan(const struct dlp_cfg *c, const uint8_t *s, size_t n, uint32_t *found)
 {
 	for (int k = 0; k < c->ncustom; k++) {
 		const struct dlp_custom *cu = &c->custom[k];
 		if (cu->action == DLP_OFF)
 			continue;
-		size_t al = strlen(cu->anchor);
-		const uint8_t *h = s, *end = s + n;
-		while (h < end) {
-			const uint8_t *m = memmem(h, (size_t)(end - h), cu->anchor, al);
-			if (!m)
-				break;
-			/* The regex sees a window around the anchor, as a C string. */
-			size_t from = (size_t)(m - s) > 128 ? (size_t)(m - s) - 128 : 0;
-			size_t to = (size_t)(m - s) + al + 128 < n ? (size_t)(m - s) + al + 128 : n;
-			char win[300];
-			memcpy(win, s + from, to - from);
-			win[to - from] = 0;
-			if (regexec(cu->re, win, 0, NULL, 0) == 0) {
+		size_t al = strlen(cu->anchor), h = 0, from = 0, to = 0;
+		for (;;) {
+			const uint8_t *m = h < n ? memmem(s + h, n - h, cu->anchor, al) : NULL;
+			size_t a = 0, b = 0;
+			if (m) {
+				size_t hit = (size_t)(m - s);
+				a = hit > CUSTOM_REACH ? hit - CUSTOM_REACH : 0;
+				b = hit + al + CUSTOM_REACH < n ? hit + al + CUSTOM_REACH : n;
+				h = hit + 1;
+				if (to > from && a <= to && b - from <= CUSTOM_WIN) {
+					to = b; /* overlaps the open window: widen it */
+					continue;
+				}
+			}
+			if (to > from && custom_match(cu, s, from, to)) {
 				*found |= 1u << (DLP_BUILTIN + k);
 				break;
 			}
-			h = m + 1;
+			if (!m)
+				break;
+			from = a;
+			to = b;
 		}
 	}
 }
 
-static inline size_t trigger(const struct dlp_cfg *c, const uint8_t *s, size_t n, size_t p, uint32_t *found)
+static inline size_t trigger(const struct dlp_cfg *c, const uint8_t *s, size_t n, size_t p, struct scan *st)
 {
 	switch (s[p]) {
-	case '-': on_dash(s, n, p, found); break;
-	case '_': on_underscore(s, n, p, found); break;
-	case 'I': on_I(s, n, p, found); break;
-	case 'J': on_J(s, n, p, found); break;
-	case '@': on_at(s, n, p, found); break;
+	case '-': on_dash(st, s, n, p); break;
+	case '_': on_underscore(st, s, n, p); break;
+	case 'I': on_I(st, s, n, p); break;
+	case 'J': on_J(st, s, n, p); break;
+	case '@': on_at(s, n, p, &st->found); break;
 	default:
 		if (is_digit(s[p]))
-			return on_digit(c, s, n, p, found);
+			return on_digit(c, s, n, p, &st->found);
 	}
 	return p + 1;
 }
@@ -454,7 +517,7 @@ void dlp_scan(const struct dlp_cfg *c, struct spop_slice text, struct dlp_result
 {
 	const uint8_t *s = text.ptr;
 	size_t n = text.len, p = 0;
-	uint32_t found = 0;
+	struct scan st = { .tok_from = SIZE_MAX };
 	r->found = 0;
 	r->deny = -1;
 	if (!c->enabled || !s)
@@ -481,14 +544,15 @@ void dlp_scan(const struct dlp_cfg *c, struct spop_slice text, struct dlp_result
 			bits &= bits - 1;
 			if (q < p)
 				continue; /* consumed by the previous confirmer */
-			p = trigger(c, s, n, q, &found);
+			p = trigger(c, s, n, q, &st);
 		}
 		if (p < next)
 			p = next;
 	}
 #endif
 	while (p < n)
-		p = trigger(c, s, n, p, &found);
+		p = trigger(c, s, n, p, &st);
+	uint32_t found = st.found;
 	/* Detectors that are off may have been confirmed on the way; drop them. */
 	for (int k = 0; k < DLP_BUILTIN; k++)
 		if (c->action[k] == DLP_OFF)

@@ -194,6 +194,135 @@ static void huge_and_hostile(void **st)
 	free(b);
 }
 
+/* An attacker's body: unit repeated over about n bytes, then tail. Exact-size heap
+ * copy, as in scan(). */
+static struct dlp_result scan_run(const char *unit, size_t n, const char *tail)
+{
+	size_t ul = strlen(unit), tl = strlen(tail), k = 0;
+	uint8_t *b = malloc(n + ul + tl);
+	for (; k < n; k += ul)
+		memcpy(b + k, unit, ul);
+	memcpy(b + k, tail, tl);
+	struct dlp_result r;
+	dlp_scan(&cfg, (struct spop_slice){ b, k + tl }, &r);
+	free(b);
+	return r;
+}
+
+#define JWT "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+
+/* Each detector's trigger repeated so its confirmer would read far ahead from every
+ * one (the quadratic bodies): the verdict on the run alone is unchanged, and a real
+ * secret after the run is still found. */
+static void hostile_runs(void **st)
+{
+	(void)st;
+	load("{\"detectors\":{\"all\":\"deny\"},\"custom\":[{\"name\":\"project_code\",\"anchor\":\"PRJ-\","
+	     "\"regex\":\"PRJ-[0-9]{6}\"}]}");
+	const uint32_t openai = 1u << DLP_OPENAI_KEY, custom = 1u << DLP_BUILTIN;
+	static const struct { const char *unit; uint32_t alone; const char *secret; int det; } c[] = {
+		{ "-eyJ", 0, JWT, DLP_JWT },
+		{ "eyJhbGciOiJI.eyJzdWIiOiIx.", 0, JWT, DLP_JWT }, /* each payload is the next header */
+		{ "sk-", 1u << DLP_OPENAI_KEY, "sk-ant-api03-Xy7_kP2mQ9vR4sT8wZ1bN6cF3hJ5lA0dG-EiU", DLP_ANTHROPIC_KEY },
+		{ "sk-sk-sk-sk-sk-sk- ", 0, "sk-ant-api03-Xy7_kP2mQ9vR4sT8wZ1bN6cF3hJ5lA0dG-EiU", DLP_ANTHROPIC_KEY },
+		{ "sk-ant-sk-ant ", 0, "sk-proj-4fT9qLmN2xVbR7sK1pZ8wYcH3dJ6uE0aG5iO", DLP_OPENAI_KEY },
+		{ "glpat-glpat-glpat ", 0, "glpat-xB7kQ2mN9pR4sT8wZ1bC", DLP_GITLAB_TOKEN },
+		{ "xoxb-xoxb ", 0, "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOp", DLP_SLACK_TOKEN },
+		{ "-----BEGIN ", 0, "-----BEGIN RSA PRIVATE KEY-----", DLP_PRIVATE_KEY },
+		{ "ghp_", 0, "ghp_16C7e42F292c6912E7710c838347Ae178B4a", DLP_GITHUB_TOKEN },
+		{ "github_pat_github_pat ", 0, "github_pat_11ABCDEFG0abcdefghijkl_mnopqrstuvwxyz0123456789",
+		  DLP_GITHUB_TOKEN },
+		{ "AKIAIOSFODNN7EXAMPL ", 0, "AKIAIOSFODNN7EXAMPLE", DLP_AWS_ACCESS_KEY },
+		{ "-AIzax", 0, "AIzaSyD4fT9qLmN2xVbR7sK1pZ8wYcH3dJ6uE0a", DLP_GOOGLE_API_KEY }, /* never 35 left */
+		{ "a@b.1", 0, "jane@example.com", DLP_EMAIL },
+		{ "4111 1111 1111 1112 ", 0, "4111 1111 1111 1111", DLP_CREDIT_CARD },
+		{ "+1 415 555 2671 2345 6 ", 0, "+1 415 555 2671", DLP_PHONE },
+		{ "AB12 ", 0, "\\nGB82 WEST 1234 5698 7654 32", DLP_IBAN },
+		{ "AB12 AB12 AB12 AB12 AB12 AB12 AB12 AB12 AB. ", 0, "GB82 WEST 1234 5698 7654 32", DLP_IBAN },
+		{ "PRJ-", 0, "PRJ-123456", DLP_BUILTIN },
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct dlp_result r = scan_run(c[i].unit, 64 * 1024, "");
+		if (r.found != c[i].alone)
+			fail_msg("case %zu (%s repeated): found 0x%x, want 0x%x", i, c[i].unit, r.found, c[i].alone);
+		char tail[128];
+		snprintf(tail, sizeof(tail), " %s.", c[i].secret);
+		r = scan_run(c[i].unit, 64 * 1024, tail);
+		if (r.found != (c[i].alone | 1u << c[i].det))
+			fail_msg("case %zu (%s repeated, then %s): found 0x%x", i, c[i].unit, c[i].secret, r.found);
+	}
+	/* Runs that are themselves secrets, judged by where the run ends. */
+	assert_int_equal(scan_run("glpat-", 64 * 1024, "").found, 1u << DLP_GITLAB_TOKEN);
+	assert_int_equal(scan_run("xoxb-", 64 * 1024, "").found, 1u << DLP_SLACK_TOKEN);
+	assert_int_equal(scan_run("github_pat_", 64 * 1024, "").found, 1u << DLP_GITHUB_TOKEN);
+	assert_int_equal(scan_run("-AIza", 64 * 1024, " ").found, 1u << DLP_GOOGLE_API_KEY); /* 35 after one */
+	assert_int_equal(scan_run("sk-", 64 * 1024, " ").found, openai);
+	/* The real token glued to the end of the run: one token run, still found. */
+	assert_int_equal(scan_run("-eyJ", 64 * 1024, JWT + 3).found, 1u << DLP_JWT);
+	assert_int_equal(scan_run("-AIzax", 64 * 1024, "-AIzaSyD4fT9qLmN2xVbR7sK1pZ8wYcH3dJ6uE0a").found,
+	                 1u << DLP_GOOGLE_API_KEY);
+	assert_int_equal(scan_run("PRJ-", 64 * 1024, "123456").found, custom);
+}
+
+/* No length cap on a JWT: a header or payload of any size is still a token. */
+static void jwt_of_any_length(void **st)
+{
+	(void)st;
+	load("{\"detectors\":{\"jwt\":\"deny\"}}");
+	size_t n = 100000;
+	char *b = malloc(n + 1);
+	memset(b, 'A', n);
+	memcpy(b, "x eyJ", 5);
+	memcpy(b + 20000, ".eyJ", 4);
+	memcpy(b + 90000, ".", 1);
+	b[n] = 0;
+	assert_int_equal(scan(b).found, 1u << DLP_JWT);
+	b[90000] = '-'; /* no second dot: no token */
+	assert_int_equal(scan(b).found, 0);
+	free(b);
+}
+
+/* Custom detectors: the regex sees 128 bytes either side of each anchor hit, how
+ * ever many hits there are, and NUL bytes do not end what it sees. */
+static void custom_windows(void **st)
+{
+	(void)st;
+	load("{\"custom\":[{\"name\":\"code\",\"anchor\":\"PRJ-\",\"regex\":\"PRJ-[0-9]{6}\"},"
+	     "{\"name\":\"near\",\"anchor\":\"NEAR\",\"regex\":\"[0-9]{6}\"}]}");
+	const uint32_t code = 1u << DLP_BUILTIN, near = 1u << (DLP_BUILTIN + 1);
+	size_t n = 20000;
+	char *b = malloc(n + 1);
+	/* a real code anywhere in a dense run of anchors, across merged windows */
+	for (size_t at = 0; at + 10 < n; at += 997) {
+		for (size_t i = 0; i < n; i++)
+			b[i] = "PRJ-"[i % 4];
+		memcpy(b + at, "PRJ-123456", 10);
+		b[n] = 0;
+		if (scan(b).found != code)
+			fail_msg("code at %zu not found", at);
+	}
+	/* digits within 128 bytes of a hit are seen; 200 bytes away they are not, even
+	 * after a long run of hits (merging covers the hits' windows, no more) */
+	memset(b, ' ', n);
+	b[n] = 0;
+	memcpy(b + 1000, "NEAR", 4);
+	memcpy(b + 1100, "123456", 6);
+	assert_int_equal(scan(b).found, near);
+	memset(b + 1100, ' ', 6);
+	for (size_t i = 1000; i < 9000; i += 4)
+		memcpy(b + i, "NEAR", 4);
+	memcpy(b + 9200, "123456", 6);
+	assert_int_equal(scan(b).found, 0);
+	memcpy(b + 9100, "123456", 6);
+	assert_int_equal(scan(b).found, near);
+	free(b);
+	/* a NUL before the anchor (a decoded \u0000) does not hide it */
+	static const char nul[] = "x\0 PRJ-123456";
+	struct dlp_result r;
+	dlp_scan(&cfg, (struct spop_slice){ (const uint8_t *)nul, sizeof(nul) - 1 }, &r);
+	assert_int_equal(r.found, code);
+}
+
 static void parse_errors(void **st)
 {
 	(void)st;
@@ -235,7 +364,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(each_builtin_detector), cmocka_unit_test(near_misses),
 		cmocka_unit_test(actions_and_custom),    cmocka_unit_test(every_alignment),
-		cmocka_unit_test(huge_and_hostile),      cmocka_unit_test(parse_errors),
+		cmocka_unit_test(huge_and_hostile),      cmocka_unit_test(hostile_runs),
+		cmocka_unit_test(jwt_of_any_length),     cmocka_unit_test(custom_windows),
+		cmocka_unit_test(parse_errors),
 	};
 	return cmocka_run_group_tests_name("dlp", tests, NULL, teardown);
 }
