@@ -34,7 +34,7 @@ A case is a dict:
 
 Placeholders <<NAME>> in path, header values and body are replaced by the runner with the
 secrets setup() made: VK (owner alice), VK_MALLORY, VK_TRUDY, VK_FILES (extra endpoint grants),
-VK_MINI (models gpt-4o-mini*), VK_WIDE (owner with non-ASCII bytes), JWT_MALLORY, and the real
+VK_MINI (models gpt-4o-mini*), VK_WIDE (owner with non-ASCII bytes), JWT_MALLORY, JWT_JERRY, and the real
 provider keys REAL_OPENAI, REAL_ANTHROPIC, REAL_GEMINI."""
 import base64
 import gzip
@@ -107,6 +107,9 @@ def setup(tmp, agent_bin):
     subprocess.run([sys.executable, mint, "init", issuer], check=True, capture_output=True, timeout=20)
     sec["JWT_MALLORY"] = subprocess.run(
         [sys.executable, mint, "token", issuer, "--sub", "mallory", "--providers", "openai,anthropic,gemini",
+         "--ttl", "3600"], check=True, capture_output=True, text=True, timeout=20).stdout.strip()
+    sec["JWT_JERRY"] = subprocess.run(
+        [sys.executable, mint, "token", issuer, "--sub", "jerry", "--providers", "openai,anthropic,gemini",
          "--ttl", "3600"], check=True, capture_output=True, text=True, timeout=20).stdout.strip()
     env = {"ARCH_BP_OPENAI": REAL["REAL_OPENAI"], "ARCH_BP_ANTHROPIC": REAL["REAL_ANTHROPIC"],
            "ARCH_BP_GEMINI": REAL["REAL_GEMINI"]}
@@ -529,9 +532,10 @@ for m, p, body in (("POST", "/v1beta/files", "{}"), ("POST", "/v1beta/cachedCont
                    ("GET", "/v1beta/models/gemini-2.0-flash:generateContent", None),
                    ("POST", "/v1alpha/models/gemini-2.0-flash:generateContent", gm())):
     add(C, f"gemini virtual key: {m} {p}", "/v1/gemini" + p, body, NG, method=m, auth="VK")
-add(C, "JWT: GET /files/f/content", "/v1/openai/files/file-abc/content", None, NG, method="GET", auth="JWT_MALLORY")
+add(C, "JWT: GET /files/f/content", "/v1/openai/files/file-abc/content", None, NG, method="GET", auth="JWT_JERRY")
 add(C, "JWT: DELETE /v1/files/f (anthropic)", "/v1/anthropic/v1/files/f", None, NG, method="DELETE",
-    auth="JWT_MALLORY")
+    auth="JWT_JERRY")
+add(C, "JWT: POST /v1beta/cachedContents (gemini)", "/v1/gemini/v1beta/cachedContents", "{}", NG, auth="JWT_JERRY")
 add(C, "key granted POST /files, GET /files/*: GET /files/f/content (* is one segment)",
     "/v1/openai/files/file-abc/content", None, NG, method="GET", auth="VK_FILES")
 add(C, "key granted POST /files, GET /files/*: DELETE /files/f", "/v1/openai/files/file-abc", None, NG,
@@ -612,17 +616,20 @@ add(C, "control: %6Fpenai in the prefix is matched decoded", "/v1/%6Fpenai/chat/
 C = "query_keys"
 GK = {"path": "/v1beta/models/gemini-2.0-flash:generateContent", "secrets_absent": ["VK"],
       "auth": ("x-goog-api-key", "<<REAL_GEMINI>>"), "headers": {"x-goog-api-key": "<<REAL_GEMINI>>"}}
-add(C, "gemini ?key=VK&key=VK: both leave", GM() + "?key=<<VK>>&key=<<VK>>", gm(), allow(query="", **GK), auth=None)
-add(C, "gemini header VK and ?%6Bey=VK", GM() + "?%6Bey=<<VK>>", gm(), allow(query="", **GK), auth="VK")
-add(C, "gemini header VK and ?KEY=VK", GM() + "?KEY=<<VK>>", gm(), allow(query="", **GK), auth="VK")
-add(C, "gemini header VK and ?k%65y=VK", GM() + "?k%65y=<<VK>>", gm(), allow(query="", **GK), auth="VK")
-add(C, "gemini ?key=VK&%6Bey=another", GM() + "?key=<<VK>>&%6Bey=goog-attacker-0001", gm(),
-    allow(query="", **GK), auth=None)
+# alt=json stays in every case, so that upstream_path must carry the query (section 3) and a
+# runner that only sees the agent's answer can tell "removed" from "never forwarded".
+add(C, "gemini ?key=VK&key=VK: both leave", GM() + "?key=<<VK>>&alt=json&key=<<VK>>", gm(), allow(query="alt=json", **GK),
+    auth=None)
+add(C, "gemini header VK and ?%6Bey=VK", GM() + "?alt=json&%6Bey=<<VK>>", gm(), allow(query="alt=json", **GK), auth="VK")
+add(C, "gemini header VK and ?KEY=VK", GM() + "?KEY=<<VK>>&alt=json", gm(), allow(query="alt=json", **GK), auth="VK")
+add(C, "gemini header VK and ?k%65y=VK", GM() + "?alt=json&k%65y=<<VK>>", gm(), allow(query="alt=json", **GK), auth="VK")
+add(C, "gemini ?key=VK&%6Bey=another", GM() + "?key=<<VK>>&alt=json&%6Bey=goog-attacker-0001", gm(),
+    allow(query="alt=json", **GK), auth=None)
 add(C, "gemini ?alt=sse&key=VK&x=1 keeps the rest", GM(action="streamGenerateContent") + "?alt=sse&key=<<VK>>&x=1", gm(),
     allow(path="/v1beta/models/gemini-2.0-flash:streamGenerateContent", query="alt=sse&x=1", secrets_absent=["VK"]),
     auth=None)
-add(C, "openai virtual key and ?key=VK: the key leaves the query", OA + "?key=<<VK>>", oa(),
-    allow(path="/v1/chat/completions", query="", secrets_absent=["VK"]), auth="VK")
+add(C, "openai virtual key and ?key=VK: the key leaves the query", OA + "?key=<<VK>>&x=1", oa(),
+    allow(path="/v1/chat/completions", query="x=1", secrets_absent=["VK"]), auth="VK")
 add(C, "control: a direct gemini key in ?key= stays (not substituted)", GM() + "?key=goog-direct-bypass-0002", gm(),
     allow(path="/v1beta/models/gemini-2.0-flash:generateContent", query="key=goog-direct-bypass-0002"), auth=None)
 
