@@ -328,13 +328,16 @@ static int apply_jwt(struct config *c, const cJSON *obj, char *err, size_t errle
 			if (json_uint(it, path, 1, 86400, &v, err, errlen) < 0)
 				return -1;
 			*(it->string[5] == 'r' ? &c->jwt.jwks_refresh_s : &c->jwt.jwks_min_refetch_s) = (unsigned)v;
+		} else if (strcmp(it->string, "endpoints") == 0) {
+			if (endpoint_list_parse(it, &c->jwt.cfg.endpoints, "jwt.endpoints", err, errlen) < 0)
+				return -1;
 		} else if (strcmp(it->string, "leeway_s") == 0) {
 			long v;
 			if (json_uint(it, "jwt.leeway_s", 0, 300, &v, err, errlen) < 0)
 				return -1;
 			c->jwt.cfg.leeway = v;
 		} else {
-			seterr(err, errlen, "jwt.%s: unknown key (known: issuer, audience, jwks_file, jwks_url, jwks_ca_file, jwks_refresh_s, jwks_min_refetch_s, algorithms, leeway_s, user_claim, scope_claim, providers_claim, models_claim, hs256_secret_env)",
+			seterr(err, errlen, "jwt.%s: unknown key (known: issuer, audience, jwks_file, jwks_url, jwks_ca_file, jwks_refresh_s, jwks_min_refetch_s, algorithms, leeway_s, endpoints, user_claim, scope_claim, providers_claim, models_claim, hs256_secret_env)",
 			       it->string);
 			return -1;
 		}

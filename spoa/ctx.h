@@ -16,6 +16,10 @@
 #include "identity.h"
 #include "spop.h"
 
+/* Room for the worst case: identity values of 128 safe bytes (an owner's %XX
+ * escapes escaped again), a 256-byte model, the rest short. */
+#define CTX_MAX 4096
+
 struct call_ctx {
 	struct spop_slice provider, model, key_id;
 	struct spop_slice id[ID_FIELDS];

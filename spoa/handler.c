@@ -51,11 +51,9 @@ void spoa_write_decision(const struct req_decision *d, const char *ctx, struct s
 	set_str(acts, "reason", d->reason);
 	if (d->prov)
 		set_str(acts, "provider", d->prov->name);
-	for (int f = 0; f < ID_FIELDS; f++)
+	for (int f = 0; f < ID_FIELDS; f++) /* user_id: the credential's owner when it names one */
 		if (d->id.v[f].len)
 			set_slice(acts, identity_field_name((enum id_field)f), d->id.v[f]);
-		else if (f == ID_USER && d->owner.len)
-			set_slice(acts, "user_id", d->owner); /* a virtual key speaks for its owner */
 	if (d->key_id[0])
 		set_str(acts, "key_id", d->key_id);
 	if (d->policy.nshadow) {
@@ -99,8 +97,9 @@ void spoa_write_decision(const struct req_decision *d, const char *ctx, struct s
 	const struct provider *p = d->prov;
 	set_str(acts, "verdict", "allow");
 	set_str(acts, "stream", d->stream ? "1" : "0");
-	spop_put_set_var_str2(acts, SPOP_SCOPE_TXN, "upstream_path", 13, p->upstream_base, strlen(p->upstream_base),
-	                      d->rest.ptr, d->rest.len);
+	set_slice(acts, "upstream_path", d->upstream);
+	if (d->truncated)
+		set_str(acts, "truncated", "1"); /* passed uninspected (truncated_body: allow) */
 	set_str(acts, "upstream_host", p->host);
 	if (d->auth_hdr) {
 		set_str(acts, "auth_hdr", d->auth_hdr);
@@ -133,13 +132,14 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 	bool timed = metrics && statsd_timing_due(hc->sd);
 	int64_t t0 = timed ? now_us(CLOCK_MONOTONIC) : 0;
 	struct req_decision d;
-	char ctx[1024];
+	char ctx[CTX_MAX];
 	const char *ctxp = NULL;
 
 	struct decide_env env = {
 		.auth = hc->auth_get ? hc->auth_get(hc->auth_arg) : NULL,
 		.now = (int64_t)time(NULL),
 		.cache = hc->jwt_cache,
+		.scratch = &hc->scratch,
 	};
 	request_decide(hc->rcfg, &env, msg, &d);
 	if (hc->on_unknown_kid && d.status == 401 && strcmp(d.reason, "jwt_unknown_kid") == 0)
@@ -149,8 +149,14 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 		                      .stream = d.stream, .key_id = lit(d.key_id),
 		                      .untrusted = d.untrusted };
 		memcpy(c.id, d.id.v, sizeof(c.id));
-		if (ctx_encode(&c, ctx, sizeof(ctx)))
+		if (ctx_encode(&c, ctx, sizeof(ctx))) {
 			ctxp = ctx;
+		} else { /* cannot happen with bounded fields; never answer without it */
+			d.status = 500;
+			d.reason = "call_context_overflow";
+			snprintf(d.message, sizeof(d.message), "archestra: the call's context does not fit; the call was not sent");
+			d.auth_hdr = NULL;
+		}
 	}
 	spoa_write_decision(&d, ctxp, acts);
 	if (!metrics)
@@ -168,6 +174,10 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 	statsd_count(hc->sd, "llm_requests", 1, tags, 6);
 	if (d.id.v[ID_EXECUTION].len)
 		statsd_set(hc->sd, "agent_executions", d.id.v[ID_EXECUTION], &tags[4], 1);
+	if (d.user_overridden) {
+		struct statsd_tag ht[] = { { "header", lit("X-Archestra-User-Id"), false }, { "action", lit("overridden"), false } };
+		statsd_count(hc->sd, "spoa_header_rejections", 1, ht, 2);
+	}
 	if (d.id_dropped || (d.status == 400 && d.id_err.header)) {
 		struct statsd_tag ht[] = { { "header", lit(d.id_err.header ? d.id_err.header : "several"), false },
 		                           { "action", lit(d.id_dropped ? "dropped" : "rejected"), false } };
@@ -212,12 +222,49 @@ static bool is_sse(const struct spop_data *hdrs)
 	return false;
 }
 
+/* Can the response body be read as the client will read it? Not when compressed,
+ * truncated (more announced than buffered, or no end of message in the buffer),
+ * or not one JSON reading. An empty body reads as nothing. */
+static bool res_readable(const struct spop_msg *msg, struct spop_slice body, struct read_scratch *sc)
+{
+	struct spop_slice ce = { NULL, 0 }, n, v;
+	const struct spop_data *hdrs = SPOP_MSG_ARG(msg, "hdrs");
+	if (is_text(hdrs)) {
+		struct spop_reader r = { hdrs->v.s.ptr, hdrs->v.s.ptr + hdrs->v.s.len };
+		while (hdrs_next(&r, &n, &v) == 1)
+			if (SLICE_IEQ(n, "content-encoding") && (ce = slice_trim(v)).len && !SLICE_IEQ(ce, "identity"))
+				return false;
+	}
+	int64_t len = 0, size = 0;
+	const struct spop_data *eom = SPOP_MSG_ARG(msg, "eom");
+	if (as_int(SPOP_MSG_ARG(msg, "body_len"), &len) && as_int(SPOP_MSG_ARG(msg, "body_size"), &size) && size > len)
+		return false;
+	if (eom && eom->type == SPOP_T_BOOL && !eom->v.b)
+		return false;
+	if (body.len == 0)
+		return true;
+	struct json_report jr;
+	return read_scratch_fit(sc, 2 * body.len, 1024) && json_check(body, &sc->keys, NULL, NULL, &jr);
+}
+
+static void res_refuse(struct spop_writer *acts, enum err_shape shape, int status, const char *reason, const char *why)
+{
+	char body_json[800], msg_text[240];
+	snprintf(msg_text, sizeof(msg_text), "archestra: %s", why);
+	size_t bl = errjson_format(shape, status, reason, msg_text, body_json, sizeof(body_json));
+	struct spop_data st = { .type = SPOP_T_INT32, .v.i = status };
+	set_str(acts, "res_verdict", "deny");
+	set_str(acts, "reason", reason);
+	spop_put_set_var(acts, SPOP_SCOPE_TXN, "res_status", 10, &st);
+	spoa_set_txn_str(acts, "res_body", body_json, bl);
+}
+
 static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_writer *acts)
 {
 	struct handler_ctx *hc = arg;
 	bool metrics = hc->sd && hc->sd->cfg && hc->sd->cfg->enabled;
 	int64_t t0 = metrics ? now_us(CLOCK_MONOTONIC) : 0;
-	char scratch[1024];
+	char scratch[CTX_MAX];
 	struct call_ctx c;
 	const struct spop_data *ctxd = SPOP_MSG_ARG(msg, "ctx");
 	bool have_ctx = is_text(ctxd) && ctx_decode(ctxd->v.s, &c, scratch, sizeof(scratch));
@@ -232,15 +279,32 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 
 	struct usage u;
 	const struct spop_data *body = SPOP_MSG_ARG(msg, "body");
+	struct spop_slice bs = is_text(body) ? body->v.s : (struct spop_slice){ NULL, 0 };
 	bool sse = is_sse(SPOP_MSG_ARG(msg, "hdrs"));
-	bool counted = !sse && is_text(body) && usage_extract(shape, body->v.s, &u);
+	bool readable = !sse && res_readable(msg, bs, &hc->scratch);
+	bool counted = readable && bs.len && usage_extract(shape, bs, &u);
 	struct policy_result pr = { 0 };
-	bool too_big = false;
+	const char *refused = NULL, *why = NULL;
+	int rstatus = 502;
 	const struct auth *auth = hc->auth_get ? hc->auth_get(hc->auth_arg) : NULL;
-	if (auth && auth->policy.has_tool_calls && !sse && is_text(body)) {
-		static __thread char args_buf[65536];
+	/* Tool-call rules and trusted data fail closed: a response they cannot read,
+	 * or one whose request context is lost, does not pass. Streams are not
+	 * buffered (the response is seen at its headers only). */
+	if (auth && auth->policy.has_tool_calls && !sse) {
 		struct tool_call calls[32];
-		int n = tool_calls_extract(shape, body->v.s, calls, 32, args_buf, sizeof(args_buf));
+		int n = 0;
+		if (!have_ctx) {
+			refused = "response_context_missing";
+			why = "the call's context did not come back with the response; it is not passed unchecked";
+		} else if (!readable) {
+			refused = "response_unreadable";
+			why = "the response could not be read whole (compressed, truncated or not valid JSON); it is not "
+			      "passed unchecked";
+		} else if ((n = tool_calls_extract(shape, bs, calls, 32, &hc->scratch.arena, &hc->scratch.keys)) < 0) {
+			refused = "tool_arguments_unreadable";
+			rstatus = 403;
+			why = "a tool call in the response cannot be read unambiguously";
+		}
 		struct policy_input pin = { .id = NULL };
 		pin.v[SC_PROVIDER] = c.provider;
 		pin.v[SC_MODEL] = c.model;
@@ -248,20 +312,15 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 		pin.v[SC_AGENT_ID] = c.id[ID_AGENT];
 		pin.v[SC_USER_ID] = c.id[ID_USER];
 		pin.untrusted = c.untrusted;
-		if (n > 0)
+		if (!refused && n > 0)
 			policy_eval_calls(&auth->policy, &pin, calls, n, &pr);
-		too_big = n < 0; /* arguments we cannot read whole are not waved through */
 	}
-	if (pr.deny || too_big) {
-		char body_json[800], msg_text[240];
-		const char *reason = pr.deny ? pr.deny->id : "tool_calls_too_large";
-		snprintf(msg_text, sizeof(msg_text), "archestra: policy %.63s: %.150s", reason,
-		         pr.deny ? pr.why : "the model's tool call arguments are too large to check");
-		size_t bl = errjson_format(shape, 403, reason, msg_text, body_json, sizeof(body_json));
-		struct spop_data st = { .type = SPOP_T_INT32, .v.i = 403 };
-		set_str(acts, "res_verdict", "deny");
-		spop_put_set_var(acts, SPOP_SCOPE_TXN, "res_status", 10, &st);
-		spoa_set_txn_str(acts, "res_body", body_json, bl);
+	if (refused) {
+		res_refuse(acts, shape, rstatus, refused, why);
+	} else if (pr.deny) {
+		char w[240];
+		snprintf(w, sizeof(w), "policy %.63s: %.150s", pr.deny->id, pr.why);
+		res_refuse(acts, shape, 403, pr.deny->id, w);
 	} else {
 		set_str(acts, "res_verdict", "allow");
 	}
@@ -285,8 +344,8 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 		{ "type", lit("input"), false },
 	};
 	statsd_count(hc->sd, "llm_upstream_status", 1, (struct statsd_tag[]){ tags[0], tags[1], tags[3] }, 3);
-	if (pr.deny || too_big) {
-		struct statsd_tag bt[] = { { "rule", lit(pr.deny ? pr.deny->id : "tool_calls_too_large"), false }, tags[0] };
+	if (pr.deny || refused) {
+		struct statsd_tag bt[] = { { "rule", lit(pr.deny ? pr.deny->id : refused), false }, tags[0] };
 		statsd_count(hc->sd, "llm_tool_calls_blocked", 1, bt, 2);
 	}
 	for (int i = 0; i < pr.nshadow; i++) {

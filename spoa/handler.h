@@ -22,6 +22,7 @@ struct handler_ctx {
 	const struct auth *(*auth_get)(void *); /* the snapshot to decide with, or NULL */
 	void *auth_arg;
 	struct jwt_cache *jwt_cache;        /* this worker's, or NULL */
+	struct read_scratch scratch;        /* this worker's; read_scratch_free at exit */
 	void (*on_unknown_kid)(void *);     /* asks for a JWKS refetch, or NULL */
 	void *hook_arg;
 };

@@ -15,7 +15,14 @@ const char *identity_field_name(enum id_field f)
 	return (unsigned)f < ID_FIELDS ? field_names[f] : "?";
 }
 
-/* NULL when valid, else why not. */
+bool identity_char_ok(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+	       c == '-' || c == ':' || c == '@' || c == '+' || c == '~';
+}
+
+/* NULL when valid, else why not. Values travel into a key=value log line, metric
+ * tags and the call context: a small character set keeps every one of them safe. */
 static const char *check_value(struct spop_slice v)
 {
 	if (v.len > IDENTITY_MAX_LEN)
@@ -23,8 +30,8 @@ static const char *check_value(struct spop_slice v)
 	for (size_t i = 0; i < v.len; i++) {
 		if (v.ptr[i] == '/')
 			return "contains '/'";
-		if (v.ptr[i] < 0x20 || v.ptr[i] == 0x7f)
-			return "contains a control character";
+		if (!identity_char_ok(v.ptr[i]))
+			return "contains a character outside A-Z a-z 0-9 . _ - : @ + ~";
 	}
 	return NULL;
 }

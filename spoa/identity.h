@@ -4,8 +4,8 @@
  *   X-Archestra-Execution-Id, and X-Archestra-Meta: agent-id/execution-id/session-id
  *
  * Names are case-insensitive; values are trimmed; an empty value is no value. A
- * value holding '/', a control byte, or more than IDENTITY_MAX_LEN bytes is
- * invalid; so is a Meta without exactly three segments. A header repeated with
+ * value is 1..IDENTITY_MAX_LEN bytes of A-Z a-z 0-9 . _ - : @ + ~ (anything else,
+ * '/' and spaces included, is invalid); so is a Meta without exactly three segments. A header repeated with
  * the same value counts once; with different values it is invalid. An individual
  * header wins over the same field in Meta. Values are slices of req.hdrs_bin. Pure. */
 #ifndef SPOA_IDENTITY_H
@@ -35,5 +35,8 @@ int identity_parse(const struct spop_data *hdrs, bool drop_invalid, struct ident
                    struct identity_error *err, unsigned *dropped);
 
 const char *identity_field_name(enum id_field f);   /* "agent_id", ... */
+
+/* Is c in the identity character set? */
+bool identity_char_ok(uint8_t c);
 
 #endif

@@ -1,6 +1,7 @@
 /* jsonscan.c: see jsonscan.h. */
 #include "jsonscan.h"
 
+#include <stdlib.h>
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -253,11 +254,10 @@ bool json_get(struct spop_slice obj, const char *key, struct json_val *out)
 {
 	struct json_iter it;
 	struct spop_slice k;
-	size_t kl = strlen(key);
 	if (!json_iter_init(&it, obj))
 		return false;
 	while (json_iter_next(&it, &k, out) == 1)
-		if (k.len == kl && memcmp(k.ptr, key, kl) == 0)
+		if (json_key_is(k, key))
 			return true;
 	return false;
 }
@@ -332,47 +332,102 @@ static size_t utf8_put(char *d, uint32_t cp)
 	return 4;
 }
 
-long json_string_decode(const struct json_val *v, char *dst, size_t room)
+/* The code point of \uXXXX at p (p at the backslash), and of a following low
+ * surrogate when p holds a high one; *n gets the bytes consumed. json_check has
+ * refused lone surrogates, so a pair is always whole here. */
+static uint32_t u_escape(const uint8_t *p, const uint8_t *end, size_t *n)
 {
-	if (v->kind != JSON_STRING || v->raw.len < 2)
-		return -1;
-	const uint8_t *p = v->raw.ptr + 1, *end = v->raw.ptr + v->raw.len - 1; /* the scanner checked the escapes */
-	size_t o = 0;
-	while (p < end) {
-		if (o + 4 >= room)
-			return -1;
-		if (*p != '\\') {
-			dst[o++] = (char)*p++;
-			continue;
-		}
-		uint8_t e = p[1];
-		p += 2;
-		switch (e) {
-		case 'b': dst[o++] = '\b'; break;
-		case 'f': dst[o++] = '\f'; break;
-		case 'n': dst[o++] = '\n'; break;
-		case 'r': dst[o++] = '\r'; break;
-		case 't': dst[o++] = '\t'; break;
-		case 'u': {
-			uint32_t cp = (uint32_t)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]));
-			p += 4;
-			if (cp >= 0xd800 && cp < 0xdc00 && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
-				uint32_t lo = (uint32_t)(hexval(p[2]) << 12 | hexval(p[3]) << 8 | hexval(p[4]) << 4 | hexval(p[5]));
-				if (lo >= 0xdc00 && lo < 0xe000) {
-					cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-					p += 6;
-				}
-			}
-			if (cp >= 0xd800 && cp < 0xe000)
-				cp = 0xfffd; /* a lone surrogate */
-			o += utf8_put(dst + o, cp);
-			break;
-		}
-		default: dst[o++] = (char)e; break; /* " \\ / */
+	uint32_t cp = (uint32_t)(hexval(p[2]) << 12 | hexval(p[3]) << 8 | hexval(p[4]) << 4 | hexval(p[5]));
+	*n = 6;
+	if (cp >= 0xd800 && cp < 0xdc00 && end - p >= 12 && p[6] == '\\' && p[7] == 'u') {
+		uint32_t lo = (uint32_t)(hexval(p[8]) << 12 | hexval(p[9]) << 8 | hexval(p[10]) << 4 | hexval(p[11]));
+		if (lo >= 0xdc00 && lo < 0xe000) {
+			*n = 12;
+			return 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
 		}
 	}
-	dst[o] = '\0';
-	return (long)o;
+	return cp >= 0xd800 && cp < 0xe000 ? 0xfffd : cp;
+}
+
+/* One decoded character of an escape at p (p at the backslash) into d. */
+static size_t unescape_one(const uint8_t *p, const uint8_t *end, char *d, size_t *used)
+{
+	*used = 2;
+	switch (p[1]) {
+	case 'b': *d = '\b'; return 1;
+	case 'f': *d = '\f'; return 1;
+	case 'n': *d = '\n'; return 1;
+	case 'r': *d = '\r'; return 1;
+	case 't': *d = '\t'; return 1;
+	case 'u': return utf8_put(d, u_escape(p, end, used));
+	default: *d = (char)p[1]; return 1; /* " \\ / */
+	}
+}
+
+size_t json_unescape(struct spop_slice raw, char *dst)
+{
+	const uint8_t *p = raw.ptr, *end = raw.ptr + raw.len;
+	size_t o = 0;
+	while (p < end) {
+		const uint8_t *b = memchr(p, '\\', (size_t)(end - p));
+		size_t plain = (size_t)((b ? b : end) - p);
+		memcpy(dst + o, p, plain);
+		o += plain;
+		p += plain;
+		if (!b)
+			break;
+		size_t used;
+		o += unescape_one(p, end, dst + o, &used);
+		p += used;
+	}
+	return o;
+}
+
+long json_string_decode(const struct json_val *v, char *dst, size_t room)
+{
+	if (v->kind != JSON_STRING || v->raw.len < 2 || v->raw.len - 2 >= room)
+		return -1; /* decoded text is never longer than its raw form */
+	size_t n = json_unescape((struct spop_slice){ v->raw.ptr + 1, v->raw.len - 2 }, dst);
+	dst[n] = '\0';
+	return (long)n;
+}
+
+bool json_as_string(const struct json_val *v, struct json_arena *a, struct spop_slice *out)
+{
+	if (v->kind != JSON_STRING || v->raw.len < 2)
+		return false;
+	struct spop_slice raw = { v->raw.ptr + 1, v->raw.len - 2 };
+	if (!memchr(raw.ptr, '\\', raw.len)) {
+		*out = raw;
+		return true;
+	}
+	if (!a || a->cap - a->used < raw.len)
+		return false;
+	char *d = a->buf + a->used;
+	out->ptr = (const uint8_t *)d;
+	out->len = json_unescape(raw, d);
+	a->used += out->len;
+	return true;
+}
+
+bool json_key_is(struct spop_slice k, const char *lit)
+{
+	const uint8_t *p = k.ptr, *end = k.ptr + k.len;
+	const uint8_t *l = (const uint8_t *)lit;
+	while (p < end) {
+		if (*p != '\\') {
+			if (!*l || *l++ != *p++)
+				return false;
+			continue;
+		}
+		char tmp[4];
+		size_t used, n = unescape_one(p, end, tmp, &used);
+		for (size_t i = 0; i < n; i++)
+			if (!*l || *l++ != (uint8_t)tmp[i]) /* \u0000 never matches the literal's end */
+				return false;
+		p += used;
+	}
+	return *l == '\0';
 }
 
 bool json_aiter_init(struct json_aiter *it, const struct json_val *arr)
@@ -428,4 +483,381 @@ bool json_as_plain_string(const struct json_val *v, struct spop_slice *out)
 	out->ptr = v->raw.ptr + 1;
 	out->len = v->raw.len - 2;
 	return memchr(out->ptr, '\\', out->len) == NULL;
+}
+
+int json_as_whole(const struct json_val *v, int64_t *out)
+{
+	if (v->kind != JSON_NUMBER || v->raw.len == 0)
+		return -1;
+	const uint8_t *p = v->raw.ptr, *end = p + v->raw.len;
+	bool neg = *p == '-';
+	p += neg;
+	/* digits of the mantissa (integer and fraction parts, leading zeros dropped),
+	 * and the power of ten that places the last one */
+	uint8_t dig[24];
+	size_t nd = 0;
+	int64_t scale = 0;
+	for (; p < end && *p >= '0' && *p <= '9'; p++) {
+		if (nd == 0 && *p == '0')
+			continue;
+		if (nd < sizeof(dig))
+			dig[nd++] = *p;
+		else
+			scale++; /* more than 24 significant digits: beyond int64 anyway */
+	}
+	if (p < end && *p == '.')
+		for (p++; p < end && *p >= '0' && *p <= '9'; p++) {
+			if (nd == 0 && *p == '0') {
+				scale--;
+				continue;
+			}
+			if (nd < sizeof(dig)) {
+				dig[nd++] = *p;
+				scale--;
+			} else if (*p != '0') {
+				return 0; /* a fraction digit beyond what we keep: not whole */
+			}
+		}
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		p++;
+		bool eneg = p < end && *p == '-';
+		p += p < end && (*p == '-' || *p == '+');
+		int64_t e = 0;
+		for (; p < end && *p >= '0' && *p <= '9'; p++)
+			if (e < 100000)
+				e = e * 10 + (*p - '0');
+		scale += eneg ? -e : e;
+	}
+	/* trailing zeros of the mantissa move into the scale */
+	while (nd && dig[nd - 1] == '0') {
+		nd--;
+		scale++;
+	}
+	if (nd == 0) {
+		*out = 0;
+		return 1;
+	}
+	if (scale < 0)
+		return 0;
+	if ((int64_t)nd + scale > 19) {
+		*out = neg ? INT64_MIN : INT64_MAX;
+		return 1;
+	}
+	uint64_t x = 0;
+	for (size_t i = 0; i < nd; i++)
+		x = x * 10 + (uint64_t)(dig[i] - '0');
+	for (int64_t i = 0; i < scale; i++)
+		x *= 10;
+	if (x > (uint64_t)INT64_MAX)
+		*out = neg ? INT64_MIN : INT64_MAX;
+	else
+		*out = neg ? -(int64_t)x : (int64_t)x;
+	return 1;
+}
+
+/* ---- json_check ---- */
+
+const char *json_err_text(enum json_err e)
+{
+	switch (e) {
+	case JSON_OK: return "ok";
+	case JSON_ERR_DEPTH: return "nested deeper than 64 levels";
+	case JSON_ERR_DUPKEY: return "an object has the same key twice";
+	case JSON_ERR_UTF8: return "invalid UTF-8 or a lone surrogate escape";
+	default: return "not valid JSON";
+	}
+}
+
+/* Like skip_plain, but also stops at bytes >= 0x80 so they get validated. */
+static const uint8_t *skip_ascii(const uint8_t *p, const uint8_t *end)
+{
+#ifdef __SSE2__
+	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1f);
+	while (end - p >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+		__m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+		                           _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl));
+		int m = _mm_movemask_epi8(hit) | _mm_movemask_epi8(v); /* high bit: non-ASCII */
+		if (m)
+			return p + __builtin_ctz((unsigned)m);
+		p += 16;
+	}
+#endif
+	while (p < end && *p != '"' && *p != '\\' && *p >= 0x20 && *p < 0x80)
+		p++;
+	return p;
+}
+
+/* One UTF-8 sequence at p (p[0] >= 0x80): its length, 0 when invalid (overlong,
+ * surrogate, beyond U+10FFFF, truncated). */
+static size_t utf8_seq(const uint8_t *p, const uint8_t *end)
+{
+	uint8_t c = p[0];
+	size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+	if (!n || (size_t)(end - p) < n)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) || (c == 0xf0 && p[1] < 0x90) ||
+	    (c == 0xf4 && p[1] > 0x8f))
+		return 0;
+	return n;
+}
+
+static uint32_t hex4(const uint8_t *p)
+{
+	return (uint32_t)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]));
+}
+
+/* A string at p ('"'): returns past the closing quote, or NULL with *err. Sets
+ * *esc when it holds any escape and *uesc when it holds a \u escape. */
+static const uint8_t *check_string(const uint8_t *p, const uint8_t *end, bool *esc, bool *uesc, enum json_err *err)
+{
+	*esc = *uesc = false;
+	*err = JSON_ERR_SYNTAX;
+	p++;
+	for (;;) {
+		p = skip_ascii(p, end);
+		if (p >= end)
+			return NULL;
+		if (*p == '"')
+			return p + 1;
+		if (*p >= 0x80) {
+			size_t n = utf8_seq(p, end);
+			if (!n) {
+				*err = JSON_ERR_UTF8;
+				return NULL;
+			}
+			p += n;
+			continue;
+		}
+		if (*p != '\\' || end - p < 2)
+			return NULL; /* a control byte, or the end */
+		*esc = true;
+		uint8_t e = p[1];
+		if (e != 'u') {
+			if (!strchr("\"\\/bfnrt", e) || !e)
+				return NULL;
+			p += 2;
+			continue;
+		}
+		*uesc = true;
+		if (end - p < 6 || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) || !is_hex(p[5]))
+			return NULL;
+		uint32_t cp = hex4(p + 2);
+		p += 6;
+		if (cp >= 0xdc00 && cp < 0xe000) {
+			*err = JSON_ERR_UTF8; /* a low surrogate alone */
+			return NULL;
+		}
+		if (cp >= 0xd800 && cp < 0xdc00) {
+			if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) ||
+			    !is_hex(p[5]) || hex4(p + 2) < 0xdc00 || hex4(p + 2) >= 0xe000) {
+				*err = JSON_ERR_UTF8; /* a high surrogate without its low half */
+				return NULL;
+			}
+			p += 6;
+		}
+	}
+}
+
+/* FNV-1a over the decoded bytes of a key. */
+static uint64_t key_hash(const uint8_t *raw, size_t len, bool esc)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	const uint8_t *p = raw, *end = raw + len;
+	while (p < end) {
+		char tmp[4];
+		size_t n = 1, used = 1;
+		if (esc && *p == '\\')
+			n = unescape_one(p, end, tmp, &used);
+		else
+			tmp[0] = (char)*p;
+		for (size_t i = 0; i < n; i++)
+			h = (h ^ (uint8_t)tmp[i]) * 0x100000001b3ULL;
+		p += used;
+	}
+	return h;
+}
+
+/* Equal once decoded? */
+static bool key_eq(const struct json_key *a, const struct json_key *b)
+{
+	if (!a->esc && !b->esc)
+		return a->len == b->len && memcmp(a->raw, b->raw, a->len) == 0;
+	/* Decode both into small windows, piece by piece. */
+	const uint8_t *p = a->raw, *pe = a->raw + a->len, *q = b->raw, *qe = b->raw + b->len;
+	char x[4], y[4];
+	size_t xn = 0, xi = 0, yn = 0, yi = 0;
+	for (;;) {
+		if (xi == xn && p < pe) {
+			size_t used = 1;
+			if (*p == '\\')
+				xn = unescape_one(p, pe, x, &used);
+			else
+				x[0] = (char)*p, xn = 1;
+			p += used;
+			xi = 0;
+		}
+		if (yi == yn && q < qe) {
+			size_t used = 1;
+			if (*q == '\\')
+				yn = unescape_one(q, qe, y, &used);
+			else
+				y[0] = (char)*q, yn = 1;
+			q += used;
+			yi = 0;
+		}
+		bool xend = xi == xn, yend = yi == yn;
+		if (xend || yend)
+			return xend && yend;
+		if (x[xi++] != y[yi++])
+			return false;
+	}
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	uint64_t x = ((const struct json_key *)a)->hash, y = ((const struct json_key *)b)->hash;
+	return x < y ? -1 : x > y;
+}
+
+/* Do keys [from, to) of the table hold two equal ones? Small objects pairwise,
+ * larger ones sorted by hash (so a hostile object of 50,000 keys costs n log n). */
+static bool has_dup(struct json_key *k, size_t from, size_t to)
+{
+	size_t n = to - from;
+	if (n < 2)
+		return false;
+	if (n <= 8) {
+		for (size_t i = from; i < to; i++)
+			for (size_t j = i + 1; j < to; j++)
+				if (k[i].hash == k[j].hash && key_eq(&k[i], &k[j]))
+					return true;
+		return false;
+	}
+	qsort(k + from, n, sizeof(*k), key_cmp);
+	for (size_t i = from; i + 1 < to; i++)
+		for (size_t j = i + 1; j < to && k[j].hash == k[i].hash; j++)
+			if (key_eq(&k[i], &k[j]))
+				return true;
+	return false;
+}
+
+bool json_check(struct spop_slice doc, struct json_keytab *keys, json_escaped_fn on_escaped, void *arg,
+                struct json_report *r)
+{
+	/* An explicit stack: per open container, whether it is an object and where its
+	 * keys start in the table. */
+	struct { bool obj; size_t kfrom; } st[JSON_MAX_DEPTH + 1];
+	int depth = 0;
+	size_t nk = 0;
+	const uint8_t *p = doc.ptr, *end = doc.ptr + doc.len;
+	enum json_err err = JSON_ERR_SYNTAX;
+	bool esc, uesc;
+
+	r->err = JSON_OK;
+	p = ws(p, end);
+	goto value;
+
+value: /* p at a value */
+	if (p >= end)
+		goto bad;
+	if (*p == '{' || *p == '[') {
+		if (depth == JSON_MAX_DEPTH) {
+			err = JSON_ERR_DEPTH;
+			goto bad;
+		}
+		st[depth].obj = *p == '{';
+		st[depth].kfrom = nk;
+		depth++;
+		p = ws(p + 1, end);
+		if (p < end && *p == (st[depth - 1].obj ? '}' : ']')) {
+			p++;
+			goto close;
+		}
+		if (st[depth - 1].obj)
+			goto key;
+		goto value;
+	}
+	if (*p == '"') {
+		const uint8_t *s = p;
+		if (!(p = check_string(p, end, &esc, &uesc, &err))) {
+			p = s;
+			goto bad;
+		}
+		if (uesc && on_escaped)
+			on_escaped(arg, (struct spop_slice){ s + 1, (size_t)(p - s - 2) });
+	} else {
+		const uint8_t *q;
+		switch (*p) {
+		case 't': q = literal(p, end, "true", 4); break;
+		case 'f': q = literal(p, end, "false", 5); break;
+		case 'n': q = literal(p, end, "null", 4); break;
+		default: q = skip_number(p, end); break;
+		}
+		if (!q)
+			goto bad;
+		p = q;
+	}
+	goto after;
+
+key: /* p at a key of the object on top */
+	if (p >= end || *p != '"')
+		goto bad;
+	{
+		const uint8_t *s = p;
+		if (!(p = check_string(p, end, &esc, &uesc, &err))) {
+			p = s;
+			goto bad;
+		}
+		struct spop_slice raw = { s + 1, (size_t)(p - s - 2) };
+		if (uesc && on_escaped)
+			on_escaped(arg, raw);
+		if (nk == keys->cap) {
+			err = JSON_ERR_DEPTH; /* cannot happen with a table of len/4 + 1 */
+			goto bad;
+		}
+		keys->k[nk++] = (struct json_key){ key_hash(raw.ptr, raw.len, esc), raw.ptr, (uint32_t)raw.len, esc };
+	}
+	p = ws(p, end);
+	if (p >= end || *p != ':')
+		goto bad;
+	p = ws(p + 1, end);
+	goto value;
+
+close: /* the container on top just closed */
+	depth--;
+	if (st[depth].obj) {
+		if (has_dup(keys->k, st[depth].kfrom, nk)) {
+			err = JSON_ERR_DUPKEY;
+			goto bad;
+		}
+		nk = st[depth].kfrom;
+	}
+	/* fall through */
+after: /* a value ended */
+	p = ws(p, end);
+	if (depth == 0) {
+		if (p != end)
+			goto bad;
+		return true;
+	}
+	if (p >= end)
+		goto bad;
+	if (*p == ',') {
+		p = ws(p + 1, end);
+		if (st[depth - 1].obj)
+			goto key;
+		goto value;
+	}
+	if (*p == (st[depth - 1].obj ? '}' : ']')) {
+		p++;
+		goto close;
+	}
+bad:
+	r->err = err;
+	r->at = (size_t)(p - doc.ptr);
+	return false;
 }

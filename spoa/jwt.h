@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "endpoint.h"
 #include "spop.h"
 
 #define JWT_MAX_LEN  8192
@@ -51,6 +52,7 @@ struct jwt_cfg {
 	char models_claim[64];         /* "" or a claim listing model patterns allowed */
 	uint8_t hs_secret[128];        /* HS256 shared secret; len 0: HS256 off */
 	size_t hs_secret_len;
+	struct endpoint_list endpoints;   /* granted to every token beyond the provider's defaults */
 };
 
 struct jwks {

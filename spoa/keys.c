@@ -236,6 +236,13 @@ static int parse_key(const cJSON *o, struct vkey *k, const char *path, char *err
 		return -1;
 	}
 	k->revoked = cJSON_IsTrue(rev);
+	const cJSON *eps = cJSON_GetObjectItemCaseSensitive(o, "endpoints");
+	if (eps) {
+		char where[160];
+		snprintf(where, sizeof(where), "%s.endpoints", path);
+		if (endpoint_list_parse(eps, &k->endpoints, where, err, errlen) < 0)
+			return -1;
+	}
 	const cJSON *secrets = cJSON_GetObjectItemCaseSensitive(o, "secrets"), *s;
 	if (!cJSON_IsArray(secrets) || cJSON_GetArraySize(secrets) < 1 || cJSON_GetArraySize(secrets) > VKEY_MAX_SECRETS) {
 		snprintf(err, errlen, "%s.secrets: expected an array of 1 to %d hashes", path, VKEY_MAX_SECRETS);

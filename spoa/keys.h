@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "endpoint.h"
 #include "spop.h"
 
 #define VKEY_PREFIX     "arch_vk_"
@@ -38,6 +39,7 @@ struct vkey {
 	int nproviders;          /* 0: every provider */
 	char models[16][64];
 	int nmodels;             /* 0: every model */
+	struct endpoint_list endpoints;   /* granted beyond the provider's defaults */
 	int64_t expires;         /* unix seconds; 0: never */
 	bool revoked;
 	struct vkey_secret secrets[VKEY_MAX_SECRETS];

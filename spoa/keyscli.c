@@ -25,6 +25,7 @@
 
 static const char usage[] =
 	"usage: archestra-spoa keys new    --file F [--name N] [--owner O] [--providers P1,P2] [--models GLOB1,GLOB2]\n"
+	"                                  [--endpoint \"METHOD /path\"]... (beyond the provider's inference endpoints)\n"
 	"                                  [--expires YYYY-MM-DD|UNIX_SECONDS] [--meta KEY=VALUE]...\n"
 	"       archestra-spoa keys list   --file F\n"
 	"       archestra-spoa keys revoke --file F ID\n"
@@ -198,6 +199,13 @@ static int cmd_new(const char *file, int argc, char **argv)
 			cJSON_AddItemToObject(entry, "providers", csv_array(v));
 		else if (strcmp(a, "--models") == 0)
 			cJSON_AddItemToObject(entry, "models", csv_array(v));
+		else if (strcmp(a, "--endpoint") == 0) {
+			if (endpoint_check(v) < 0)
+				return fail("--endpoint: expected \"METHOD /path\" like \"POST /files\", not '%s'", v);
+			if (!cJSON_GetObjectItemCaseSensitive(entry, "endpoints"))
+				cJSON_AddItemToObject(entry, "endpoints", cJSON_CreateArray());
+			cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(entry, "endpoints"), cJSON_CreateString(v));
+		}
 		else if (strcmp(a, "--expires") == 0) {
 			if (parse_expiry(v, &expires) < 0)
 				return fail("--expires: expected YYYY-MM-DD or unix seconds, not '%s'", v);

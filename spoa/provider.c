@@ -6,20 +6,53 @@
 #include <string.h>
 
 static const struct provider builtin[] = {
-	{ "openai", "/v1/openai", "/v1", "api.openai.com", CRED_BEARER, SHAPE_OPENAI, true, true },
+	{ "openai", "/v1/openai", "/v1", "api.openai.com", CRED_BEARER, SHAPE_OPENAI, true, true, { .n = 0 } },
 	{ "anthropic", "/v1/anthropic", "", "api.anthropic.com", CRED_X_API_KEY | CRED_BEARER, SHAPE_ANTHROPIC,
-	  true, true },
+	  true, true, { .n = 0 } },
 	{ "gemini", "/v1/gemini", "", "generativelanguage.googleapis.com", CRED_GOOG | CRED_QUERY_KEY | CRED_BEARER,
-	  SHAPE_GEMINI, true, true },
+	  SHAPE_GEMINI, true, true, { .n = 0 } },
 	/* A local OpenAI-compatible server (vLLM, Ollama, llama.cpp): no key needed. */
-	{ "local", "/v1/local", "/v1", "localhost", CRED_BEARER, SHAPE_OPENAI, true, false },
+	{ "local", "/v1/local", "/v1", "localhost", CRED_BEARER, SHAPE_OPENAI, true, false, { .n = 0 } },
 };
+
+/* Inference and model listing: what a key the gateway lends out is for. More is
+ * granted per key, per JWT issuer, or per provider in the config. */
+static const char *const openai_endpoints[] = {
+	"POST /chat/completions", "POST /completions", "POST /responses", "POST /embeddings", "GET /models",
+	"GET /models/*", NULL,
+};
+static const char *const anthropic_endpoints[] = {
+	"POST /v1/messages", "POST /v1/messages/count_tokens", "GET /v1/models", "GET /v1/models/*", NULL,
+};
+static const char *const gemini_endpoints[] = {
+	"POST /v1beta/models/*:generateContent", "POST /v1beta/models/*:streamGenerateContent",
+	"POST /v1beta/models/*:countTokens", "POST /v1beta/models/*:embedContent",
+	"POST /v1beta/models/*:batchEmbedContents", "GET /v1beta/models", "GET /v1beta/models/*",
+	"POST /v1/models/*:generateContent", "POST /v1/models/*:streamGenerateContent", "POST /v1/models/*:countTokens",
+	"POST /v1/models/*:embedContent", "POST /v1/models/*:batchEmbedContents", "GET /v1/models", "GET /v1/models/*",
+	NULL,
+};
+
+static void set_endpoints(struct endpoint_list *l, const char *const *e)
+{
+	for (l->n = 0; e[l->n]; l->n++)
+		snprintf(l->e[l->n], sizeof(l->e[0]), "%s", e[l->n]);
+}
+
+static void default_endpoints(struct provider *p)
+{
+	set_endpoints(&p->endpoints, p->shape == SHAPE_ANTHROPIC ? anthropic_endpoints
+	                             : p->shape == SHAPE_GEMINI  ? gemini_endpoints
+	                                                         : openai_endpoints);
+}
 
 void providers_builtin(struct provider_table *t)
 {
 	memset(t, 0, sizeof(*t));
 	t->n = (int)(sizeof(builtin) / sizeof(builtin[0]));
 	memcpy(t->p, builtin, sizeof(builtin));
+	for (int i = 0; i < t->n; i++)
+		default_endpoints(&t->p[i]);
 }
 
 const struct provider *provider_match(const struct provider_table *t, struct spop_slice path,
@@ -168,6 +201,7 @@ static int apply_one(struct provider_table *t, const cJSON *o, int idx, char *er
 		np.direct_keys = true;
 		np.require_key = true;
 	}
+	bool own_endpoints = false;
 	const cJSON *it;
 	cJSON_ArrayForEach(it, o) {
 		const char *k = it->string;
@@ -207,6 +241,12 @@ static int apply_one(struct provider_table *t, const cJSON *o, int idx, char *er
 				snprintf(err, errlen, "%s.error_shape: expected \"openai\", \"anthropic\" or \"gemini\"", path);
 				return -1;
 			}
+		} else if (strcmp(k, "endpoints") == 0) {
+			char where[64];
+			snprintf(where, sizeof(where), "%s.endpoints", path);
+			if (endpoint_list_parse(it, &np.endpoints, where, err, errlen) < 0)
+				return -1;
+			own_endpoints = true;
 		} else if (strcmp(k, "direct_keys") == 0 || strcmp(k, "require_key") == 0) {
 			if (!cJSON_IsBool(it)) {
 				snprintf(err, errlen, "%s.%s: expected true or false", path, k);
@@ -215,11 +255,13 @@ static int apply_one(struct provider_table *t, const cJSON *o, int idx, char *er
 			*(k[0] == 'd' ? &np.direct_keys : &np.require_key) = cJSON_IsTrue(it);
 		} else {
 			snprintf(err, errlen,
-			         "%s.%s: unknown key (known: name, enabled, prefix, upstream_base, host, credential, error_shape, direct_keys, require_key)",
+			         "%s.%s: unknown key (known: name, enabled, prefix, upstream_base, host, credential, error_shape, endpoints, direct_keys, require_key)",
 			         path, k);
 			return -1;
 		}
 	}
+	if (!own_endpoints && (!p || np.shape != p->shape))
+		default_endpoints(&np); /* a new provider, or one whose dialect changed */
 	if (!np.prefix[0] || !np.host[0]) {
 		snprintf(err, errlen, "%s: a new provider needs \"prefix\" and \"host\"", path);
 		return -1;

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "endpoint.h"
 #include "errjson.h"
 #include "spop.h"
 
@@ -31,6 +32,7 @@ struct provider {
 	enum err_shape shape;
 	bool direct_keys;        /* the caller's own provider key passes through */
 	bool require_key;        /* false for local servers that need none */
+	struct endpoint_list endpoints;   /* what a substituted key may reach by default */
 };
 
 struct provider_table {

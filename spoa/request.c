@@ -2,6 +2,7 @@
 #include "request.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fasthash.h"
@@ -82,6 +83,181 @@ static const char *cred_hint(unsigned where)
 	return "an Authorization: Bearer header";
 }
 
+/* ---- scratch ---- */
+
+static bool grow(char **buf, size_t *cap, size_t want, size_t unit)
+{
+	if (*cap >= want)
+		return true;
+	size_t n = want + want / 2;
+	void *p = realloc(*buf, n * unit);
+	if (!p)
+		return false;
+	*buf = p;
+	*cap = n;
+	return true;
+}
+
+bool read_scratch_fit(struct read_scratch *s, size_t body_len, size_t extra)
+{
+	s->arena.used = s->text.used = 0;
+	char *k = (char *)s->keys.k;
+	bool ok = grow(&s->arena.buf, &s->arena.cap, body_len + extra, 1) &&
+	          grow(&s->text.buf, &s->text.cap, body_len + body_len / 4 + 16, 1) && /* + a separator per string */
+	          grow(&k, &s->keys.cap, body_len / 4 + 2, sizeof(struct json_key));
+	s->keys.k = (struct json_key *)(void *)k;
+	return ok;
+}
+
+void read_scratch_free(struct read_scratch *s)
+{
+	free(s->arena.buf);
+	free(s->text.buf);
+	free(s->keys.k);
+	memset(s, 0, sizeof(*s));
+}
+
+static int hexv(uint8_t c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static bool unreserved(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+	       c == '_' || c == '~';
+}
+
+/* The path as the provider will resolve it, or NULL and why not. Percent escapes
+ * of unreserved characters, ':' and '@' are decoded (the same path to any server);
+ * every other escape, dot segments, empty segments, backslashes, ';' and bytes
+ * outside printable ASCII are refused, since servers and proxies disagree on them. */
+static const char *normalize_path(struct spop_slice in, struct json_arena *a, struct spop_slice *out)
+{
+	if (in.len == 0 || in.ptr[0] != '/')
+		return "it does not start with '/'";
+	bool pct = memchr(in.ptr, '%', in.len) != NULL;
+	char *d = a->buf + a->used;
+	size_t o = 0;
+	if (pct && a->cap - a->used < in.len)
+		return "it is too long";
+	for (size_t i = 0; i < in.len; i++) {
+		uint8_t c = in.ptr[i];
+		if (c == '%') {
+			int hi = i + 2 < in.len ? hexv(in.ptr[i + 1]) : -1, lo = hi >= 0 ? hexv(in.ptr[i + 2]) : -1;
+			if (lo < 0)
+				return "it has a malformed percent escape";
+			c = (uint8_t)(hi << 4 | lo);
+			if (!unreserved(c) && c != ':' && c != '@')
+				return "it has a percent escape of a character that must stay literal ('/', '.', '%', ...)";
+			if (c == '.')
+				return "it has an escaped dot";
+			i += 2;
+		} else if (c <= 0x20 || c >= 0x7f || c == '\\' || c == ';' || c == '"' || c == '<' || c == '>' || c == '`' ||
+		           c == '{' || c == '}' || c == '|' || c == '^' || c == '#' || c == '?') {
+			return "it has a character that is not allowed in a path";
+		}
+		if (pct)
+			d[o] = (char)c;
+		o++;
+	}
+	const uint8_t *p = pct ? (const uint8_t *)d : in.ptr;
+	/* segments: none empty (no "//", no trailing '/'), none "." or ".."; "/" alone is a path */
+	for (size_t i = 0; i < o && o > 1;) {
+		size_t j = i + 1;
+		while (j < o && p[j] != '/')
+			j++;
+		size_t n = j - i - 1;
+		if (n == 0)
+			return "it has an empty segment ('//' or a trailing '/')";
+		if ((n == 1 && p[i + 1] == '.') || (n == 2 && p[i + 1] == '.' && p[i + 2] == '.'))
+			return "it has a '.' or '..' segment";
+		i = j;
+	}
+	if (pct)
+		a->used += o;
+	*out = (struct spop_slice){ p, o };
+	return NULL;
+}
+
+/* The query to forward: as sent, except that when the gateway substitutes its own
+ * key, every parameter named "key" (in any case or escape) leaves. */
+static struct spop_slice forward_query(struct spop_slice q, bool drop_keys, struct json_arena *a)
+{
+	if (!drop_keys)
+		return q;
+	char *d = a->buf + a->used;
+	size_t o = 0;
+	const uint8_t *p = q.ptr, *end = q.ptr + q.len;
+	while (p < end) {
+		const uint8_t *amp = memchr(p, '&', (size_t)(end - p)), *pe = amp ? amp : end;
+		const uint8_t *eq = memchr(p, '=', (size_t)(pe - p)), *ne = eq ? eq : pe;
+		char name[4];
+		size_t nl = 0;
+		bool is_key = true;
+		for (const uint8_t *s = p; s < ne && is_key; s++) {
+			int ch = *s;
+			if (ch == '%' && ne - s > 2 && hexv(s[1]) >= 0 && hexv(s[2]) >= 0) {
+				ch = hexv(s[1]) << 4 | hexv(s[2]);
+				s += 2;
+			} else if (ch == '+') {
+				ch = ' ';
+			}
+			if (nl == 3)
+				is_key = false;
+			else
+				name[nl++] = (char)(ch | 0x20);
+		}
+		if (!(is_key && nl == 3 && memcmp(name, "key", 3) == 0) && pe > p) {
+			if (o)
+				d[o++] = '&';
+			memcpy(d + o, p, (size_t)(pe - p));
+			o += (size_t)(pe - p);
+		}
+		p = amp ? amp + 1 : end;
+	}
+	a->used += o;
+	return (struct spop_slice){ (const uint8_t *)d, o };
+}
+
+/* The credential's owner with every byte outside the identity set as %XX, so it is
+ * as safe as a header value in logs, tags and the call context. */
+static struct spop_slice safe_owner(struct spop_slice v, struct json_arena *a)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = v.len > IDENTITY_MAX_LEN ? IDENTITY_MAX_LEN : v.len;
+	if (a->cap - a->used < 3 * n)
+		return (struct spop_slice){ NULL, 0 };
+	char *d = a->buf + a->used;
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = v.ptr[i];
+		if (identity_char_ok(c)) {
+			d[o++] = (char)c;
+		} else {
+			d[o++] = '%';
+			d[o++] = hex[c >> 4];
+			d[o++] = hex[c & 15];
+		}
+	}
+	a->used += o;
+	return (struct spop_slice){ (const uint8_t *)d, o };
+}
+
+/* The value of the first header `name` (lower case), trimmed; empty when absent. */
+static struct spop_slice header(const struct spop_data *hdrs, const char *name)
+{
+	struct spop_slice n, v, none = { NULL, 0 };
+	size_t len = strlen(name);
+	if (!is_text(hdrs))
+		return none;
+	struct spop_reader r = { hdrs->v.s.ptr, hdrs->v.s.ptr + hdrs->v.s.len };
+	while (hdrs_next(&r, &n, &v) == 1)
+		if (slice_ieq(n, name, len))
+			return slice_trim(v);
+	return none;
+}
+
 static void refuse(struct req_decision *d, int status, const char *reason, const char *msg, const char *tail)
 {
 	d->status = status;
@@ -105,11 +281,37 @@ static void model_from_path(struct spop_slice rest, struct req_decision *d)
 	}
 }
 
-static void add_tool(struct req_decision *d, const struct json_val *name)
+/* Where the reading of a body puts what it decodes, and what it found wrong. */
+struct reader {
+	struct json_arena *arena;
+	const char *bad;               /* why the body is refused (400 invalid_field), or NULL */
+};
+
+static void invalid(struct reader *rd, const char *why)
+{
+	if (!rd->bad)
+		rd->bad = why; /* the first problem is the one reported */
+}
+
+/* A string the agent compares (a name, an id, a role), decoded. */
+static bool text_of(struct reader *rd, const struct json_val *v, struct spop_slice *out)
+{
+	if (json_as_string(v, rd->arena, out))
+		return true;
+	out->ptr = NULL;
+	out->len = 0;
+	return false;
+}
+
+static void add_tool(struct reader *rd, const struct json_val *name, struct req_decision *d)
 {
 	struct spop_slice s;
-	if (!json_as_plain_string(name, &s) || s.len == 0)
+	if (name->kind == JSON_NULL)
 		return;
+	if (!text_of(rd, name, &s)) {
+		invalid(rd, "a tool's name must be a string");
+		return;
+	}
 	if (d->ntools == POLICY_MAX_TOOLS)
 		d->tools_truncated = true;
 	else
@@ -117,26 +319,36 @@ static void add_tool(struct req_decision *d, const struct json_val *name)
 }
 
 /* Tool names as each provider declares them: OpenAI tools[].function.name and
- * functions[].name, Anthropic tools[].name, Gemini tools[].functionDeclarations[].name. */
-static void collect_tools(const struct json_val *arr, struct req_decision *d)
+ * functions[].name (and the Responses API's tools[].name), Anthropic tools[].name,
+ * Gemini tools[].functionDeclarations[].name (or function_declarations: its JSON
+ * mapping accepts both spellings). */
+static void collect_tools(struct reader *rd, const struct json_val *arr, struct req_decision *d)
 {
 	struct json_aiter it;
 	struct json_val el, v;
-	if (!json_aiter_init(&it, arr))
+	if (arr->kind == JSON_NULL)
 		return;
+	if (!json_aiter_init(&it, arr)) {
+		invalid(rd, "tools must be an array");
+		return;
+	}
 	while (json_aiter_next(&it, &el) == 1) {
 		if (el.kind != JSON_OBJECT)
 			continue;
-		if (json_get_path(el.raw, "function.name", &v) || json_get(el.raw, "name", &v)) {
-			add_tool(d, &v);
-		} else if (json_get(el.raw, "functionDeclarations", &v)) {
+		if (json_get_path(el.raw, "function.name", &v))
+			add_tool(rd, &v, d);
+		if (json_get(el.raw, "name", &v))
+			add_tool(rd, &v, d);
+		for (int spelling = 0; spelling < 2; spelling++) {
+			if (!json_get(el.raw, spelling ? "function_declarations" : "functionDeclarations", &v))
+				continue;
 			struct json_aiter fi;
 			struct json_val f, n;
 			if (!json_aiter_init(&fi, &v))
 				continue;
 			while (json_aiter_next(&fi, &f) == 1)
 				if (f.kind == JSON_OBJECT && json_get(f.raw, "name", &n))
-					add_tool(d, &n);
+					add_tool(rd, &n, d);
 		}
 	}
 }
@@ -152,41 +364,47 @@ struct call_names {
 	int n;
 };
 
-static void remember_call(struct call_names *cn, const struct json_val *id, const struct json_val *name)
+static void remember_call(struct reader *rd, struct call_names *cn, const struct json_val *id,
+                          const struct json_val *name)
 {
 	struct spop_slice i, nm;
-	if (cn->n < MAX_CALL_IDS && json_as_plain_string(id, &i) && json_as_plain_string(name, &nm)) {
+	if (cn->n < MAX_CALL_IDS && text_of(rd, id, &i) && text_of(rd, name, &nm)) {
 		cn->id[cn->n] = i;
 		cn->name[cn->n++] = nm;
 	}
 }
 
-static struct spop_slice name_of(const struct call_names *cn, const struct json_val *id)
+static struct spop_slice name_of(struct reader *rd, const struct call_names *cn, const struct json_val *id)
 {
 	struct spop_slice i;
-	if (json_as_plain_string(id, &i))
+	if (text_of(rd, id, &i))
 		for (int k = cn->n - 1; k >= 0; k--)
 			if (cn->id[k].len == i.len && memcmp(cn->id[k].ptr, i.ptr, i.len) == 0)
 				return cn->name[k];
 	return (struct spop_slice){ NULL, 0 };
 }
 
-/* A tool result's text: a plain JSON string's contents, else the raw JSON value. */
-static struct spop_slice content_of(struct spop_slice obj, const char *key)
+/* A tool result's text: a JSON string's decoded contents, else the raw JSON value. */
+static struct spop_slice content_of(struct reader *rd, struct spop_slice obj, const char *key)
 {
 	struct json_val v;
 	struct spop_slice s = { NULL, 0 };
-	if (json_get(obj, key, &v) && !json_as_plain_string(&v, &s))
+	if (json_get(obj, key, &v) && !text_of(rd, &v, &s))
 		s = v.raw;
 	return s;
 }
 
-static bool conversation_untrusted(const struct policy *p, const struct spop_data *body)
+static bool get_either(struct spop_slice obj, const char *a, const char *b, struct json_val *v)
+{
+	return json_get(obj, a, v) || json_get(obj, b, v);
+}
+
+static bool conversation_untrusted(struct reader *rd, const struct policy *p, struct spop_slice body)
 {
 	struct json_val msgs, m, v, blk, w;
 	struct json_aiter it, bi;
 	struct call_names cn = { .n = 0 };
-	if (!is_text(body) || !(json_get(body->v.s, "messages", &msgs) || json_get(body->v.s, "contents", &msgs)))
+	if (!(json_get(body, "messages", &msgs) || json_get(body, "contents", &msgs)))
 		return false;
 	if (!json_aiter_init(&it, &msgs))
 		return false;
@@ -195,20 +413,23 @@ static bool conversation_untrusted(const struct policy *p, const struct spop_dat
 			continue;
 		struct spop_slice role = { NULL, 0 };
 		if (json_get(m.raw, "role", &v))
-			json_as_plain_string(&v, &role);
+			text_of(rd, &v, &role);
 		if (json_get(m.raw, "tool_calls", &v) && json_aiter_init(&bi, &v))
 			while (json_aiter_next(&bi, &blk) == 1) {
 				struct json_val id, nm;
 				if (blk.kind == JSON_OBJECT && json_get(blk.raw, "id", &id) && json_get_path(blk.raw, "function.name", &nm))
-					remember_call(&cn, &id, &nm);
+					remember_call(rd, &cn, &id, &nm);
 			}
 		if (SPOP_SLICE_IS(role, "tool") && json_get(m.raw, "tool_call_id", &v) &&
-		    !policy_tool_trusted(p, name_of(&cn, &v), content_of(m.raw, "content")))
+		    !policy_tool_trusted(p, name_of(rd, &cn, &v), content_of(rd, m.raw, "content")))
 			return true;
-		if (SPOP_SLICE_IS(role, "function") && json_get(m.raw, "name", &v)) {
+		if (SPOP_SLICE_IS(role, "tool") && !json_get(m.raw, "tool_call_id", &v))
+			return true; /* a result we cannot name */
+		if (SPOP_SLICE_IS(role, "function")) {
 			struct spop_slice nm = { NULL, 0 };
-			json_as_plain_string(&v, &nm);
-			if (!policy_tool_trusted(p, nm, content_of(m.raw, "content")))
+			if (json_get(m.raw, "name", &v))
+				text_of(rd, &v, &nm);
+			if (!policy_tool_trusted(p, nm, content_of(rd, m.raw, "content")))
 				return true;
 		}
 		/* Anthropic content blocks and Gemini parts */
@@ -219,20 +440,21 @@ static bool conversation_untrusted(const struct policy *p, const struct spop_dat
 				continue;
 			struct spop_slice type = { NULL, 0 }, nm = { NULL, 0 };
 			if (json_get(blk.raw, "type", &w))
-				json_as_plain_string(&w, &type);
-			struct json_val id, name;
+				text_of(rd, &w, &type);
+			struct json_val id, name, fr;
 			if (SPOP_SLICE_IS(type, "tool_use") && json_get(blk.raw, "id", &id) && json_get(blk.raw, "name", &name))
-				remember_call(&cn, &id, &name);
-			if (SPOP_SLICE_IS(type, "tool_result") && json_get(blk.raw, "tool_use_id", &id) &&
-			    !policy_tool_trusted(p, name_of(&cn, &id), content_of(blk.raw, "content")))
-				return true;
-			if (json_get_path(blk.raw, "functionResponse.name", &name)) {
-				json_as_plain_string(&name, &nm);
-				struct json_val fr;
-				struct spop_slice body_of = { NULL, 0 };
-				if (json_get(blk.raw, "functionResponse", &fr))
-					body_of = content_of(fr.raw, "response");
-				if (!policy_tool_trusted(p, nm, body_of))
+				remember_call(rd, &cn, &id, &name);
+			if (SPOP_SLICE_IS(type, "tool_result")) {
+				if (!json_get(blk.raw, "tool_use_id", &id) ||
+				    !policy_tool_trusted(p, name_of(rd, &cn, &id), content_of(rd, blk.raw, "content")))
+					return true;
+			}
+			if (get_either(blk.raw, "functionResponse", "function_response", &fr)) {
+				if (fr.kind != JSON_OBJECT)
+					return true;
+				if (json_get(fr.raw, "name", &name))
+					text_of(rd, &name, &nm);
+				if (!policy_tool_trusted(p, nm, content_of(rd, fr.raw, "response")))
 					return true;
 			}
 		}
@@ -240,39 +462,109 @@ static bool conversation_untrusted(const struct policy *p, const struct spop_dat
 	return false;
 }
 
-/* "model" and "stream" among the top-level members, in one pass; a truncated or
- * broken body yields what came before the damage. */
-static void model_from_body(const struct spop_data *body, struct req_decision *d)
+/* A model name: what the provider routes on, and what logs and tags carry. */
+static bool model_ok(struct spop_slice m)
 {
-	if (!is_text(body))
+	if (m.len == 0 || m.len > 256)
+		return false;
+	for (size_t i = 0; i < m.len; i++) {
+		uint8_t c = m.ptr[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == ':' || c == '/' || c == '@' || c == '+' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* A token limit: a whole number by its value (1e5 is 100000), or null. */
+static void read_limit(struct reader *rd, const struct json_val *v, bool gemini, int64_t *out)
+{
+	int64_t n;
+	if (v->kind == JSON_NULL)
 		return;
+	int r = json_as_whole(v, &n);
+	if (r < 0) {
+		invalid(rd, gemini ? "maxOutputTokens must be a number" : "max_tokens must be a number");
+		return;
+	}
+	if (r == 0) {
+		invalid(rd, gemini ? "maxOutputTokens must be a whole number" : "max_tokens must be a whole number");
+		return;
+	}
+	if (n > *out)
+		*out = n;
+}
+
+/* The members the policy reads, from a body json_check accepted: each one once,
+ * decoded, of the type the provider requires, or the body is refused. */
+static void read_body(struct reader *rd, const struct provider *prov, struct spop_slice body, struct req_decision *d)
+{
 	struct json_iter it;
 	struct spop_slice k;
-	struct json_val v;
-	if (!json_iter_init(&it, body->v.s))
-		return;
+	struct json_val v, m;
+	if (!json_iter_init(&it, body))
+		return; /* an array or a scalar: nothing the policy reads */
+	bool gemini = prov->shape == SHAPE_GEMINI;
 	while (json_iter_next(&it, &k, &v) == 1) {
-		int64_t n;
-		if (SPOP_SLICE_IS(k, "model")) {
+		if (json_key_is(k, "model")) {
 			struct spop_slice s;
-			if (json_as_plain_string(&v, &s) && d->model.len == 0)
+			if (v.kind == JSON_NULL)
+				continue;
+			if (!text_of(rd, &v, &s) || !model_ok(s)) {
+				invalid(rd, "model must be a name of 1 to 256 characters of A-Z a-z 0-9 . _ : / @ + -");
+				continue;
+			}
+			if (!gemini) /* Gemini routes on the model in the path */
 				d->model = s;
-		} else if (SPOP_SLICE_IS(k, "stream")) {
-			d->stream = v.kind == JSON_TRUE;
-		} else if (SPOP_SLICE_IS(k, "max_tokens") || SPOP_SLICE_IS(k, "max_completion_tokens") ||
-		           SPOP_SLICE_IS(k, "max_output_tokens")) {
-			if (json_as_int(&v, &n) && n > d->output_tokens)
-				d->output_tokens = n;
-		} else if (SPOP_SLICE_IS(k, "generationConfig")) {
-			struct json_val m;
-			if (json_get(v.raw, "maxOutputTokens", &m) && json_as_int(&m, &n) && n > d->output_tokens)
-				d->output_tokens = n;
-		} else if (SPOP_SLICE_IS(k, "messages") || SPOP_SLICE_IS(k, "contents")) {
-			d->messages = json_array_len(&v);
-		} else if (SPOP_SLICE_IS(k, "tools") || SPOP_SLICE_IS(k, "functions")) {
-			collect_tools(&v, d);
+		} else if (json_key_is(k, "stream")) {
+			if (v.kind != JSON_TRUE && v.kind != JSON_FALSE && v.kind != JSON_NULL)
+				invalid(rd, "stream must be true or false");
+			if (!gemini)
+				d->stream = v.kind == JSON_TRUE;
+		} else if (json_key_is(k, "max_tokens") || json_key_is(k, "max_completion_tokens") ||
+		           json_key_is(k, "max_output_tokens")) {
+			read_limit(rd, &v, false, &d->output_tokens);
+		} else if (json_key_is(k, "generationConfig") || json_key_is(k, "generation_config")) {
+			if (v.kind == JSON_NULL)
+				continue;
+			if (v.kind != JSON_OBJECT) {
+				invalid(rd, "generationConfig must be an object");
+				continue;
+			}
+			bool a = json_get(v.raw, "maxOutputTokens", &m);
+			if (a)
+				read_limit(rd, &m, true, &d->output_tokens);
+			if (json_get(v.raw, "max_output_tokens", &m)) {
+				if (a)
+					invalid(rd, "maxOutputTokens is given twice (maxOutputTokens and max_output_tokens)");
+				read_limit(rd, &m, true, &d->output_tokens);
+			}
+		} else if (json_key_is(k, "messages") || json_key_is(k, "contents")) {
+			if (v.kind == JSON_NULL)
+				continue;
+			long n = json_array_len(&v);
+			if (n < 0 && v.kind != JSON_STRING) /* Gemini and the Responses API take a string too */
+				invalid(rd, "messages must be an array");
+			if (n > d->messages)
+				d->messages = n;
+		} else if (json_key_is(k, "tools") || json_key_is(k, "functions")) {
+			collect_tools(rd, &v, d);
 		}
 	}
+	/* Two spellings of one field (Gemini's JSON mapping takes both) are a duplicate. */
+	if (gemini && json_get(body, "generationConfig", &v) && json_get(body, "generation_config", &m))
+		invalid(rd, "generationConfig is given twice (generationConfig and generation_config)");
+}
+
+/* The DLP reads strings decoded: each string holding a \u escape is appended,
+ * decoded, to the text arena (json_check's callback). */
+static void collect_escaped(void *arg, struct spop_slice raw)
+{
+	struct json_arena *t = arg;
+	if (t->cap - t->used < raw.len + 1)
+		return; /* cannot happen: read_scratch_fit sized it for the whole body */
+	t->used += json_unescape(raw, t->buf + t->used);
+	t->buf[t->used++] = '\n';
 }
 
 /* Sets the real provider key the gateway holds for this call. */
@@ -359,6 +651,7 @@ static void jwt_credential(const struct decide_env *env, struct req_decision *d)
 	snprintf(d->jwt_user, sizeof(d->jwt_user), "%s", c->user);
 	d->njwt_scope = c->nscope;
 	memcpy(d->jwt_scope, c->scope, sizeof(d->jwt_scope));
+	d->grant = &auth->jwt.endpoints;
 	substitute_key(auth, d);
 	if (!d->status)
 		d->owner = (struct spop_slice){ (const uint8_t *)d->jwt_user, strlen(d->jwt_user) };
@@ -397,59 +690,146 @@ static void virtual_key(const struct auth *auth, int64_t now, struct req_decisio
 		refuse(d, 401, vkey_result_reason(r), "unknown virtual key", NULL);
 		return;
 	}
+	d->grant = &k->endpoints;
 	substitute_key(auth, d);
 	if (!d->status)
 		d->owner = (struct spop_slice){ (const uint8_t *)k->owner, strlen(k->owner) };
+}
+
+static bool method_override(const struct spop_data *hdrs)
+{
+	return header(hdrs, "x-http-method-override").len || header(hdrs, "x-http-method").len ||
+	       header(hdrs, "x-method-override").len;
+}
+
+/* Is a body that is not JSON expected (multipart uploads)? Every other body is
+ * read as JSON whatever its Content-Type says, since servers parse it anyway. */
+static bool multipart(const struct spop_data *hdrs)
+{
+	struct spop_slice ct = header(hdrs, "content-type");
+	return ct.len >= 19 && slice_ieq((struct spop_slice){ ct.ptr, 19 }, "multipart/form-data", 19);
+}
+
+static void scan_dlp(const struct dlp_cfg *dc, struct spop_slice raw, const struct json_arena *text, struct dlp_result *r)
+{
+	struct dlp_result t;
+	dlp_scan(dc, raw, r);
+	if (!text->used)
+		return;
+	dlp_scan(dc, (struct spop_slice){ (const uint8_t *)text->buf, text->used }, &t);
+	r->found |= t.found;
+	r->deny = -1;
+	for (int k = 0; k < DLP_BUILTIN + dc->ncustom; k++)
+		if ((r->found & (1u << k)) && dlp_action_of(dc, k) == DLP_DENY) {
+			r->deny = k;
+			break;
+		}
 }
 
 void request_decide(const struct request_cfg *cfg, const struct decide_env *env, const struct spop_msg *m,
                     struct req_decision *d)
 {
 	static const struct decide_env none;
+	static _Thread_local struct read_scratch own; /* for callers that bring none: unit tests */
 	if (!env)
 		env = &none;
+	struct read_scratch *sc = env->scratch ? env->scratch : &own;
 	memset(d, 0, sizeof(*d));
 	d->reason = "allowed";
 	d->output_tokens = d->messages = -1;
 
-	const struct spop_data *path = SPOP_MSG_ARG(m, "path");
+	const struct spop_data *path = SPOP_MSG_ARG(m, "path"), *body = SPOP_MSG_ARG(m, "body");
+	const struct spop_data *hdrs = SPOP_MSG_ARG(m, "hdrs"), *query = SPOP_MSG_ARG(m, "query");
+	const struct spop_data *method = SPOP_MSG_ARG(m, "method");
+	struct spop_slice bs = is_text(body) ? body->v.s : (struct spop_slice){ NULL, 0 };
+	struct spop_slice qs = is_text(query) ? query->v.s : (struct spop_slice){ NULL, 0 };
 	if (!is_text(path) || path->v.s.len == 0) {
 		refuse(d, 400, "bad_request", "the request has no path", NULL);
 		return;
 	}
-	d->prov = provider_match(cfg->providers, path->v.s, &d->rest);
+	if (!read_scratch_fit(sc, 2 * bs.len, 3 * path->v.s.len + 2 * qs.len + 2048)) {
+		refuse(d, 503, "agent_out_of_memory", "the policy agent is out of memory; retry", NULL);
+		return;
+	}
+	struct spop_slice npath;
+	const char *why = normalize_path(path->v.s, &sc->arena, &npath);
+	if (why) {
+		refuse(d, 400, "invalid_path", "the path is refused: ", why);
+		d->prov = provider_match(cfg->providers, path->v.s, &d->rest); /* for the error's shape only */
+		return;
+	}
+	d->prov = provider_match(cfg->providers, npath, &d->rest);
 	if (!d->prov) {
 		char known[160];
 		providers_list(cfg->providers, known, sizeof(known));
 		refuse(d, 404, "unknown_provider", "no LLM provider is routed at this path; known prefixes: ", known);
 		return;
 	}
+	if (method_override(hdrs)) {
+		refuse(d, 400, "method_override_refused",
+		       "method override headers (X-HTTP-Method-Override and the like) are not accepted", NULL);
+		return;
+	}
 
 	if (d->prov->shape == SHAPE_GEMINI)
 		model_from_path(d->rest, d);
-	model_from_body(SPOP_MSG_ARG(m, "body"), d); /* Gemini: limits and contents; the path named the model */
-	if (identity_parse(SPOP_MSG_ARG(m, "hdrs"), cfg->drop_invalid_identity, &d->id, &d->id_err, &d->id_dropped) < 0) {
+	if (identity_parse(hdrs, cfg->drop_invalid_identity, &d->id, &d->id_err, &d->id_dropped) < 0) {
 		d->status = 400;
 		d->reason = "invalid_identity_header";
 		snprintf(d->message, sizeof(d->message), "archestra: %s is invalid: %s", d->id_err.header, d->id_err.why);
 		return;
 	}
 
-	int64_t len, size;
-	d->truncated = as_int(SPOP_MSG_ARG(m, "body_len"), &len) && as_int(SPOP_MSG_ARG(m, "body_size"), &size) &&
-	               size > len && len >= 0;
+	/* Whole, or not: HAProxy says how much it announced (body_size) and whether
+	 * the end of the message is in its buffer (eom), which also covers chunked and
+	 * HTTP/2 bodies without a length. */
+	int64_t len = 0, size = 0;
+	const struct spop_data *eom = SPOP_MSG_ARG(m, "eom");
+	bool have_len = as_int(SPOP_MSG_ARG(m, "body_len"), &len);
+	as_int(SPOP_MSG_ARG(m, "body_size"), &size);
+	d->truncated = (have_len && size > len && len >= 0) || (eom && eom->type == SPOP_T_BOOL && !eom->v.b);
 	if (d->truncated && cfg->truncated == TRUNC_DENY) {
 		d->status = 413;
 		d->reason = "body_truncated";
-		snprintf(d->message, sizeof(d->message),
-		         "archestra: the request body (%lld bytes) is larger than what HAProxy buffers for inspection "
-		         "(%lld bytes, tune.bufsize); send a smaller request or raise tune.bufsize",
-		         (long long)size, (long long)len);
+		if (size > len)
+			snprintf(d->message, sizeof(d->message),
+			         "archestra: the request body (%lld bytes) is larger than what HAProxy buffers for inspection "
+			         "(%lld bytes, tune.bufsize); send a smaller request or raise tune.bufsize",
+			         (long long)size, (long long)len);
+		else
+			snprintf(d->message, sizeof(d->message),
+			         "archestra: the request body is larger than what HAProxy buffers for inspection (more than "
+			         "%lld bytes, tune.bufsize); send a smaller request or raise tune.bufsize", (long long)len);
 		return;
 	}
 
-	int n = request_credential(SPOP_MSG_ARG(m, "hdrs"), SPOP_MSG_ARG(m, "query"), d->prov->cred, &d->credential,
-	                           &d->cred_where);
+	/* One reading of the body, the provider's (see jsonscan.h), unless it is a
+	 * multipart upload or arrived truncated under truncated_body: allow. */
+	struct reader rd = { .arena = &sc->arena };
+	bool json = false;
+	size_t i = 0;
+	while (i < bs.len && (bs.ptr[i] == ' ' || bs.ptr[i] == '\t' || bs.ptr[i] == '\n' || bs.ptr[i] == '\r'))
+		i++;
+	if (i < bs.len && !d->truncated && !multipart(hdrs)) {
+		struct json_report jr;
+		if (!json_check(bs, &sc->keys, collect_escaped, &sc->text, &jr)) {
+			static const char *const reasons[] = { "allowed", "invalid_json", "json_too_deep", "duplicate_key",
+			                                       "invalid_utf8" };
+			d->status = 400;
+			d->reason = reasons[jr.err];
+			snprintf(d->message, sizeof(d->message), "archestra: the request body is refused: %s (at byte %zu)",
+			         json_err_text(jr.err), jr.at);
+			return;
+		}
+		json = true;
+		read_body(&rd, d->prov, bs, d);
+		if (rd.bad) {
+			refuse(d, 400, "invalid_field", "the request body is refused: ", rd.bad);
+			return;
+		}
+	}
+
+	int n = request_credential(hdrs, query, d->prov->cred, &d->credential, &d->cred_where);
 	if (n > 1) {
 		refuse(d, 400, "ambiguous_credential", "the request carries more than one different API key; send exactly one",
 		       NULL);
@@ -476,15 +856,37 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 		}
 	}
 
+	/* A key the gateway lends out reaches what its grant names: the provider's
+	 * inference endpoints, plus what the key or the issuer adds. */
+	struct spop_slice meth = is_text(method) ? method->v.s : (struct spop_slice){ (const uint8_t *)"GET", 3 };
+	if (d->auth_hdr && !endpoint_allowed(&d->prov->endpoints, meth, d->rest) &&
+	    !(d->grant && endpoint_allowed(d->grant, meth, d->rest))) {
+		d->status = 403;
+		d->reason = "endpoint_not_granted";
+		snprintf(d->message, sizeof(d->message),
+		         "archestra: this key may not reach %.*s %.*s (grant it with the key's or the issuer's \"endpoints\")",
+		         (int)(meth.len > 10 ? 10 : meth.len), meth.ptr, (int)(d->rest.len > 100 ? 100 : d->rest.len),
+		         d->rest.ptr);
+		d->auth_hdr = NULL;
+		return;
+	}
+
+	/* Authenticated beats declared: the credential's owner is the user. */
+	if (d->owner.len) {
+		d->owner = safe_owner(d->owner, &sc->arena);
+		struct spop_slice *u = &d->id.v[ID_USER];
+		d->user_overridden = u->len && !(u->len == d->owner.len && memcmp(u->ptr, d->owner.ptr, u->len) == 0);
+		*u = d->owner;
+	}
+
 	/* Policy last: it may scope on who the credential turned out to be. */
 	if (env->auth && env->auth->policy.n) {
-		int64_t blen = 0, bsize = 0;
 		struct policy_input pin = {
 			.id = &d->id, .output_tokens = d->output_tokens, .messages = d->messages, .stream = d->stream,
 		};
-		as_int(SPOP_MSG_ARG(m, "body_len"), &blen);
-		as_int(SPOP_MSG_ARG(m, "body_size"), &bsize);
-		pin.body_bytes = bsize > blen ? bsize : blen;
+		pin.body_bytes = size > len ? size : len;
+		if (!have_len)
+			pin.body_bytes = (int64_t)bs.len;
 		pin.tools = d->tools;
 		pin.ntools = d->ntools;
 		pin.tools_truncated = d->tools_truncated;
@@ -495,7 +897,7 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 		pin.v[SC_KEY_ID] = (struct spop_slice){ (const uint8_t *)d->key_id, strlen(d->key_id) };
 		pin.v[SC_KEY_OWNER] = d->owner;
 		pin.v[SC_AGENT_ID] = d->id.v[ID_AGENT];
-		pin.v[SC_USER_ID] = d->id.v[ID_USER].len ? d->id.v[ID_USER] : d->owner;
+		pin.v[SC_USER_ID] = d->id.v[ID_USER];
 		policy_eval(&env->auth->policy, &pin, &d->policy);
 		if (d->policy.deny) {
 			d->status = 403;
@@ -506,12 +908,12 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 		}
 	}
 
-	/* DLP over the raw body: secrets sit in JSON strings as they are. */
-	const struct spop_data *body = SPOP_MSG_ARG(m, "body");
-	if (env->auth && env->auth->policy.dlp.enabled && body && spop_data_is_text(body)) {
+	/* DLP over the raw body (every string without a \u escape reads the same
+	 * there) and over the decoded text of those with one. */
+	if (env->auth && env->auth->policy.dlp.enabled && bs.ptr) {
 		const struct dlp_cfg *dc = &env->auth->policy.dlp;
 		struct dlp_result r;
-		dlp_scan(dc, body->v.s, &r);
+		scan_dlp(dc, bs, &sc->text, &r);
 		d->dlp_found = r.found;
 		d->dlp_cfg = dc;
 		if (r.deny >= 0 && env->auth->policy.shadow) {
@@ -526,7 +928,27 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 		}
 	}
 	/* Only the response exchange reads the bit: without it, do not walk the conversation. */
-	if (cfg->inspect_responses && env->auth && env->auth->policy.trusted.enabled)
-		d->untrusted = conversation_untrusted(&env->auth->policy, body);
+	if (json && cfg->inspect_responses && env->auth && env->auth->policy.trusted.enabled)
+		d->untrusted = conversation_untrusted(&rd, &env->auth->policy, bs);
 	d->inspect_res = cfg->inspect_responses;
+
+	/* What goes upstream is the path that was checked, and the query less any key
+	 * the gateway replaces. */
+	const char *base = d->prov->upstream_base;
+	struct spop_slice q = forward_query(qs, d->auth_hdr != NULL, &sc->arena);
+	char *u = sc->arena.buf + sc->arena.used;
+	size_t bl = strlen(base), o = 0;
+	memcpy(u, base, bl);
+	o += bl;
+	memcpy(u + o, d->rest.ptr, d->rest.len);
+	o += d->rest.len;
+	if (q.len) {
+		u[o++] = '?';
+		memcpy(u + o, q.ptr, q.len);
+		o += q.len;
+	}
+	if (o == 0)
+		u[o++] = '/';
+	sc->arena.used += o;
+	d->upstream = (struct spop_slice){ (const uint8_t *)u, o };
 }

@@ -1,14 +1,22 @@
 /* request.h: the decision on one `archestra-req` message.
  *
  * Pure: reads the message arguments (slices of the frame) and the settings, and
- * fills a decision; handler.c turns it into set-var actions. Nothing is copied
- * but the short human message of a refusal. */
+ * fills a decision; handler.c turns it into set-var actions. What the decision
+ * reads is what the provider will execute, or the call is refused: the path is
+ * normalized (or refused) before it is matched and it is the path forwarded; the
+ * body is one JSON reading (jsonscan.h's json_check) and its values are read
+ * decoded; a body HAProxy could not buffer whole is never taken as inspected.
+ *
+ * Lifetimes: slices in struct req_decision point into the frame (live until the
+ * ACK is written), into the read_scratch arena (until the next decision on the same
+ * scratch), or into the auth snapshot (until it is released). */
 #ifndef SPOA_REQUEST_H
 #define SPOA_REQUEST_H
 
 #include <stdbool.h>
 
 #include "identity.h"
+#include "jsonscan.h"
 #include "jwt.h"
 #include "keys.h"
 #include "policy.h"
@@ -53,11 +61,25 @@ struct jwt_cache {
 	uint64_t hits, misses;
 };
 
+/* Per-worker room for reading one message: decoded identifiers and the rewritten
+ * path (arena), the decoded text of strings holding \u escapes (text, for the
+ * DLP), and json_check's key table. Grown to the largest body seen (an allocation
+ * only then), reset per message, freed with the worker. */
+struct read_scratch {
+	struct json_arena arena, text;
+	struct json_keytab keys;
+};
+/* Room for a body of body_len bytes and `extra` bytes of paths and names; false
+ * when memory is short. */
+bool read_scratch_fit(struct read_scratch *s, size_t body_len, size_t extra);
+void read_scratch_free(struct read_scratch *s);
+
 /* What a decision may consult besides the message: all optional. */
 struct decide_env {
 	const struct auth *auth;          /* NULL: no keys, no JWT */
 	int64_t now;                      /* unix seconds */
 	struct jwt_cache *cache;          /* NULL: verify every time */
+	struct read_scratch *scratch;     /* NULL: a per-thread one (tests) */
 };
 
 struct req_decision {
@@ -65,11 +87,13 @@ struct req_decision {
 	const char *reason;             /* machine-readable, e.g. "unknown_provider" */
 	char message[240];              /* human text of a refusal; never holds a secret */
 	const struct provider *prov;    /* NULL when the path matched none */
-	struct spop_slice rest;         /* path after the provider prefix */
+	struct spop_slice rest;         /* normalized path after the provider prefix */
+	struct spop_slice upstream;     /* what goes upstream: base + rest [+ '?' + query] */
 	struct spop_slice credential;   /* slice of the frame; never logged */
 	unsigned cred_where;            /* CRED_* bit it was found at, 0 if none */
 	bool inspect_res;               /* HAProxy should send archestra-res for this call */
 	bool truncated;                 /* HAProxy could not buffer the whole body */
+	bool user_overridden;           /* X-Archestra-User-Id differed from the credential's owner */
 	bool stream;                    /* the call asks for server-sent events */
 	struct spop_slice model;        /* from the body (or the path for Gemini); may be empty */
 	struct identity id;             /* X-Archestra-* values */
@@ -79,7 +103,8 @@ struct req_decision {
 	const char *auth_hdr;           /* set when the agent substitutes the real provider key */
 	const char *auth_scheme;        /* "Bearer " or "" before the real key */
 	struct spop_slice auth_key;     /* the real key; never logged */
-	struct spop_slice owner;        /* the virtual key's owner, or the JWT's user */
+	struct spop_slice owner;        /* the virtual key's owner, or the JWT's user (safe characters) */
+	const struct endpoint_list *grant;  /* the credential's own endpoint grant, or NULL */
 	char jwt_user[128];
 	char jwt_scope[8][64];          /* the token's scope_claim values */
 	int njwt_scope;             /* backing store for owner with a JWT */

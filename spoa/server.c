@@ -775,6 +775,7 @@ void server_free(struct server *s)
 			buf_free(&w->rbuf);
 			buf_free(&w->wbuf);
 			free(w->hctx.jwt_cache);
+			read_scratch_free(&w->hctx.scratch);
 		}
 	}
 	struct auth *drop;

@@ -69,33 +69,39 @@ bool usage_extract(enum err_shape shape, struct spop_slice body, struct usage *u
 	}
 }
 
-static int add_call(struct tool_call *out, int *n, int max, struct json_val *name, struct spop_slice args)
+static void add_call(struct tool_call *out, int *n, int max, struct spop_slice name, struct spop_slice args)
 {
-	struct spop_slice s;
-	if (*n >= max || !json_as_plain_string(name, &s))
-		return 0;
-	out[*n].name = s;
+	if (*n >= max)
+		return;
+	out[*n].name = name;
 	out[*n].args = args;
 	(*n)++;
-	return 0;
 }
 
-int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool_call *out, int max, char *scratch,
-                       size_t room)
+/* A member that must be a string the agent compares, decoded ("type", "name"). */
+static bool text(struct spop_slice obj, const char *key, struct json_arena *a, struct spop_slice *out)
 {
-	struct json_val v, el, x, name, args;
+	struct json_val v;
+	return json_get(obj, key, &v) && json_as_string(&v, a, out);
+}
+
+int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool_call *out, int max,
+                       struct json_arena *a, struct json_keytab *keys)
+{
+	struct json_val v, el, x, args;
 	struct json_aiter it, jt;
+	struct spop_slice name, type;
 	int n = 0;
-	size_t used = 0;
 	static const struct spop_slice empty = { (const uint8_t *)"{}", 2 };
 	if (shape == SHAPE_ANTHROPIC) {
 		if (!json_get(body, "content", &v) || !json_aiter_init(&it, &v))
 			return 0;
 		while (json_aiter_next(&it, &el) == 1) {
-			struct spop_slice type;
-			if (el.kind == JSON_OBJECT && json_get(el.raw, "type", &x) && json_as_plain_string(&x, &type) &&
-			    SPOP_SLICE_IS(type, "tool_use") && json_get(el.raw, "name", &name))
-				add_call(out, &n, max, &name, json_get(el.raw, "input", &args) ? args.raw : empty);
+			if (el.kind != JSON_OBJECT || !text(el.raw, "type", a, &type) || !SPOP_SLICE_IS(type, "tool_use"))
+				continue;
+			if (!text(el.raw, "name", a, &name))
+				return -1; /* a call we cannot name is not waved through */
+			add_call(out, &n, max, name, json_get(el.raw, "input", &args) ? args.raw : empty);
 		}
 		return n;
 	}
@@ -106,9 +112,14 @@ int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool
 			if (el.kind != JSON_OBJECT || !json_get_path(el.raw, "content.parts", &x) || !json_aiter_init(&jt, &x))
 				continue;
 			struct json_val part, fc;
-			while (json_aiter_next(&jt, &part) == 1)
-				if (part.kind == JSON_OBJECT && json_get(part.raw, "functionCall", &fc) && json_get(fc.raw, "name", &name))
-					add_call(out, &n, max, &name, json_get(fc.raw, "args", &args) ? args.raw : empty);
+			while (json_aiter_next(&jt, &part) == 1) {
+				if (part.kind != JSON_OBJECT ||
+				    !(json_get(part.raw, "functionCall", &fc) || json_get(part.raw, "function_call", &fc)))
+					continue;
+				if (fc.kind != JSON_OBJECT || !text(fc.raw, "name", a, &name))
+					return -1;
+				add_call(out, &n, max, name, json_get(fc.raw, "args", &args) ? args.raw : empty);
+			}
 		}
 		return n;
 	}
@@ -120,17 +131,19 @@ int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool
 		struct json_val call;
 		while (json_aiter_next(&jt, &call) == 1) {
 			struct json_val fn;
-			if (call.kind != JSON_OBJECT || !json_get(call.raw, "function", &fn) || !json_get(fn.raw, "name", &name))
+			if (call.kind != JSON_OBJECT || !json_get(call.raw, "function", &fn))
 				continue;
-			struct spop_slice a = empty;
-			if (json_get(fn.raw, "arguments", &args)) { /* a JSON document inside a JSON string */
-				long l = json_string_decode(&args, scratch + used, room - used);
-				if (l < 0)
+			if (fn.kind != JSON_OBJECT || !text(fn.raw, "name", a, &name))
+				return -1;
+			struct spop_slice arg = empty;
+			if (json_get(fn.raw, "arguments", &args) && args.kind != JSON_NULL) {
+				/* A JSON document inside a JSON string: decoded, then read by the
+				 * same rules as a body, since the client will parse it. */
+				struct json_report r;
+				if (!json_as_string(&args, a, &arg) || !json_check(arg, keys, NULL, NULL, &r))
 					return -1;
-				a = (struct spop_slice){ (const uint8_t *)scratch + used, (size_t)l };
-				used += (size_t)l + 1;
 			}
-			add_call(out, &n, max, &name, a);
+			add_call(out, &n, max, name, arg);
 		}
 	}
 	return n;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "errjson.h"
+#include "jsonscan.h"
 #include "spop.h"
 
 struct usage {
@@ -26,12 +27,14 @@ struct usage {
 bool usage_extract(enum err_shape shape, struct spop_slice body, struct usage *u);
 
 struct tool_call;
-/* The tool calls a non-streaming response makes: OpenAI choices[].message.tool_calls[]
- * (function.name, function.arguments: a JSON string, decoded into scratch), Anthropic
- * content[] blocks of type tool_use (name, input), Gemini candidates[].content.parts[]
- * .functionCall (name, args). Returns how many (at most max); -1 when scratch is too
- * small for the arguments, so callers can refuse rather than skip a call. */
-int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool_call *out, int max, char *scratch,
-                       size_t room);
+/* The tool calls a non-streaming response makes, from a body json_check accepted:
+ * OpenAI choices[].message.tool_calls[] (function.name, function.arguments: a JSON
+ * string, decoded into the arena and checked like a body), Anthropic content[]
+ * blocks of type tool_use (name, input), Gemini candidates[].content.parts[]
+ * .functionCall (name, args). Names are decoded. Returns how many (at most max);
+ * -1 when a call cannot be read (no name, arguments that are not one JSON
+ * reading, a full arena), so callers refuse rather than skip it. */
+int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool_call *out, int max,
+                       struct json_arena *a, struct json_keytab *keys);
 
 #endif

@@ -4,9 +4,11 @@ import base64
 import http.client
 import json
 import os
+import select
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import time
@@ -38,8 +40,12 @@ def wait_port(port, proc=None, timeout=8.0):
 class Edge:
     """The whole stack. Use as a context manager; everything is stopped on exit."""
 
-    def __init__(self, agent_bin, agents=2, fail_open=False, agent_args=(), agent_config=None):
+    def __init__(self, agent_bin, agents=2, fail_open=False, agent_args=(), agent_config=None, haproxy_cfg=None):
+        """haproxy_cfg: a function (edge) -> config text, written to the temporary directory and
+        run instead of haproxy-cfg/haproxy.cfg (ports, certificate paths and agent ports are
+        known when it is called)."""
         self.agent_bin = agent_bin
+        self.haproxy_cfg = haproxy_cfg
         self.tmp = tempfile.mkdtemp(prefix="arch-edge-")
         self.certs = os.path.join(self.tmp, "certs")
         self.procs = {}
@@ -106,6 +112,13 @@ class Edge:
         return env
 
     def __enter__(self):
+        try:
+            return self._up()
+        except BaseException:
+            self.__exit__(None, None, None)  # a failed start leaves no process behind
+            raise
+
+    def _up(self):
         r = subprocess.run(["bash", os.path.join(TOP, "tests/mock/gen-certs.sh"), self.certs],
                            capture_output=True, text=True)
         if r.returncode:
@@ -118,8 +131,12 @@ class Edge:
                                    "--port", str(self.plain_mock_port)], port=self.plain_mock_port)
         for i in range(len(self.agent_ports)):
             self.start_agent(i)
-        self._start("haproxy", ["haproxy", "-db", "-f", os.path.join(TOP, "haproxy-cfg", "haproxy.cfg")],
-                    env=self.haproxy_env(), port=self.http_port)
+        cfg = os.path.join(TOP, "haproxy-cfg", "haproxy.cfg")
+        if self.haproxy_cfg is not None:
+            cfg = os.path.join(self.tmp, "haproxy.cfg")
+            with open(cfg, "w") as f:
+                f.write(self.haproxy_cfg(self))
+        self._start("haproxy", ["haproxy", "-db", "-f", cfg], env=self.haproxy_env(), port=self.http_port)
         if not wait_port(self.https_port, self.procs["haproxy"]):
             raise RuntimeError("haproxy TLS listener: " + self.log("haproxy")[-2000:])
         self.wait_agents_up()
@@ -182,6 +199,104 @@ class Edge:
             return 0, {}, b""
         finally:
             c.close()
+
+    def h2_call(self, method, path, body=b"", headers=None, content_length=True, timeout=15.0):
+        """One HTTP/2 request over TLS (ALPN h2), stdlib only: the body goes in DATA frames as
+        flow control allows, with a content-length header only if content_length. Reads until
+        the response ends or the stream is reset, and keeps what came before a reset (HAProxy
+        answers a refusal, then resets the upload with CANCEL, which curl reports as a failure
+        and drops). Returns (status, body bytes, RST_STREAM error code or None)."""
+        def frame(ftype, flags, sid, payload=b""):
+            return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", sid) + payload
+
+        def lit(name, value):  # literal header field without indexing, new name, no Huffman
+            n, v = name.encode(), value.encode()
+            if len(n) > 126 or len(v) > 126:
+                raise ValueError("header too long for this encoder")
+            return b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
+
+        ctx = self.client_ctx()
+        ctx.set_alpn_protocols(["h2"])
+        raw = socket.create_connection(("127.0.0.1", self.https_port), timeout)
+        s = ctx.wrap_socket(raw, server_hostname="localhost")
+        if s.selected_alpn_protocol() != "h2":
+            s.close()
+            raise RuntimeError("the server did not select h2")
+        s.setblocking(False)
+        hdrs = lit(":method", method) + lit(":scheme", "https") + lit(":path", path) + lit(":authority", "localhost")
+        for k, v in (headers or {}).items():
+            hdrs += lit(k.lower(), v)
+        if content_length:
+            hdrs += lit("content-length", str(len(body)))
+        out = bytearray(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0) + frame(1, 4 | (0 if body else 1), 1, hdrs))
+        sent, win, conn_win, max_frame = 0, 65535, 65535, 16384
+        inbuf, status, data, rst, done = b"", None, b"", None, False
+        end = time.monotonic() + timeout
+        try:
+            while not done and time.monotonic() < end:
+                while body and sent < len(body) and rst is None and win > 0 and conn_win > 0 and len(out) < 65536:
+                    n = min(max_frame, win, conn_win, len(body) - sent)
+                    out += frame(0, 1 if sent + n == len(body) else 0, 1, body[sent:sent + n])
+                    sent, win, conn_win = sent + n, win - n, conn_win - n
+                r, w, _ = select.select([s], [s] if out else [], [], max(0.0, end - time.monotonic()))
+                if w:
+                    try:
+                        out = out[s.send(out):]
+                    except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                        pass
+                    except OSError:
+                        out, sent = bytearray(), len(body)  # the server stopped reading: keep reading
+                if not r and s.pending() == 0:
+                    continue
+                try:
+                    chunk = s.recv(65536)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    continue
+                if not chunk:
+                    break
+                inbuf += chunk
+                while len(inbuf) >= 9:
+                    ln = int.from_bytes(inbuf[:3], "big")
+                    if len(inbuf) < 9 + ln:
+                        break
+                    ftype, flags = inbuf[3], inbuf[4]
+                    sid = int.from_bytes(inbuf[5:9], "big") & 0x7FFFFFFF
+                    p, inbuf = inbuf[9:9 + ln], inbuf[9 + ln:]
+                    if ftype == 4 and not flags & 1:  # SETTINGS: ack; initial window, max frame size
+                        for i in range(0, len(p) - 5, 6):
+                            ident, val = struct.unpack(">HI", p[i:i + 6])
+                            if ident == 4:
+                                win += val - 65535
+                            elif ident == 5:
+                                max_frame = val
+                        out += frame(4, 1, 0)
+                    elif ftype == 8:
+                        inc = int.from_bytes(p[:4], "big") & 0x7FFFFFFF
+                        if sid == 0:
+                            conn_win += inc
+                        else:
+                            win += inc
+                    elif ftype == 6 and not flags & 1:
+                        out += frame(6, 1, 0, p)
+                    elif ftype == 1 and sid == 1 and status is None:
+                        if p[:1] and 0x88 <= p[0] <= 0x8E:  # :status from HPACK's static table
+                            status = (200, 204, 206, 304, 400, 404, 500)[p[0] - 0x88]
+                        elif p[:2] == b"\x48\x03":  # HAProxy's literal :status
+                            status = int(p[2:5])
+                        done = bool(flags & 1)
+                    elif ftype == 0 and sid == 1:
+                        data += p
+                        done = bool(flags & 1)
+                        if p:
+                            out += frame(8, 0, 0, struct.pack(">I", len(p))) + frame(8, 0, 1, struct.pack(">I", len(p)))
+                    elif ftype == 3 and sid == 1:
+                        rst = int.from_bytes(p[:4], "big")
+                        done = True
+                    elif ftype == 7:
+                        done = True
+        finally:
+            s.close()
+        return status, data, rst
 
     # -- the mock's view
     def mock_requests(self):

@@ -173,7 +173,7 @@ def run_main(edge):
 
 def run_fail_open():
     with Edge(AGENT, fail_open=True) as edge:
-        @test("with ARCHESTRA_FAIL_OPEN and no agent, calls pass, routed by prefix")
+        @test("with ARCHESTRA_FAIL_OPEN and no agent, calls pass, routed by prefix, query kept")
         def _():
             for i in range(len(edge.agent_ports)):
                 edge.stop_agent(i)
@@ -182,6 +182,12 @@ def run_fail_open():
                 check(st == 200, f"{prov}: status {st} {data[:200]!r}")
                 e = echo(rh)
                 check(e["path"] == up_path and e["headers"]["host"] == up_host, f"{prov}: {e['path']} {e['headers'].get('host')}")
+            # set-pathq takes path and query from txn.arch.upstream_path: fail-open keeps the query
+            st, rh, _ = edge.call("POST", "/v1/gemini/v1beta/models/g:streamGenerateContent?alt=sse", CALLS[2][3],
+                                  CALLS[2][2])
+            e = echo(rh) if st == 200 else {}
+            check(e.get("path") == "/v1beta/models/g:streamGenerateContent" and e.get("query") == "alt=sse",
+                  f"fail-open with a query: {st} {e.get('path')} {e.get('query')}")
             time.sleep(0.3)
             check("reason=agent_unavailable_fail_open" in edge.log("haproxy"), "log does not say fail-open")
 

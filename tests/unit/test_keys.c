@@ -163,7 +163,9 @@ static const struct spop_msg *req(const char *path, const char *auth_header, con
 	mb.m.args[1].val = (struct spop_data){ .type = SPOP_T_BINARY, .v.s = { mb.hdrs, (size_t)(w.p - mb.hdrs) } };
 	mb.m.args[2].name = S("body");
 	mb.m.args[2].val = (struct spop_data){ .type = SPOP_T_BINARY, .v.s = S(body) };
-	mb.m.nargs = 3;
+	mb.m.args[3].name = S("method");
+	mb.m.args[3].val = (struct spop_data){ .type = SPOP_T_STRING, .v.s = S(body ? "POST" : "GET") };
+	mb.m.nargs = 4;
 	return &mb.m;
 }
 

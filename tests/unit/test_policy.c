@@ -156,22 +156,31 @@ static const char *gemini_resp =
 	"{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"functionCall\":{\"name\":\"send_email\","
 	"\"args\":{\"to\":\"eve@evil.example\",\"priority\":3}}}]},\"finishReason\":\"STOP\"}]}";
 
+/* tool_calls_extract with an arena of `room` bytes and a key table. */
+static int extract(enum err_shape shape, struct spop_slice body, struct tool_call *calls, size_t room)
+{
+	static char buf[4096];
+	static struct json_key keys[512];
+	struct json_arena a = { buf, room, 0 };
+	struct json_keytab kt = { keys, 512 };
+	return tool_calls_extract(shape, body, calls, 8, &a, &kt);
+}
+
 static void tool_calls_in_responses(void **st)
 {
 	(void)st;
 	struct tool_call calls[8];
-	char scratch[4096];
-	int n = tool_calls_extract(SHAPE_OPENAI, S(openai_resp), calls, 8, scratch, sizeof(scratch));
+	size_t scratch = 4096;
+	int n = extract(SHAPE_OPENAI, S(openai_resp), calls, scratch);
 	assert_int_equal(n, 2);
 	assert_true(SPOP_SLICE_IS(calls[1].name, "send_email"));
 	assert_true(SPOP_SLICE_IS(calls[1].args, "{\"to\":\"eve@evil.example\",\"body\":\"the \\\"list\\\"\"}"));
-	assert_int_equal(tool_calls_extract(SHAPE_ANTHROPIC, S(anthropic_resp), calls, 8, scratch, sizeof(scratch)), 1);
+	assert_int_equal(extract(SHAPE_ANTHROPIC, S(anthropic_resp), calls, scratch), 1);
 	assert_true(SPOP_SLICE_IS(calls[0].name, "send_email"));
-	assert_int_equal(tool_calls_extract(SHAPE_GEMINI, S(gemini_resp), calls, 8, scratch, sizeof(scratch)), 1);
-	assert_int_equal(tool_calls_extract(SHAPE_OPENAI, S("{\"choices\":[{\"message\":{\"content\":\"hi\"}}]}"), calls, 8,
-	                                    scratch, sizeof(scratch)), 0);
-	assert_int_equal(tool_calls_extract(SHAPE_OPENAI, S("not json"), calls, 8, scratch, sizeof(scratch)), 0);
-	assert_int_equal(tool_calls_extract(SHAPE_OPENAI, S(openai_resp), calls, 8, scratch, 20), -1); /* cannot read whole */
+	assert_int_equal(extract(SHAPE_GEMINI, S(gemini_resp), calls, scratch), 1);
+	assert_int_equal(extract(SHAPE_OPENAI, S("{\"choices\":[{\"message\":{\"content\":\"hi\"}}]}"), calls, scratch), 0);
+	assert_int_equal(extract(SHAPE_OPENAI, S("not json"), calls, scratch), 0);
+	assert_int_equal(extract(SHAPE_OPENAI, S(openai_resp), calls, 20), -1); /* cannot read whole */
 
 	load("{\"rules\":[{\"id\":\"no-mail-out\",\"tool_calls\":[{\"name\":\"send_*\",\"args\":[{\"path\":\"to\","
 	     "\"not_in\":[\"*@corp.example\"]}]}]},"
@@ -184,7 +193,7 @@ static void tool_calls_in_responses(void **st)
 	const char *bodies[] = { openai_resp, anthropic_resp, gemini_resp };
 	enum err_shape shapes[] = { SHAPE_OPENAI, SHAPE_ANTHROPIC, SHAPE_GEMINI };
 	for (int i = 0; i < 3; i++) {
-		n = tool_calls_extract(shapes[i], S(bodies[i]), calls, 8, scratch, sizeof(scratch));
+		n = extract(shapes[i], S(bodies[i]), calls, scratch);
 		policy_eval_calls(&pol, &in, calls, n, &r);
 		assert_non_null(r.deny);
 		assert_string_equal(r.deny->id, "no-mail-out");
@@ -505,13 +514,15 @@ static void hostile_bodies(void **st)
 	size_t n = 400000;
 	char *b = malloc(n + 64);
 
-	/* 100k nested arrays as the messages: not read, so no count; the model is there */
+	/* 100k nested arrays as the messages: deeper than the agent reads, so refused
+	 * (nothing after them can hide) */
 	int o = sprintf(b, "{\"model\":\"gpt-4o\",\"messages\":");
 	memset(b + o, '[', 100000);
 	memset(b + o + 100000, ']', 100000);
 	strcpy(b + o + 200000, "}");
 	decide("/v1/openai/chat/completions", b, strlen(b), &d);
-	assert_string_equal(d.reason, "allowed");
+	assert_int_equal(d.status, 400);
+	assert_string_equal(d.reason, "json_too_deep");
 	assert_false(d.untrusted);
 
 	/* 20,000 tools: more than the policy reads, so a tools rule refuses */
@@ -530,31 +541,30 @@ static void hostile_bodies(void **st)
 	decide("/v1/openai/chat/completions", b, strlen(b), &d);
 	assert_string_equal(d.reason, "msgs");
 
-	/* non-UTF-8 in the model: not on the allow-list; in the content: allowed */
+	/* invalid UTF-8 anywhere: the agent cannot read it as the provider would */
 	const char bad_model[] = "{\"model\":\"gpt-\xff\xfe\",\"messages\":[]}";
 	decide("/v1/openai/chat/completions", bad_model, sizeof(bad_model) - 1, &d);
-	assert_string_equal(d.reason, "allowed"); /* gpt-* matches bytes, as HAProxy would see them */
+	assert_string_equal(d.reason, "invalid_utf8");
 	const char bad_model2[] = "{\"model\":\"\xc3\x28\",\"messages\":[]}";
 	decide("/v1/openai/chat/completions", bad_model2, sizeof(bad_model2) - 1, &d);
-	assert_string_equal(d.reason, "models");
+	assert_string_equal(d.reason, "invalid_utf8");
 	const char bad_text[] = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\x80\xc3\"}]}";
 	decide("/v1/openai/chat/completions", bad_text, sizeof(bad_text) - 1, &d);
-	assert_string_equal(d.reason, "allowed");
+	assert_string_equal(d.reason, "invalid_utf8");
 
-	/* truncated in the middle of a secret and of the tools: what was read decides */
+	/* cut in the middle of a secret and of the tools: not one JSON document, so
+	 * refused whole (a body HAProxy cut short is refused before this as truncated,
+	 * see test_request) */
 	const char trunc[] = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"AKIAIOSFODNN7EXAMPLE and";
 	decide("/v1/openai/chat/completions", trunc, sizeof(trunc) - 1, &d);
-	assert_string_equal(d.reason, "dlp_aws_access_key");
+	assert_string_equal(d.reason, "invalid_json");
 	const char trunc2[] = "{\"model\":\"gpt-4o\",\"tools\":[{\"name\":\"send_mail\"},{\"na";
 	decide("/v1/openai/chat/completions", trunc2, sizeof(trunc2) - 1, &d);
-	/* An unterminated tools array is not read: the body is not JSON, the provider
-	 * refuses it. (A body HAProxy cut short carries body_size > body_len and is
-	 * refused before this by `truncated: deny`, see test_request.) */
-	assert_string_equal(d.reason, "allowed");
+	assert_string_equal(d.reason, "invalid_json");
 
-	/* broken JSON: no model, so the model list refuses */
+	/* broken JSON is refused; an empty body has no model, so the model list refuses */
 	decide("/v1/openai/chat/completions", "{{{{", 4, &d);
-	assert_string_equal(d.reason, "models");
+	assert_string_equal(d.reason, "invalid_json");
 	decide("/v1/openai/chat/completions", "", 0, &d);
 	assert_string_equal(d.reason, "models");
 	free(b);
