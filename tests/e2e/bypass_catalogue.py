@@ -294,6 +294,9 @@ add(C, "openai responses: flat function tool {type, name}", "/v1/openai/response
     oa_raw('"model":"gpt-4o-mini"', '"input":"hi"', '"tools":[{"type":"function","name":"send_email","parameters":{}}]'),
     NOMAIL)
 
+add(C, "openai: custom tool {type: custom, custom: {name}}", OA,
+    oa('"tools":[{"type":"custom","custom":{"name":"send_email","description":"x"}}]'), NOMAIL)
+
 # ------------------------------------------------------------------ 4. numbers read by value
 C = "numbers"
 for lit in ("1e5", "100000.0", "1E+5", "100000e0", "1e30", "0.1e6", "100000000000000000000000"):
@@ -529,9 +532,9 @@ for m, p, body in (("POST", "/v1beta/files", "{}"), ("POST", "/v1beta/cachedCont
                    ("POST", "/v1beta/models/gemini-2.0-flash:batchGenerateContent", "{}"),
                    ("DELETE", "/v1beta/models/gemini-2.0-flash", None), ("POST", "/upload/v1beta/files", "{}"),
                    ("GET", "/v1beta/models/gemini-2.0-flash/operations", None),
-                   ("GET", "/v1beta/models/gemini-2.0-flash:generateContent", None),
                    ("POST", "/v1alpha/models/gemini-2.0-flash:generateContent", gm())):
     add(C, f"gemini virtual key: {m} {p}", "/v1/gemini" + p, body, NG, method=m, auth="VK")
+add(C, "openai virtual key: lower-case method post /chat/completions", OA, oa(), NG, method="post", auth="VK")
 add(C, "JWT: GET /files/f/content", "/v1/openai/files/file-abc/content", None, NG, method="GET", auth="JWT_JERRY")
 add(C, "JWT: DELETE /v1/files/f (anthropic)", "/v1/anthropic/v1/files/f", None, NG, method="DELETE",
     auth="JWT_JERRY")
@@ -584,7 +587,8 @@ for desc, p in (("..", "/v1/openai/chat/completions/../../files/f/content"),
                 ("%252e%252e (double encoded)", "/v1/openai/chat/completions/%252e%252e/batches"),
                 ("%00", "/v1/openai/chat/completions%00"), ("a lone %", "/v1/openai/chat/completions%"),
                 ("%zz", "/v1/openai/chat/%zzcompletions"), ("%4 (short)", "/v1/openai/chat/completions%4"),
-                ("%20", "/v1/openai/chat/completions%20"), ("%7f", "/v1/openai/chat/completions%7f"),
+                ("%20", "/v1/openai/chat/completions%20"), ("%3F", "/v1/openai/chat/completions%3Fx=1"),
+                ("%23", "/v1/openai/chat/completions%23x"), ("%7f", "/v1/openai/chat/completions%7f"),
                 ("%c3%a9 (non-ASCII)", "/v1/openai/chat/completions%c3%a9"),
                 ("anthropic ..", "/v1/anthropic/v1/messages/../messages/batches"),
                 ("gemini ..", "/v1/gemini/v1beta/models/gemini-2.0-flash/../gemini-2.5-pro:generateContent"),
@@ -623,6 +627,8 @@ add(C, "gemini ?key=VK&key=VK: both leave", GM() + "?key=<<VK>>&alt=json&key=<<V
 add(C, "gemini header VK and ?%6Bey=VK", GM() + "?alt=json&%6Bey=<<VK>>", gm(), allow(query="alt=json", **GK), auth="VK")
 add(C, "gemini header VK and ?KEY=VK", GM() + "?KEY=<<VK>>&alt=json", gm(), allow(query="alt=json", **GK), auth="VK")
 add(C, "gemini header VK and ?k%65y=VK", GM() + "?alt=json&k%65y=<<VK>>", gm(), allow(query="alt=json", **GK), auth="VK")
+add(C, "gemini header VK and ?%6B%45%59=VK", GM() + "?%6B%45%59=<<VK>>&alt=json", gm(), allow(query="alt=json", **GK),
+    auth="VK")
 add(C, "gemini ?key=VK&%6Bey=another", GM() + "?key=<<VK>>&alt=json&%6Bey=goog-attacker-0001", gm(),
     allow(query="alt=json", **GK), auth=None)
 add(C, "gemini ?alt=sse&key=VK&x=1 keeps the rest", GM(action="streamGenerateContent") + "?alt=sse&key=<<VK>>&x=1", gm(),
@@ -732,6 +738,20 @@ rcase("legacy function_call in the message", {"body": (
     '{"id":"c","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant",'
     '"content":null,"function_call":{"name":"notify_customer","arguments":"{\\"to\\":\\"x@evil.example\\"}"}},'
     '"finish_reason":"function_call"}]}').encode()}, NI)
+rcase("arguments as a JSON object, not a string", {"body": EVIL.replace(b'"arguments":"{\\"to\\":\\"x@evil.example\\"}"',
+                                                                      b'"arguments":{"to":"x@evil.example"}')}, TU)
+rcase("custom tool call {type: custom, custom: {name, input}}", {"body": (
+    '{"id":"c","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant",'
+    '"content":null,"tool_calls":[{"id":"call_1","type":"custom","custom":{"name":"export_data","input":"all"}}]},'
+    '"finish_reason":"tool_calls"}]}').encode()}, deny(403, "mallory-no-export"),
+      req=oa('"tools":[{"type":"custom","custom":{"name":"export_data"}}]'), auth="VK_MALLORY")
+rcase("responses API: output[] function_call (POST /responses is granted by default)", {"body": (
+    '{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o-mini","output":[{"type":"function_call",'
+    '"id":"fc_1","call_id":"call_1","name":"notify_customer","arguments":"{\\"to\\":\\"x@evil.example\\"}",'
+    '"status":"completed"}],"usage":{"input_tokens":5,"output_tokens":12,"total_tokens":17}}').encode()}, NI,
+      req=oa_raw('"model":"gpt-4o-mini"', '"input":"hi"',
+                 '"tools":[{"type":"function","name":"notify_customer","parameters":' + NOTIFY_SCHEMA + "}]"),
+      path="/v1/openai/responses")
 AN_TOOL_REQ = an('"tools":[{"name":"notify_customer","input_schema":' + NOTIFY_SCHEMA + "}]")
 
 
