@@ -83,12 +83,15 @@ class Agent:
     def stop(self):
         if self.conn:
             self.conn.close()
+            self.conn = None
+        if self.proc.poll() is not None:
+            return
         self.proc.terminate()
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-        self.err.close()
+        self.err.flush()
 
 
 def req_msg(case, sec, n):
@@ -228,6 +231,11 @@ def main():
             alive = a.proc.poll() is None
             record(alive, f"the agent ({os.path.basename(a.err.name)}) survived the catalogue",
                    "" if alive else open(a.err.name).read()[-2000:])
+            a.stop()
+            log = open(a.err.name, errors="replace").read()
+            bad = any(k in log for k in ("AddressSanitizer", "LeakSanitizer", "runtime error:"))
+            record(not bad, f"no sanitizer report from the agent ({os.path.basename(a.err.name)})",
+                   log[-3000:] if bad else "")
     except Exception:
         import traceback
         record(False, "the agents start", traceback.format_exc())
