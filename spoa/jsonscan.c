@@ -200,6 +200,8 @@ static const uint8_t *value(const uint8_t *p, const uint8_t *end, int depth, str
 
 bool json_parse_value(struct spop_slice doc, struct json_val *v)
 {
+	if (!doc.ptr)
+		doc = (struct spop_slice){ (const uint8_t *)"", 0 };
 	const uint8_t *end = doc.ptr + doc.len;
 	const uint8_t *p = ws(doc.ptr, end);
 	p = value(p, end, 0, v);
@@ -208,6 +210,8 @@ bool json_parse_value(struct spop_slice doc, struct json_val *v)
 
 bool json_iter_init(struct json_iter *it, struct spop_slice obj)
 {
+	if (!obj.ptr)
+		obj = (struct spop_slice){ (const uint8_t *)"", 0 }; /* no arithmetic on NULL */
 	it->end = obj.ptr + obj.len;
 	it->p = ws(obj.ptr, it->end);
 	it->first = true;
@@ -753,6 +757,8 @@ bool json_check(struct spop_slice doc, struct json_keytab *keys, json_escaped_fn
 	struct { bool obj; size_t kfrom; } st[JSON_MAX_DEPTH + 1];
 	int depth = 0;
 	size_t nk = 0;
+	if (!doc.ptr)
+		doc = (struct spop_slice){ (const uint8_t *)"", 0 };
 	const uint8_t *p = doc.ptr, *end = doc.ptr + doc.len;
 	enum json_err err = JSON_ERR_SYNTAX;
 	bool esc, uesc;

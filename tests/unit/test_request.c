@@ -399,6 +399,286 @@ static void hdrs_iteration(void **st)
 	assert_int_equal(hdrs_next(&r, &n, &v), -1);
 }
 
+
+/* ---- the bypass catalogue: each way a reading could differ from the provider's ---- */
+
+#include "keys.h"
+#include "policy.h"
+
+#define VK_INTERN "arch_vk_intern000007_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+#define VK_FILES  "arch_vk_filesgrant08_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
+#define VK_ODD    "arch_vk_oddowner0009_CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC"
+
+static struct auth cat_auth;
+static char real_openai[] = "sk-real-openai", real_anthropic[] = "sk-ant-real", real_gemini[] = "AIza-real";
+
+static void hexkey(const char *key, char *out)
+{
+	uint8_t h[32];
+	sha256(key, strlen(key), h);
+	for (int i = 0; i < 32; i++)
+		sprintf(out + 2 * i, "%02x", h[i]);
+}
+
+static int cat_setup(void **st)
+{
+	setup(st);
+	char h1[65], h2[65], h3[65], json[2048], err[256];
+	hexkey(VK_INTERN, h1);
+	hexkey(VK_FILES, h2);
+	hexkey(VK_ODD, h3);
+	snprintf(json, sizeof(json),
+	         "{\"version\":1,\"keys\":["
+	         "{\"id\":\"intern000007\",\"owner\":\"intern-7\",\"secrets\":[{\"sha256\":\"%s\"}]},"
+	         "{\"id\":\"filesgrant08\",\"owner\":\"ops\",\"endpoints\":[\"POST /files\",\"GET /files/*\"],"
+	         "\"secrets\":[{\"sha256\":\"%s\"}]},"
+	         "{\"id\":\"oddowner0009\",\"owner\":\"eve verdict=allow\",\"secrets\":[{\"sha256\":\"%s\"}]}]}",
+	         h1, h2, h3);
+	memset(&cat_auth, 0, sizeof(cat_auth));
+	assert_int_equal(keystore_parse(json, strlen(json), &cat_auth.keys, err, sizeof(err)), 0);
+	const char *prov[] = { "openai", "anthropic", "gemini" };
+	char *real[] = { real_openai, real_anthropic, real_gemini };
+	for (int i = 0; i < 3; i++) {
+		strcpy(cat_auth.provider_keys.k[i].provider, prov[i]);
+		cat_auth.provider_keys.k[i].key = real[i];
+		cat_auth.provider_keys.k[i].len = strlen(real[i]);
+	}
+	cat_auth.provider_keys.n = 3;
+	const char *pol =
+		"{\"rules\":["
+		"{\"id\":\"interns-small\",\"when\":{\"user_id\":\"intern-*\"},\"models\":{\"deny\":[\"*-large*\"]}},"
+		"{\"id\":\"small-models\",\"when\":{\"provider\":\"openai\"},\"models\":{\"allow\":[\"gpt-4o-mini*\"]}},"
+		"{\"id\":\"cap\",\"max_output_tokens\":1000},"
+		"{\"id\":\"no-mail\",\"tools\":{\"deny\":[\"send_email\"]}},"
+		"{\"id\":\"no-stream\",\"stream\":false}],"
+		"\"dlp\":{\"detectors\":{\"all\":\"deny\",\"email\":\"off\",\"phone\":\"off\"}}}";
+	assert_int_equal(policy_parse(pol, strlen(pol), &cat_auth.policy, err, sizeof(err)), 0);
+	return 0;
+}
+
+static int cat_teardown(void **st)
+{
+	(void)st;
+	keystore_free(&cat_auth.keys);
+	policy_free(&cat_auth.policy);
+	return 0;
+}
+
+struct call {
+	const char *method, *path, *hdrs, *query, *body;
+	size_t blen;          /* 0: strlen(body) */
+	int eom;              /* 0: absent, 1: true, 2: false */
+	int64_t size;         /* body_size when > 0 (body_len is the body's length) */
+};
+
+static void place(const struct call *c, struct req_decision *d)
+{
+	static struct msgbuf b;
+	memset(&b, 0, sizeof(b));
+	b.m.name = (struct spop_slice){ (const uint8_t *)"archestra-req", 13 };
+	add_arg(&b.m, "method", str(c->method ? c->method : "POST"));
+	add_arg(&b.m, "path", str(c->path));
+	add_arg(&b.m, "query", c->query ? str(c->query) : (struct spop_data){ .type = SPOP_T_NULL });
+	add_arg(&b.m, "hdrs", hdrs_bin(&b, c->hdrs ? c->hdrs : "authorization: Bearer " VK_INTERN));
+	size_t bl = c->body ? (c->blen ? c->blen : strlen(c->body)) : 0;
+	add_arg(&b.m, "body", (struct spop_data){ .type = SPOP_T_BINARY, .v.s = { (const uint8_t *)c->body, bl } });
+	add_arg(&b.m, "body_len", i32((int64_t)bl));
+	add_arg(&b.m, "body_size", i32(c->size ? c->size : (int64_t)bl));
+	if (c->eom)
+		add_arg(&b.m, "eom", (struct spop_data){ .type = SPOP_T_BOOL, .v.b = c->eom == 1 });
+	struct decide_env env = { .auth = &cat_auth, .now = 1800000000 };
+	request_decide(&rcfg, &env, &b.m, d);
+}
+
+struct cat_case {
+	const char *name;
+	struct call c;
+	int status;
+	const char *reason;
+};
+
+static void run_catalogue(const struct cat_case *cs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct req_decision d;
+		place(&cs[i].c, &d);
+		if (d.status != cs[i].status || strcmp(d.reason, cs[i].reason) != 0)
+			fail_msg("%s: got %d %s (%s), want %d %s", cs[i].name, d.status, d.reason, d.message, cs[i].status,
+			         cs[i].reason);
+	}
+}
+
+#define CHAT "/v1/openai/chat/completions"
+#define OK_BODY "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
+
+static void body_read_as_the_provider_reads_it(void **st)
+{
+	(void)st;
+	static const struct cat_case cs[] = {
+		{ "honest call", { .path = CHAT, .body = OK_BODY }, 0, "allowed" },
+		{ "duplicate model, last wins upstream", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"model\":\"gpt-5\"}" },
+		  400, "duplicate_key" },
+		{ "escaped duplicate model", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"m\\u006fdel\":\"gpt-5\"}" },
+		  400, "duplicate_key" },
+		{ "escaped model key alone", { .path = CHAT, .body = "{\"m\\u006fdel\":\"gpt-5\"}" }, 403, "small-models" },
+		{ "escaped model value", { .path = CHAT, .body = "{\"model\":\"gpt\\u002d5\"}" }, 403, "small-models" },
+		{ "model with an escape that keeps it allowed", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\\u002d2\"}" },
+		  0, "allowed" },
+		{ "model not a string", { .path = CHAT, .body = "{\"model\":[\"gpt-5\"]}" }, 400, "invalid_field" },
+		{ "model with a space (log forging)", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini x=y\"}" }, 400,
+		  "invalid_field" },
+		{ "escaped max_tokens key", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"max\\u005ftokens\":5000}" },
+		  403, "cap" },
+		{ "max_tokens 1e5", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"max_tokens\":1e5}" }, 403, "cap" },
+		{ "max_tokens 100000.0", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"max_tokens\":100000.0}" }, 403,
+		  "cap" },
+		{ "max_tokens as a string", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"max_tokens\":\"100000\"}" },
+		  400, "invalid_field" },
+		{ "max_tokens fractional", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"max_tokens\":10.5}" }, 400,
+		  "invalid_field" },
+		{ "max_completion_tokens huge", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"max_completion_tokens\":1e30}" },
+		  403, "cap" },
+		{ "escaped stream key", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"str\\u0065am\":true}" }, 403,
+		  "no-stream" },
+		{ "stream as a string", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"stream\":\"true\"}" }, 400,
+		  "invalid_field" },
+		{ "escaped tools key", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"t\\u006fols\":[{\"type\":\"function\","
+		  "\"function\":{\"name\":\"send_email\"}}]}" }, 403, "no-mail" },
+		{ "escaped tool name", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"tools\":[{\"type\":\"function\","
+		  "\"function\":{\"name\":\"send\\u005femail\"}}]}" }, 403, "no-mail" },
+		{ "duplicate tool name", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"tools\":[{\"type\":\"function\","
+		  "\"function\":{\"name\":\"send_email\",\"name\":\"ok\"}}]}" }, 400, "duplicate_key" },
+		{ "Responses API tool", { .path = "/v1/openai/responses", .body = "{\"model\":\"gpt-4o-mini\",\"tools\":[{\"type\":"
+		  "\"function\",\"name\":\"send_email\"}]}" }, 403, "no-mail" },
+		{ "Anthropic escaped tool", { .path = "/v1/anthropic/v1/messages", .hdrs = "x-api-key: " VK_INTERN,
+		  .body = "{\"model\":\"claude-x\",\"max_tokens\":10,\"tools\":[{\"name\":\"send\\u005femail\"}]}" }, 403,
+		  "no-mail" },
+		{ "Gemini snake_case declarations", { .path = "/v1/gemini/v1beta/models/g:generateContent",
+		  .hdrs = "x-goog-api-key: " VK_INTERN, .body = "{\"tools\":[{\"function_declarations\":[{\"name\":\"send_email\"}]}]}" },
+		  403, "no-mail" },
+		{ "Gemini snake_case limit", { .path = "/v1/gemini/v1beta/models/g:generateContent", .hdrs = "x-goog-api-key: "
+		  VK_INTERN, .body = "{\"generation_config\":{\"max_output_tokens\":5000}}" }, 403, "cap" },
+		{ "Gemini both spellings", { .path = "/v1/gemini/v1beta/models/g:generateContent", .hdrs = "x-goog-api-key: "
+		  VK_INTERN, .body = "{\"generationConfig\":{\"maxOutputTokens\":10},\"generation_config\":{\"max_output_tokens\":5000}}" },
+		  400, "invalid_field" },
+		{ "deep nesting hiding the model", { .path = CHAT, .body = "{\"x\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+		  "[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],\"model\":\"gpt-5\"}" },
+		  400, "json_too_deep" },
+		{ "invalid UTF-8", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"x\":\"\xc0\xaf\"}" }, 400, "invalid_utf8" },
+		{ "lone surrogate", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"x\":\"\\ud800\"}" }, 400, "invalid_utf8" },
+		{ "byte order mark", { .path = CHAT, .body = "\xef\xbb\xbf{\"model\":\"gpt-5\"}" }, 400, "invalid_json" },
+		{ "broken JSON", { .path = CHAT, .body = "{\"model\":\"gpt-5\"" }, 400, "invalid_json" },
+		{ "text/plain is read too", { .path = CHAT, .hdrs = "authorization: Bearer " VK_INTERN "\ncontent-type: text/plain",
+		  .body = "{\"model\":\"gpt-5\"}" }, 403, "small-models" },
+		{ "multipart is not JSON: no model, model list refuses", { .path = "/v1/openai/chat/completions",
+		  .hdrs = "authorization: Bearer " VK_INTERN "\ncontent-type: multipart/form-data; boundary=x",
+		  .body = "--x\r\n\r\ngpt-5\r\n--x--" }, 403, "small-models" },
+		{ "escaped AWS key", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\","
+		  "\"content\":\"AKIA\\u0049OSFODNN7EXAMPLE\"}]}" }, 403, "dlp_aws_access_key" },
+		{ "escaped OpenAI key", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\","
+		  "\"content\":\"\\u0073k-proj-abcdefghijklmnopqrstuvwxyz012345\"}]}" }, 403, "dlp_openai_key" },
+		{ "escaped GitHub token", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\","
+		  "\"content\":\"ghp\\u005fabcdefghijklmnopqrstuvwxyz0123456789\"}]}" }, 403, "dlp_github_token" },
+		{ "escaped PEM header", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\","
+		  "\"content\":\"\\u002d----BEGIN RSA PRIVATE KEY-----\\nMIIE\"}]}" }, 403, "dlp_private_key" },
+		{ "secret in a key", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"AKIA\\u0049OSFODNN7EXAMPLE\":1}" }, 403,
+		  "dlp_aws_access_key" },
+	};
+	run_catalogue(cs, sizeof(cs) / sizeof(cs[0]));
+}
+
+static void paths_and_endpoints(void **st)
+{
+	(void)st;
+	static const struct cat_case cs[] = {
+		{ "files content with a lent key", { .method = "GET", .path = "/v1/openai/files/file-1/content" }, 403,
+		  "endpoint_not_granted" },
+		{ "delete files", { .method = "DELETE", .path = "/v1/openai/files/file-1", .body = OK_BODY }, 403,
+		  "endpoint_not_granted" },
+		{ "batches with a decoy body", { .path = "/v1/openai/batches", .body = OK_BODY }, 403, "endpoint_not_granted" },
+		{ "vector stores", { .method = "GET", .path = "/v1/openai/vector_stores" }, 403, "endpoint_not_granted" },
+		{ "GET on an inference path", { .method = "GET", .path = CHAT }, 403, "endpoint_not_granted" },
+		{ "models listing", { .method = "GET", .path = "/v1/anthropic/v1/models/claude-x", .hdrs = "x-api-key: " VK_INTERN },
+		  0, "allowed" },
+		{ "a grant on the key", { .path = "/v1/openai/files", .hdrs = "authorization: Bearer " VK_FILES, .body = OK_BODY },
+		  0, "allowed" },
+		{ "a grant on the key, one segment only", { .method = "GET", .path = "/v1/openai/files/a/content",
+		  .hdrs = "authorization: Bearer " VK_FILES }, 403, "endpoint_not_granted" },
+		{ "a direct key is the caller's own", { .method = "GET", .path = "/v1/anthropic/v1/files/f-1/content",
+		  .hdrs = "x-api-key: sk-ant-own" }, 0, "allowed" },
+		{ "anthropic batches", { .path = "/v1/anthropic/v1/messages/batches", .hdrs = "x-api-key: " VK_INTERN,
+		  .body = "{\"model\":\"claude-x\",\"max_tokens\":1}" }, 403, "endpoint_not_granted" },
+		{ "gemini files", { .method = "GET", .path = "/v1/gemini/v1beta/files", .hdrs = "x-goog-api-key: " VK_INTERN }, 403,
+		  "endpoint_not_granted" },
+		{ "gemini model across segments", { .path = "/v1/gemini/v1beta/models/a/b:generateContent",
+		  .hdrs = "x-goog-api-key: " VK_INTERN, .body = "{}" }, 403, "endpoint_not_granted" },
+		{ "dot-dot", { .path = "/v1/openai/chat/../files" }, 400, "invalid_path" },
+		{ "dot", { .path = "/v1/openai/./chat/completions", .body = OK_BODY }, 400, "invalid_path" },
+		{ "encoded dot-dot", { .path = "/v1/openai/chat/%2e%2e/files" }, 400, "invalid_path" },
+		{ "encoded dots, upper case", { .path = "/v1/openai/chat/%2E%2E/files" }, 400, "invalid_path" },
+		{ "encoded slash", { .path = "/v1/openai/chat%2fcompletions" }, 400, "invalid_path" },
+		{ "encoded backslash", { .path = "/v1/openai/chat%5ccompletions" }, 400, "invalid_path" },
+		{ "encoded percent", { .path = "/v1/openai/chat%252fcompletions" }, 400, "invalid_path" },
+		{ "encoded NUL", { .path = "/v1/openai/chat/completions%00" }, 400, "invalid_path" },
+		{ "malformed escape", { .path = "/v1/openai/chat/completions%g1" }, 400, "invalid_path" },
+		{ "double slash", { .path = "/v1/openai//files" }, 400, "invalid_path" },
+		{ "trailing slash", { .path = "/v1/openai/chat/completions/", .body = OK_BODY }, 400, "invalid_path" },
+		{ "backslash", { .path = "/v1/openai/chat\\..\\files" }, 400, "invalid_path" },
+		{ "semicolon", { .path = "/v1/openai/chat/completions;x=1", .body = OK_BODY }, 400, "invalid_path" },
+		{ "encoded unreserved is decoded and allowed", { .path = "/v1/openai/chat/%63ompletions", .body = OK_BODY }, 0,
+		  "allowed" },
+		{ "encoded unreserved into a refused endpoint", { .method = "GET", .path = "/v1/openai/%66iles" }, 403,
+		  "endpoint_not_granted" },
+		{ "method override", { .path = CHAT, .hdrs = "authorization: Bearer " VK_INTERN "\nX-HTTP-Method-Override: DELETE",
+		  .body = OK_BODY }, 400, "method_override_refused" },
+	};
+	run_catalogue(cs, sizeof(cs) / sizeof(cs[0]));
+}
+
+static void truncation_identity_and_query(void **st)
+{
+	(void)st;
+	static const struct cat_case cs[] = {
+		{ "no end of message (HTTP/2, no length)", { .path = CHAT, .body = OK_BODY, .eom = 2 }, 413, "body_truncated" },
+		{ "end of message", { .path = CHAT, .body = OK_BODY, .eom = 1 }, 0, "allowed" },
+		{ "more announced than buffered", { .path = CHAT, .body = OK_BODY, .size = 300000 }, 413, "body_truncated" },
+		{ "the header cannot lift an intern out of its rule", { .path = CHAT, .hdrs = "authorization: Bearer " VK_INTERN
+		  "\nX-Archestra-User-Id: alice", .body = "{\"model\":\"gpt-4o-mini-large\"}" }, 403, "interns-small" },
+		{ "identity with '='", { .path = CHAT, .hdrs = "authorization: Bearer " VK_INTERN "\nX-Archestra-Agent-Id: a=b",
+		  .body = OK_BODY }, 400, "invalid_identity_header" },
+		{ "identity with a space", { .path = CHAT, .hdrs = "authorization: Bearer " VK_INTERN
+		  "\nX-Archestra-Session-Id: a b", .body = OK_BODY }, 400, "invalid_identity_header" },
+	};
+	run_catalogue(cs, sizeof(cs) / sizeof(cs[0]));
+
+	struct req_decision d;
+	/* the owner wins, the header is noted as overridden */
+	place(&(struct call){ .path = CHAT, .hdrs = "authorization: Bearer " VK_INTERN "\nX-Archestra-User-Id: alice",
+	                      .body = OK_BODY }, &d);
+	assert_int_equal(d.status, 0);
+	assert_true(SPOP_SLICE_IS(d.id.v[ID_USER], "intern-7"));
+	assert_true(d.user_overridden);
+	/* an owner outside the safe set is escaped before it reaches logs or tags */
+	place(&(struct call){ .path = CHAT, .hdrs = "authorization: Bearer " VK_ODD, .body = OK_BODY }, &d);
+	assert_int_equal(d.status, 0);
+	assert_true(SPOP_SLICE_IS(d.id.v[ID_USER], "eve%20verdict%3Dallow"));
+	/* every key parameter leaves when the gateway substitutes; the rest stays */
+	place(&(struct call){ .path = "/v1/gemini/v1beta/models/g:generateContent", .hdrs = "host: x",
+	                      .query = "key=" VK_INTERN "&alt=json&key=" VK_INTERN "&%6Bey=x&KEY=y&keys=z", .body = "{}" },
+	      &d);
+	assert_int_equal(d.status, 0);
+	assert_non_null(d.auth_hdr);
+	assert_true(SPOP_SLICE_IS(d.upstream, "/v1beta/models/g:generateContent?alt=json&keys=z"));
+	/* with a direct key the query is the caller's */
+	place(&(struct call){ .path = "/v1/gemini/v1beta/models/g:generateContent", .hdrs = "host: x",
+	                      .query = "key=AIza-own&alt=sse", .body = "{}" }, &d);
+	assert_int_equal(d.status, 0);
+	assert_true(SPOP_SLICE_IS(d.upstream, "/v1beta/models/g:generateContent?key=AIza-own&alt=sse"));
+	/* the forwarded path is the normalized one */
+	place(&(struct call){ .path = "/v1/openai/chat/%63ompletions", .body = OK_BODY }, &d);
+	assert_true(SPOP_SLICE_IS(d.upstream, "/v1/chat/completions"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -412,6 +692,9 @@ int main(void)
 		cmocka_unit_test_setup(provider_config, setup),
 		cmocka_unit_test_setup(longest_prefix_wins, setup),
 		cmocka_unit_test_setup(hdrs_iteration, setup),
+		cmocka_unit_test_setup_teardown(body_read_as_the_provider_reads_it, cat_setup, cat_teardown),
+		cmocka_unit_test_setup_teardown(paths_and_endpoints, cat_setup, cat_teardown),
+		cmocka_unit_test_setup_teardown(truncation_identity_and_query, cat_setup, cat_teardown),
 	};
 	return cmocka_run_group_tests_name("request", tests, NULL, NULL);
 }
