@@ -649,6 +649,21 @@ for h, v, auth in (("X-HTTP-Method-Override", "DELETE", "direct"), ("X-HTTP-Meth
 add(C, "gemini: X-HTTP-Method-Override: DELETE", GM(), gm(), MO, auth="VK", headers=[("X-HTTP-Method-Override", "DELETE")])
 add(C, "anthropic: X-Method-Override: GET", AN, an(), MO, headers=[("X-Method-Override", "GET")])
 
+NOTIFY_SCHEMA = '{"type":"object","properties":{"to":{"type":"string"}}}'
+NOTIFY_REQ = oa('"tools":[{"type":"function","function":{"name":"notify_customer","parameters":' + NOTIFY_SCHEMA + "}}]")
+
+
+def oa_resp(args_json, name="notify_customer", extra_choices=""):
+    call = {"id": "call_1", "type": "function", "function": {"name": "NAME", "arguments": "ARGS"}}
+    msg = json.dumps({"role": "assistant", "content": None, "tool_calls": [call]}, separators=(",", ":"))
+    msg = msg.replace('"NAME"', '"' + name + '"').replace('"ARGS"', json.dumps(args_json))
+    return ('{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":'
+            + msg + ',"finish_reason":"tool_calls"}' + extra_choices + '],"usage":{"prompt_tokens":5,'
+            '"completion_tokens":12,"total_tokens":17}}').encode()
+
+
+EVIL = oa_resp('{"to":"x@evil.example"}')
+
 # ------------------------------------------------------------------ 17. identity
 C = "identity"
 add(C, "X-Archestra-User-Id: alice does not lift mallory's (the key's owner) user_id rule", OA,
@@ -668,6 +683,10 @@ for h, v in (("X-Archestra-Agent-Id", "a b"), ("X-Archestra-Agent-Id", "a=b"), (
              ("X-Archestra-Session-Id", "s=1"), ("X-Archestra-Execution-Id", "\u00fc" * 10),
              ("X-Archestra-Meta", "a b/c/d")):
     add(C, f"{h}: {v[:20]!r}{'...' if len(v) > 20 else ''}", OA, oa(), II, headers=[(h, v)])
+add(C, "four 128-byte non-ASCII identities (overflowed the call context: tool-call rules skipped)", OA, NOTIFY_REQ, II,
+    headers=[(h, "\u00e9" * 64) for h in ("X-Archestra-Agent-Id", "X-Archestra-User-Id", "X-Archestra-Session-Id",
+                                          "X-Archestra-Execution-Id")],
+    response={"body": EVIL})
 SAFE = ("Aa0._:@+~-" * 13)[:128]
 add(C, "control: 128 bytes of A-Za-z0-9._:@+~- in every identity header", OA, oa(), OK_OA,
     headers=[("X-Archestra-Agent-Id", SAFE), ("X-Archestra-User-Id", SAFE), ("X-Archestra-Session-Id", SAFE),
@@ -691,20 +710,6 @@ add(C, "control: with a direct key they pass", OA, oa(),
 
 # ------------------------------------------------------------------ 19. responses
 C = "responses"
-NOTIFY_SCHEMA = '{"type":"object","properties":{"to":{"type":"string"}}}'
-NOTIFY_REQ = oa('"tools":[{"type":"function","function":{"name":"notify_customer","parameters":' + NOTIFY_SCHEMA + "}}]")
-
-
-def oa_resp(args_json, name="notify_customer", extra_choices=""):
-    call = {"id": "call_1", "type": "function", "function": {"name": "NAME", "arguments": "ARGS"}}
-    msg = json.dumps({"role": "assistant", "content": None, "tool_calls": [call]}, separators=(",", ":"))
-    msg = msg.replace('"NAME"', '"' + name + '"').replace('"ARGS"', json.dumps(args_json))
-    return ('{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":'
-            + msg + ',"finish_reason":"tool_calls"}' + extra_choices + '],"usage":{"prompt_tokens":5,'
-            '"completion_tokens":12,"total_tokens":17}}').encode()
-
-
-EVIL = oa_resp('{"to":"x@evil.example"}')
 TEXT_CHOICE = ('{"index":0,"message":{"role":"assistant","content":"fine"},"finish_reason":"stop"}')
 
 
