@@ -55,11 +55,19 @@ or null), "remote" ("ip:port"), "status" (the status answered, null when none wa
 requests are not recorded themselves.
 
 A per-request header x-mock-chunk-delay-ms overrides --chunk-delay-ms for that request.
+
+RESPONSE SHAPING (request headers, for tests of response inspection; whole bodies only, not
+streams): x-mock-response: base64(bytes) answers 200 with exactly those bytes as the JSON body
+(the request is still recorded); x-mock-pad: N inserts "x_mock_pad":"xxx..." (N bytes) as the
+first member of a JSON object body; x-mock-gzip: 1 gzips the body and sets Content-Encoding: gzip
+whatever Accept-Encoding says; x-mock-chunked: 1 sends it with Transfer-Encoding: chunked instead
+of Content-Length. They combine, in that order.
 """
 
 import argparse
 import base64
 import collections
+import gzip
 import hashlib
 import json
 import re
@@ -615,10 +623,34 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, status, obj, extra=(), close=False, indent=None):
         body = (json.dumps(obj, indent=indent) + "\n" if indent else compact(obj)).encode()
+        self._send_body(status, body, extra, close)
+
+    def _send_body(self, status, body, extra=(), close=False):
+        """A whole (not streamed) JSON body, shaped by the request's x-mock-pad, x-mock-gzip and
+        x-mock-chunked headers (never for /__mock/ paths)."""
         ctype = "application/json; charset=UTF-8" if self._kind == "gemini" else "application/json"
-        self._send_head(status, ctype, len(body), self._provider_headers(status) + list(extra),
-                        close=close)
-        if self.command != "HEAD":
+        extra = list(extra)
+        chunked = False
+        if not self._raw_path.startswith("/__mock/"):
+            pad = self.headers.get("x-mock-pad", "")
+            if pad.isdigit() and int(pad) > 0 and body.lstrip().startswith(b"{"):
+                rest = body.lstrip()[1:]
+                sep = b"" if rest.lstrip().startswith(b"}") else b","
+                body = b'{"x_mock_pad":"' + b"x" * min(int(pad), MAX_BODY) + b'"' + sep + rest
+            if self.headers.get("x-mock-gzip") == "1":
+                body = gzip.compress(body)
+                extra.append(("Content-Encoding", "gzip"))
+            chunked = self.headers.get("x-mock-chunked") == "1" and self.request_version != "HTTP/1.0"
+        self._send_head(status, ctype, None if chunked else len(body),
+                        self._provider_headers(status) + extra, close=close)
+        if self.command == "HEAD":
+            return
+        if chunked:
+            for i in range(0, len(body), 16384):
+                part = body[i:i + 16384]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+        else:
             self.wfile.write(body)
 
     def _send_error(self, status, message, code=None, close=False):
@@ -684,6 +716,18 @@ class Handler(BaseHTTPRequestHandler):
 
         if path.startswith("/__mock/"):
             return self._harness(method, path)
+
+        canned = self.headers.get("x-mock-response")
+        if canned is not None:  # the test says exactly what the provider answers
+            if path.startswith("/v1/messages"):
+                self._kind = "anthropic"
+            elif RE_GEMINI.match(path):
+                self._kind = "gemini"
+            try:
+                raw = base64.b64decode(canned, validate=True)
+            except ValueError:
+                raise HTTPFail(400, "x-mock-response: not base64")
+            return self._send_body(200, raw)
 
         m = RE_GEMINI.match(path)
         if m:
