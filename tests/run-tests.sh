@@ -58,6 +58,9 @@ run_suite conformance/asan 300 "$PY" tests/conformance/spop_conformance.py build
 run_suite e2e/haproxy_verdict 120 "$PY" tests/e2e/test_haproxy_verdict.py "$AGENT"
 run_suite e2e/edge 180 "$PY" tests/e2e/test_edge.py "$AGENT"
 run_suite e2e/snippet 120 "$PY" tests/e2e/test_snippet.py "$AGENT"
+run_suite e2e/bypass 180 "$PY" tests/e2e/test_bypass.py "$AGENT"
+run_suite e2e/bypass_spop 60 "$PY" tests/e2e/test_bypass_spop.py "$AGENT"
+run_suite e2e/bypass_spop-asan 120 "$PY" tests/e2e/test_bypass_spop.py build/asan/archestra-spoa
 run_suite e2e/metrics 400 "$PY" tests/e2e/test_metrics.py "$AGENT"
 run_suite e2e/auth 200 "$PY" tests/e2e/test_auth.py "$AGENT"
 run_suite e2e/policy 200 "$PY" tests/e2e/test_policy.py "$AGENT"
