@@ -290,7 +290,7 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 	/* Tool-call rules and trusted data fail closed: a response they cannot read,
 	 * or one whose request context is lost, does not pass. Streams are not
 	 * buffered (the response is seen at its headers only). */
-	if (auth && auth->policy.has_tool_calls && !sse) {
+	if (auth && auth->policy.has_tool_calls && (!sse || !have_ctx || !c.stream)) { /* a stream nobody asked for is not read */
 		struct tool_call calls[32];
 		int n = 0;
 		if (!have_ctx) {

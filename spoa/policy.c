@@ -576,6 +576,22 @@ void policy_eval_calls(const struct policy *p, const struct policy_input *in, co
 	}
 }
 
+int policy_calls_apply(const struct policy *p, const struct policy_input *in)
+{
+	int r = 0;
+	for (int i = 0; p && i < p->n; i++) {
+		const struct policy_rule *rule = &p->rules[i];
+		if (!rule->ncalls || !in_scope(rule, in))
+			continue;
+		if (!rule->shadow && !p->shadow)
+			return 2;
+		r = 1;
+	}
+	if (p && p->trusted.enabled && in->untrusted)
+		return p->trusted.rule.shadow || p->shadow ? (r ? r : 1) : 2;
+	return r;
+}
+
 bool policy_tool_trusted(const struct policy *p, struct spop_slice tool, struct spop_slice content)
 {
 	const struct trusted_cfg *t = &p->trusted;

@@ -124,6 +124,10 @@ void policy_eval(const struct policy *p, const struct policy_input *in, struct p
 void policy_eval_calls(const struct policy *p, const struct policy_input *in, const struct tool_call *calls, int n,
                        struct policy_result *r);
 
+/* Do response checks apply to this call (rules with tool_calls in scope, or
+ * trusted_data once in->untrusted)? 0: none, 1: only in shadow, 2: enforced. */
+int policy_calls_apply(const struct policy *p, const struct policy_input *in);
+
 /* Is a tool's result trusted (trusted_data section)? content is the result as it
  * appears in the body (a JSON string's text or the raw JSON value). */
 bool policy_tool_trusted(const struct policy *p, struct spop_slice tool, struct spop_slice content);

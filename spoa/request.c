@@ -318,8 +318,9 @@ static void add_tool(struct reader *rd, const struct json_val *name, struct req_
 		d->tools[d->ntools++] = s;
 }
 
-/* Tool names as each provider declares them: OpenAI tools[].function.name and
- * functions[].name (and the Responses API's tools[].name), Anthropic tools[].name,
+/* Tool names as each provider declares them: OpenAI tools[].function.name,
+ * tools[].custom.name and functions[].name (the Responses API's tools[].name), a
+ * built-in tool by its type, Anthropic tools[].name,
  * Gemini tools[].functionDeclarations[].name (or function_declarations: its JSON
  * mapping accepts both spellings). */
 static void collect_tools(struct reader *rd, const struct json_val *arr, struct req_decision *d)
@@ -335,9 +336,19 @@ static void collect_tools(struct reader *rd, const struct json_val *arr, struct 
 	while (json_aiter_next(&it, &el) == 1) {
 		if (el.kind != JSON_OBJECT)
 			continue;
-		if (json_get_path(el.raw, "function.name", &v))
+		bool named = false;
+		if (json_get_path(el.raw, "function.name", &v) || json_get_path(el.raw, "custom.name", &v)) {
 			add_tool(rd, &v, d);
-		if (json_get(el.raw, "name", &v))
+			named = true;
+		}
+		if (json_get(el.raw, "name", &v)) {
+			add_tool(rd, &v, d);
+			named = true;
+		}
+		/* a provider's built-in tool ({"type": "web_search_preview"}) goes by its type */
+		struct spop_slice type;
+		if (!named && json_get(el.raw, "type", &v) && text_of(rd, &v, &type) && !SPOP_SLICE_IS(type, "function") &&
+		    !SPOP_SLICE_IS(type, "custom"))
 			add_tool(rd, &v, d);
 		for (int spelling = 0; spelling < 2; spelling++) {
 			if (!json_get(el.raw, spelling ? "function_declarations" : "functionDeclarations", &v))
@@ -880,7 +891,9 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 	}
 
 	/* Policy last: it may scope on who the credential turned out to be. */
-	if (env->auth && env->auth->policy.n) {
+	int calls = 0;
+	if (env->auth) {
+		const struct policy *pol = &env->auth->policy;
 		struct policy_input pin = {
 			.id = &d->id, .output_tokens = d->output_tokens, .messages = d->messages, .stream = d->stream,
 		};
@@ -898,7 +911,7 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 		pin.v[SC_KEY_OWNER] = d->owner;
 		pin.v[SC_AGENT_ID] = d->id.v[ID_AGENT];
 		pin.v[SC_USER_ID] = d->id.v[ID_USER];
-		policy_eval(&env->auth->policy, &pin, &d->policy);
+		policy_eval(pol, &pin, &d->policy);
 		if (d->policy.deny) {
 			d->status = 403;
 			d->reason = d->policy.deny->id;
@@ -906,6 +919,18 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 			d->auth_hdr = NULL; /* nothing is substituted for a refused call */
 			return;
 		}
+		/* Response checks need the response: whether or not inspect_responses is
+		 * on, a call they apply to gets its response inspected. */
+		if (json && pol->trusted.enabled)
+			d->untrusted = pin.untrusted = conversation_untrusted(&rd, pol, bs);
+		calls = policy_calls_apply(pol, &pin);
+	}
+	if (calls == 2 && d->stream) {
+		refuse(d, 400, "stream_not_inspectable",
+		       "tool-call rules apply to this call and a streamed response cannot be checked; send it without "
+		       "streaming", NULL);
+		d->auth_hdr = NULL;
+		return;
 	}
 
 	/* DLP over the raw body (every string without a \u escape reads the same
@@ -927,10 +952,7 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 			return;
 		}
 	}
-	/* Only the response exchange reads the bit: without it, do not walk the conversation. */
-	if (json && cfg->inspect_responses && env->auth && env->auth->policy.trusted.enabled)
-		d->untrusted = conversation_untrusted(&rd, &env->auth->policy, bs);
-	d->inspect_res = cfg->inspect_responses;
+	d->inspect_res = cfg->inspect_responses || calls;
 
 	/* What goes upstream is the path that was checked, and the query less any key
 	 * the gateway replaces. */

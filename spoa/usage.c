@@ -85,6 +85,36 @@ static bool text(struct spop_slice obj, const char *key, struct json_arena *a, s
 	return json_get(obj, key, &v) && json_as_string(&v, a, out);
 }
 
+/* One OpenAI call: {function: {name, arguments}} or {custom: {name, input}} in chat
+ * completions, {name, arguments} (legacy function_call, Responses function_call)
+ * or {name, input} (Responses custom_tool_call). Arguments are a JSON document in a
+ * string, decoded and checked like a body since the client will parse them; a
+ * custom tool's input is free text, so its conditions read the call object
+ * (path "input"). A call of a shape we do not know is not waved through: -1. */
+static int openai_call(const struct json_val *call, struct tool_call *out, int *n, int max, struct json_arena *a,
+                       struct json_keytab *keys)
+{
+	static const struct spop_slice empty = { (const uint8_t *)"{}", 2 };
+	struct json_val fn, args;
+	struct spop_slice name, arg = empty;
+	if (call->kind != JSON_OBJECT)
+		return -1;
+	const struct json_val *o = call;
+	if (json_get(call->raw, "function", &fn) || json_get(call->raw, "custom", &fn))
+		o = &fn;
+	if (o->kind != JSON_OBJECT || !text(o->raw, "name", a, &name))
+		return -1;
+	if (json_get(o->raw, "arguments", &args) && args.kind != JSON_NULL) {
+		struct json_report r;
+		if (!json_as_string(&args, a, &arg) || !json_check(arg, keys, NULL, NULL, &r))
+			return -1;
+	} else if (json_get(o->raw, "input", &args)) {
+		arg = o->raw;
+	}
+	add_call(out, n, max, name, arg);
+	return 0;
+}
+
 int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool_call *out, int max,
                        struct json_arena *a, struct json_keytab *keys)
 {
@@ -123,28 +153,30 @@ int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool
 		}
 		return n;
 	}
-	if (!json_get(body, "choices", &v) || !json_aiter_init(&it, &v))
-		return 0;
-	while (json_aiter_next(&it, &el) == 1) {
-		if (el.kind != JSON_OBJECT || !json_get_path(el.raw, "message.tool_calls", &x) || !json_aiter_init(&jt, &x))
-			continue;
-		struct json_val call;
-		while (json_aiter_next(&jt, &call) == 1) {
-			struct json_val fn;
-			if (call.kind != JSON_OBJECT || !json_get(call.raw, "function", &fn))
+	/* OpenAI: chat completions' choices[].message (tool_calls[], legacy function_call)
+	 * and the Responses API's output[] items. */
+	if (json_get(body, "choices", &v) && json_aiter_init(&it, &v)) {
+		while (json_aiter_next(&it, &el) == 1) {
+			struct json_val msg, call;
+			if (el.kind != JSON_OBJECT || !json_get(el.raw, "message", &msg) || msg.kind != JSON_OBJECT)
 				continue;
-			if (fn.kind != JSON_OBJECT || !text(fn.raw, "name", a, &name))
+			if (json_get(msg.raw, "function_call", &call) && call.kind != JSON_NULL &&
+			    openai_call(&call, out, &n, max, a, keys) < 0)
 				return -1;
-			struct spop_slice arg = empty;
-			if (json_get(fn.raw, "arguments", &args) && args.kind != JSON_NULL) {
-				/* A JSON document inside a JSON string: decoded, then read by the
-				 * same rules as a body, since the client will parse it. */
-				struct json_report r;
-				if (!json_as_string(&args, a, &arg) || !json_check(arg, keys, NULL, NULL, &r))
+			if (!json_get(msg.raw, "tool_calls", &x) || !json_aiter_init(&jt, &x))
+				continue;
+			while (json_aiter_next(&jt, &call) == 1)
+				if (openai_call(&call, out, &n, max, a, keys) < 0)
 					return -1;
-			}
-			add_call(out, &n, max, name, arg);
 		}
 	}
+	if (json_get(body, "output", &v) && json_aiter_init(&it, &v))
+		while (json_aiter_next(&it, &el) == 1) {
+			if (el.kind != JSON_OBJECT || !text(el.raw, "type", a, &type))
+				continue;
+			if ((SPOP_SLICE_IS(type, "function_call") || SPOP_SLICE_IS(type, "custom_tool_call")) &&
+			    openai_call(&el, out, &n, max, a, keys) < 0)
+				return -1;
+		}
 	return n;
 }

@@ -28,8 +28,10 @@ bool usage_extract(enum err_shape shape, struct spop_slice body, struct usage *u
 
 struct tool_call;
 /* The tool calls a non-streaming response makes, from a body json_check accepted:
- * OpenAI choices[].message.tool_calls[] (function.name, function.arguments: a JSON
- * string, decoded into the arena and checked like a body), Anthropic content[]
+ * OpenAI choices[].message.tool_calls[] (function or custom), the legacy
+ * message.function_call, and the Responses API's output[] function_call and
+ * custom_tool_call items (arguments: a JSON string, decoded into the arena and
+ * checked like a body), Anthropic content[]
  * blocks of type tool_use (name, input), Gemini candidates[].content.parts[]
  * .functionCall (name, args). Names are decoded. Returns how many (at most max);
  * -1 when a call cannot be read (no name, arguments that are not one JSON

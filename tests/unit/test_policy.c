@@ -486,6 +486,50 @@ static void trusted_data(void **st)
 	assert_non_null(strstr(err, "trusted_data.default"));
 }
 
+/* Response rules need the response: a call they apply to is inspected even with
+ * inspect_responses off, and may not stream past them. */
+static void response_rules_hold_without_inspect_responses(void **st)
+{
+	(void)st;
+	load("{\"rules\":[{\"id\":\"no-mail\",\"when\":{\"provider\":\"openai\"},\"tool_calls\":[{\"name\":\"send_*\"}]},"
+	     "{\"id\":\"watch\",\"when\":{\"provider\":\"gemini\"},\"shadow\":true,\"tool_calls\":[{\"name\":\"x\"}]}]}");
+	static struct provider_table providers;
+	providers_builtin(&providers);
+	struct request_cfg cfg = { .providers = &providers, .inspect_responses = false };
+	static struct auth auth;
+	auth.policy = pol;
+	struct decide_env env = { .auth = &auth };
+	struct { const char *path, *hdr, *body; int status; const char *reason; bool inspect; } cases[] = {
+		{ "/v1/openai/chat/completions", "authorization: Bearer sk-x", "{\"model\":\"m\"}", 0, "allowed", true },
+		{ "/v1/openai/chat/completions", "authorization: Bearer sk-x", "{\"model\":\"m\",\"stream\":true}", 400,
+		  "stream_not_inspectable", false },
+		{ "/v1/openai/responses", "authorization: Bearer sk-x", "{\"model\":\"m\",\"str\\u0065am\":true}", 400,
+		  "stream_not_inspectable", false },
+		{ "/v1/anthropic/v1/messages", "x-api-key: k", "{\"model\":\"c\",\"stream\":true}", 0, "allowed", false },
+		{ "/v1/gemini/v1beta/models/g:streamGenerateContent", "x-goog-api-key: k", "{}", 0, "allowed", true },
+		{ "/v1/gemini/v1beta/models/g:generateContent", "x-goog-api-key: k", "{}", 0, "allowed", true },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t hb[256];
+		struct spop_writer w;
+		spop_writer_init(&w, hb, sizeof(hb));
+		const char *colon = strchr(cases[i].hdr, ':');
+		spop_put_name(&w, cases[i].hdr, (size_t)(colon - cases[i].hdr));
+		spop_put_name(&w, colon + 2, strlen(colon + 2));
+		spop_put_raw(&w, "\0\0", 2);
+		struct spop_msg m = { .name = S("archestra-req"), .nargs = 4 };
+		m.args[0] = (struct spop_kv){ S("path"), { .type = SPOP_T_STRING, .v.s = S(cases[i].path) } };
+		m.args[1] = (struct spop_kv){ S("hdrs"), { .type = SPOP_T_BINARY, .v.s = { hb, (size_t)(w.p - hb) } } };
+		m.args[2] = (struct spop_kv){ S("body"), { .type = SPOP_T_BINARY, .v.s = S(cases[i].body) } };
+		m.args[3] = (struct spop_kv){ S("method"), { .type = SPOP_T_STRING, .v.s = S("POST") } };
+		struct req_decision d;
+		request_decide(&cfg, &env, &m, &d);
+		if (d.status != cases[i].status || strcmp(d.reason, cases[i].reason) != 0 ||
+		    (d.status == 0 && d.inspect_res != cases[i].inspect))
+			fail_msg("case %zu: %d %s inspect=%d", i, d.status, d.reason, d.inspect_res);
+	}
+}
+
 static void jwt_claim_scope(void **st)
 {
 	(void)st;
@@ -592,6 +636,7 @@ int main(void)
 		cmocka_unit_test(trusted_data),
 		cmocka_unit_test(hostile_bodies),
 		cmocka_unit_test(jwt_claim_scope),
+		cmocka_unit_test(response_rules_hold_without_inspect_responses),
 	};
 	return cmocka_run_group_tests_name("policy", tests, NULL, teardown);
 }
