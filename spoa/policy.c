@@ -576,19 +576,45 @@ void policy_eval_calls(const struct policy *p, const struct policy_input *in, co
 	}
 }
 
+/* Does the request offer a tool that one of the globs could match? A model calls
+ * only tools its request declares; more tools than were read count as a match. */
+static bool offers(const struct policy_input *in, const char *glob)
+{
+	if (in->tools_truncated)
+		return true;
+	for (int i = 0; i < in->ntools; i++)
+		if (glob_match(glob, in->tools[i].ptr, in->tools[i].len))
+			return true;
+	return false;
+}
+
+static bool rule_may_fire(const struct policy_rule *r, const struct policy_input *in)
+{
+	for (int k = 0; k < r->ncalls; k++)
+		if (offers(in, r->calls[k].name))
+			return true;
+	return false;
+}
+
 int policy_calls_apply(const struct policy *p, const struct policy_input *in)
 {
 	int r = 0;
 	for (int i = 0; p && i < p->n; i++) {
 		const struct policy_rule *rule = &p->rules[i];
-		if (!rule->ncalls || !in_scope(rule, in))
+		if (!rule->ncalls || !in_scope(rule, in) || !rule_may_fire(rule, in))
 			continue;
 		if (!rule->shadow && !p->shadow)
 			return 2;
 		r = 1;
 	}
-	if (p && p->trusted.enabled && in->untrusted)
-		return p->trusted.rule.shadow || p->shadow ? (r ? r : 1) : 2;
+	const struct trusted_cfg *t = p ? &p->trusted : NULL;
+	if (t && t->enabled && in->untrusted) {
+		bool fire = false;
+		for (int k = 0; k < t->sensitive.n && !fire; k++)
+			fire = offers(in, t->sensitive.p[k]);
+		if (fire)
+			return t->rule.shadow || p->shadow ? (r ? r : 1) : 2;
+	}
 	return r;
 }
 

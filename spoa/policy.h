@@ -124,8 +124,10 @@ void policy_eval(const struct policy *p, const struct policy_input *in, struct p
 void policy_eval_calls(const struct policy *p, const struct policy_input *in, const struct tool_call *calls, int n,
                        struct policy_result *r);
 
-/* Do response checks apply to this call (rules with tool_calls in scope, or
- * trusted_data once in->untrusted)? 0: none, 1: only in shadow, 2: enforced. */
+/* Do response checks apply to this call: a rule with tool_calls in scope, or
+ * trusted_data once in->untrusted, AND the request offers a tool their name globs
+ * could match (a model calls only the tools its request declares)? 0: none, 1: only
+ * in shadow, 2: enforced. */
 int policy_calls_apply(const struct policy *p, const struct policy_input *in);
 
 /* Is a tool's result trusted (trusted_data section)? content is the result as it

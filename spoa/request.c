@@ -927,8 +927,8 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 	}
 	if (calls == 2 && d->stream) {
 		refuse(d, 400, "stream_not_inspectable",
-		       "tool-call rules apply to this call and a streamed response cannot be checked; send it without "
-		       "streaming", NULL);
+		       "the call offers tools that tool-call rules check, and a streamed response cannot be checked yet; "
+		       "send it without streaming", NULL);
 		d->auth_hdr = NULL;
 		return;
 	}

@@ -5,7 +5,8 @@ rounds: each figure is the median of its rounds, so a noisy neighbour slows all
 setups alike instead of skewing one of them. Loopback only, bounded in time.
 
 Knobs (environment): BENCH_ROUNDS (3), BENCH_SECONDS (2 per round), BENCH_CONNS (4),
-BENCH_PIPELINE (16), BENCH_BODY (2048)."""
+BENCH_PIPELINE (16), BENCH_BODY (2048), BENCH_BASELINE (another agent binary, e.g. an
+older build, run with its default policy beside this one: "baseline" vs "archestra")."""
 import json
 import os
 import socket
@@ -46,10 +47,10 @@ def wait_port(port):
 agents = []
 
 
-def start(name, *args, env=None):
+def start(name, *args, env=None, binary=AGENT):
     port = free_port()
     log = open(os.path.join(OUT, f"agent-{name}.log"), "w")
-    p = subprocess.Popen([AGENT, "--listen", f"127.0.0.1:{port}", "--threads", "2", "--log-level", "warn", *args],
+    p = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", "--threads", "2", "--log-level", "warn", *args],
                          stdout=log, stderr=log, env=env)
     agents.append(p)
     wait_port(port)
@@ -108,6 +109,9 @@ def main():
         setups = {}
         p, pid = start("archestra")
         setups["archestra"] = (p, pid, [])
+        if os.environ.get("BENCH_BASELINE"):
+            p, pid = start("baseline", binary=os.environ["BENCH_BASELINE"])
+            setups["baseline"] = (p, pid, [])
         p, pid = start("allow-all", "--config", allow_cfg)  # an empty policy: no rule, no DLP
         setups["allow-all"] = (p, pid, [])
         p, pid = start("ack-only", "--ack-only")
@@ -165,6 +169,10 @@ def main():
               f"({pct('cached-jwt', 'direct-key')} of direct) decisions/s; CPU per decision "
               f"{cpu['direct-key']:.2f} / {cpu['virtual-key']:.2f} / {cpu['cached-jwt']:.2f} us")
         print(f"summary: agent RSS with 1,008 open connections: {kv.get('agent_rss_kb')} kB")
+        if "baseline" in med:
+            print(f"summary: this agent {med['archestra']:.0f} vs baseline {med['baseline']:.0f} decisions/s "
+                  f"(default policy): {pct('archestra', 'baseline')}; CPU per decision {cpu['archestra']:.2f} vs "
+                  f"{cpu['baseline']:.2f} us")
     finally:
         for p in agents:
             p.terminate()

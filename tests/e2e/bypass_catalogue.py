@@ -631,9 +631,22 @@ add(C, "gemini header VK and ?%6B%45%59=VK", GM() + "?%6B%45%59=<<VK>>&alt=json"
     auth="VK")
 add(C, "gemini ?key=VK&%6Bey=another", GM() + "?key=<<VK>>&alt=json&%6Bey=goog-attacker-0001", gm(),
     allow(query="alt=json", **GK), auth=None)
-add(C, "gemini ?alt=sse&key=VK&x=1 keeps the rest", GM(action="streamGenerateContent") + "?alt=sse&key=<<VK>>&x=1", gm(),
-    allow(path="/v1beta/models/gemini-2.0-flash:streamGenerateContent", query="alt=sse&x=1", secrets_absent=["VK"]),
+add(C, "gemini ?alt=sse&key=VK&x=1 keeps the rest", GM() + "?alt=sse&key=<<VK>>&x=1", gm(),
+    allow(path="/v1beta/models/gemini-2.0-flash:generateContent", query="alt=sse&x=1", secrets_absent=["VK"]),
     auth=None)
+# A call offering a tool the catalogue's tool-call rules check may not stream: the
+# stream would carry the tool call past them (in every spelling of "stream").
+NOTIFY_OFFER = '"tools":[{"type":"function","function":{"name":"notify_customer","parameters":{}}}]'
+add("responses", "stream under tool-call rules: gemini streamGenerateContent", GM(action="streamGenerateContent") + "?alt=sse",
+    gm('"tools":[{"functionDeclarations":[{"name":"notify_customer"}]}]'), deny(400, "stream_not_inspectable"))
+add("responses", "stream under tool-call rules: openai stream true", OA, oa('"stream":true', NOTIFY_OFFER),
+    deny(400, "stream_not_inspectable"))
+add("responses", "stream under tool-call rules: escaped str\\u0065am", OA, oa('"str\\u0065am":true', NOTIFY_OFFER),
+    deny(400, "stream_not_inspectable"))
+add("responses", "stream under tool-call rules: escaped tool name", OA,
+    oa('"stream":true', NOTIFY_OFFER.replace("notify_customer", "notify\\u005fcustomer")), deny(400, "stream_not_inspectable"))
+add("responses", "control: a stream offering no tool the rules check passes", OA, oa('"stream":true'),
+    allow(path="/v1/chat/completions"))
 add(C, "openai virtual key and ?key=VK: the key leaves the query", OA + "?key=<<VK>>&x=1", oa(),
     allow(path="/v1/chat/completions", query="x=1", secrets_absent=["VK"]), auth="VK")
 add(C, "control: a direct gemini key in ?key= stays (not substituted)", GM() + "?key=goog-direct-bypass-0002", gm(),

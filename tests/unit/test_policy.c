@@ -488,6 +488,7 @@ static void trusted_data(void **st)
 
 /* Response rules need the response: a call they apply to is inspected even with
  * inspect_responses off, and may not stream past them. */
+#define TOOL "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"send_mail\"}}]"
 static void response_rules_hold_without_inspect_responses(void **st)
 {
 	(void)st;
@@ -500,14 +501,23 @@ static void response_rules_hold_without_inspect_responses(void **st)
 	auth.policy = pol;
 	struct decide_env env = { .auth = &auth };
 	struct { const char *path, *hdr, *body; int status; const char *reason; bool inspect; } cases[] = {
-		{ "/v1/openai/chat/completions", "authorization: Bearer sk-x", "{\"model\":\"m\"}", 0, "allowed", true },
-		{ "/v1/openai/chat/completions", "authorization: Bearer sk-x", "{\"model\":\"m\",\"stream\":true}", 400,
+		{ "/v1/openai/chat/completions", "authorization: Bearer sk-x", "{\"model\":\"m\"," TOOL "}", 0, "allowed", true },
+		{ "/v1/openai/chat/completions", "authorization: Bearer sk-x", "{\"model\":\"m\",\"stream\":true," TOOL "}", 400,
 		  "stream_not_inspectable", false },
-		{ "/v1/openai/responses", "authorization: Bearer sk-x", "{\"model\":\"m\",\"str\\u0065am\":true}", 400,
+		{ "/v1/openai/responses", "authorization: Bearer sk-x", "{\"model\":\"m\",\"str\\u0065am\":true," TOOL "}", 400,
 		  "stream_not_inspectable", false },
-		{ "/v1/anthropic/v1/messages", "x-api-key: k", "{\"model\":\"c\",\"stream\":true}", 0, "allowed", false },
-		{ "/v1/gemini/v1beta/models/g:streamGenerateContent", "x-goog-api-key: k", "{}", 0, "allowed", true },
-		{ "/v1/gemini/v1beta/models/g:generateContent", "x-goog-api-key: k", "{}", 0, "allowed", true },
+		/* no tool the rules check is offered: nothing to hold, no response to inspect */
+		{ "/v1/openai/chat/completions", "authorization: Bearer sk-x", "{\"model\":\"m\",\"stream\":true}", 0,
+		  "allowed", false },
+		{ "/v1/openai/chat/completions", "authorization: Bearer sk-x",
+		  "{\"model\":\"m\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}]}", 0,
+		  "allowed", false },
+		{ "/v1/anthropic/v1/messages", "x-api-key: k", "{\"model\":\"c\",\"stream\":true," TOOL "}", 0, "allowed", false },
+		{ "/v1/gemini/v1beta/models/g:streamGenerateContent", "x-goog-api-key: k",
+		  "{\"tools\":[{\"functionDeclarations\":[{\"name\":\"x\"}]}]}", 0, "allowed", true },
+		{ "/v1/gemini/v1beta/models/g:generateContent", "x-goog-api-key: k",
+		  "{\"tools\":[{\"functionDeclarations\":[{\"name\":\"x\"}]}]}", 0, "allowed", true },
+		{ "/v1/gemini/v1beta/models/g:generateContent", "x-goog-api-key: k", "{}", 0, "allowed", false },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		uint8_t hb[256];
