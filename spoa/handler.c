@@ -210,16 +210,8 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 /* Is the response a server-sent event stream (its body then is not buffered)? */
 static bool is_sse(const struct spop_data *hdrs)
 {
-	if (!is_text(hdrs))
-		return false;
-	struct spop_reader r = { hdrs->v.s.ptr, hdrs->v.s.ptr + hdrs->v.s.len };
-	struct spop_slice n, v;
-	while (hdrs_next(&r, &n, &v) == 1)
-		if (SLICE_IEQ(n, "content-type")) {
-			v = slice_trim(v);
-			return v.len >= 17 && slice_ieq((struct spop_slice){ v.ptr, 17 }, "text/event-stream", 17);
-		}
-	return false;
+	struct spop_slice v = hdrs_get(hdrs, "content-type", NULL);
+	return v.len >= 17 && slice_ieq((struct spop_slice){ v.ptr, 17 }, "text/event-stream", 17);
 }
 
 /* Can the response body be read as the client will read it? Not when compressed,
@@ -227,14 +219,10 @@ static bool is_sse(const struct spop_data *hdrs)
  * or not one JSON reading. An empty body reads as nothing. */
 static bool res_readable(const struct spop_msg *msg, struct spop_slice body, struct read_scratch *sc)
 {
-	struct spop_slice ce = { NULL, 0 }, n, v;
-	const struct spop_data *hdrs = SPOP_MSG_ARG(msg, "hdrs");
-	if (is_text(hdrs)) {
-		struct spop_reader r = { hdrs->v.s.ptr, hdrs->v.s.ptr + hdrs->v.s.len };
-		while (hdrs_next(&r, &n, &v) == 1)
-			if (SLICE_IEQ(n, "content-encoding") && (ce = slice_trim(v)).len && !SLICE_IEQ(ce, "identity"))
-				return false;
-	}
+	bool again;
+	struct spop_slice ce = hdrs_get(SPOP_MSG_ARG(msg, "hdrs"), "content-encoding", &again);
+	if (again || (ce.len && !SLICE_IEQ(ce, "identity")))
+		return false;
 	int64_t len = 0, size = 0;
 	const struct spop_data *eom = SPOP_MSG_ARG(msg, "eom");
 	if (as_int(SPOP_MSG_ARG(msg, "body_len"), &len) && as_int(SPOP_MSG_ARG(msg, "body_size"), &size) && size > len)

@@ -14,6 +14,10 @@
  * buffer), -1 when malformed. */
 int hdrs_next(struct spop_reader *r, struct spop_slice *name, struct spop_slice *value);
 
+/* The trimmed value of the first header named `lower` (a lower-case name), empty
+ * when absent; *again (may be NULL) tells whether the name appears more than once. */
+struct spop_slice hdrs_get(const struct spop_data *hdrs, const char *lower, bool *again);
+
 /* ASCII case-insensitive comparison of a slice with a lower-case literal. */
 bool slice_ieq(struct spop_slice s, const char *lower, size_t n);
 #define SLICE_IEQ(s, lit) slice_ieq((s), (lit), sizeof(lit) - 1)

@@ -244,20 +244,6 @@ static struct spop_slice safe_owner(struct spop_slice v, struct json_arena *a)
 	return (struct spop_slice){ (const uint8_t *)d, o };
 }
 
-/* The value of the first header `name` (lower case), trimmed; empty when absent. */
-static struct spop_slice header(const struct spop_data *hdrs, const char *name)
-{
-	struct spop_slice n, v, none = { NULL, 0 };
-	size_t len = strlen(name);
-	if (!is_text(hdrs))
-		return none;
-	struct spop_reader r = { hdrs->v.s.ptr, hdrs->v.s.ptr + hdrs->v.s.len };
-	while (hdrs_next(&r, &n, &v) == 1)
-		if (slice_ieq(n, name, len))
-			return slice_trim(v);
-	return none;
-}
-
 static void refuse(struct req_decision *d, int status, const char *reason, const char *msg, const char *tail)
 {
 	d->status = status;
@@ -707,18 +693,25 @@ static void virtual_key(const struct auth *auth, int64_t now, struct req_decisio
 		d->owner = (struct spop_slice){ (const uint8_t *)k->owner, strlen(k->owner) };
 }
 
+static bool present(const struct spop_data *hdrs, const char *name)
+{
+	bool again;
+	return hdrs_get(hdrs, name, &again).len || again;
+}
+
 static bool method_override(const struct spop_data *hdrs)
 {
-	return header(hdrs, "x-http-method-override").len || header(hdrs, "x-http-method").len ||
-	       header(hdrs, "x-method-override").len;
+	return present(hdrs, "x-http-method-override") || present(hdrs, "x-http-method") ||
+	       present(hdrs, "x-method-override");
 }
 
 /* Is a body that is not JSON expected (multipart uploads)? Every other body is
  * read as JSON whatever its Content-Type says, since servers parse it anyway. */
 static bool multipart(const struct spop_data *hdrs)
 {
-	struct spop_slice ct = header(hdrs, "content-type");
-	return ct.len >= 19 && slice_ieq((struct spop_slice){ ct.ptr, 19 }, "multipart/form-data", 19);
+	bool again;
+	struct spop_slice ct = hdrs_get(hdrs, "content-type", &again);
+	return !again && ct.len >= 19 && slice_ieq((struct spop_slice){ ct.ptr, 19 }, "multipart/form-data", 19);
 }
 
 static void scan_dlp(const struct dlp_cfg *dc, struct spop_slice raw, const struct json_arena *text, struct dlp_result *r)
