@@ -95,6 +95,10 @@ $(BUILD)/spop-bench: tests/bench/spop-bench.c
 $(BUILD)/dlp-bench: tests/bench/dlp-bench.c $(CORE_OBJ)
 	$(CC) $(CFLAGS) -Ispoa -o $@ $< $(CORE_OBJ) $(LDLIBS)
 
+$(BUILD)/decide-bench: tests/bench/decide-bench.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ispoa -o $@ $< $(CORE_OBJ) $(LDLIBS)
+
 $(BUILD)/jwt-bench: tests/bench/jwt-bench.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ispoa -o $@ $< $(CORE_OBJ) $(LDLIBS)
@@ -142,8 +146,9 @@ fuzz: deps-test $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth $(BUILD)/fuzz
 
 # ---- benchmarks ----
 bench: deps-bench
-	@$(MAKE) --no-print-directory all $(BUILD)/spop-bench $(BUILD)/jwt-bench $(BUILD)/dlp-bench
+	@$(MAKE) --no-print-directory all $(BUILD)/spop-bench $(BUILD)/jwt-bench $(BUILD)/dlp-bench $(BUILD)/decide-bench
 	@$(BUILD)/dlp-bench
+	@$(BUILD)/decide-bench
 	@$(PYTHON) tests/bench/run-bench.py
 	@tests/bench/edge-bench.sh
 

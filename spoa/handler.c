@@ -232,7 +232,7 @@ static bool res_readable(const struct spop_msg *msg, struct spop_slice body, str
 	if (body.len == 0)
 		return true;
 	struct json_report jr;
-	return read_scratch_fit(sc, 2 * body.len, 1024) && json_check(body, &sc->keys, NULL, NULL, &jr);
+	return read_scratch_fit(sc, 2 * body.len, 1024) && json_check(body, &sc->keys, NULL, NULL, NULL, &jr);
 }
 
 static void res_refuse(struct spop_writer *acts, enum err_shape shape, int status, const char *reason, const char *why)

@@ -15,10 +15,13 @@ const char *identity_field_name(enum id_field f)
 	return (unsigned)f < ID_FIELDS ? field_names[f] : "?";
 }
 
+/* A-Z a-z 0-9 . _ - : @ + ~ */
+static const uint64_t ok_lo = 0x07ff680000000000ULL;  /* bytes 0..63: '+' '-' '.' '0'-'9' ':' */
+static const uint64_t ok_hi = 0x47fffffe87ffffffULL;  /* bytes 64..127: '@' 'A'-'Z' '_' 'a'-'z' '~' */
+
 bool identity_char_ok(uint8_t c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-	       c == '-' || c == ':' || c == '@' || c == '+' || c == '~';
+	return c < 64 ? (ok_lo >> c) & 1 : c < 128 && ((ok_hi >> (c - 64)) & 1);
 }
 
 /* NULL when valid, else why not. Values travel into a key=value log line, metric

@@ -7,8 +7,10 @@
 #include <emmintrin.h>
 #endif
 
-static const uint8_t *ws(const uint8_t *p, const uint8_t *end)
+static inline const uint8_t *ws(const uint8_t *p, const uint8_t *end)
 {
+	if (p < end && *p > ' ')
+		return p; /* compact JSON, the common case: no white space between tokens */
 	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
 		p++;
 	return p;
@@ -260,8 +262,9 @@ bool json_get(struct spop_slice obj, const char *key, struct json_val *out)
 	struct spop_slice k;
 	if (!json_iter_init(&it, obj))
 		return false;
+	size_t kl = strlen(key);
 	while (json_iter_next(&it, &k, out) == 1)
-		if (json_key_is(k, key))
+		if ((k.len == kl && memcmp(k.ptr, key, kl) == 0) || (k.len > kl && json_key_is(k, key)))
 			return true;
 	return false;
 }
@@ -416,6 +419,11 @@ bool json_as_string(const struct json_val *v, struct json_arena *a, struct spop_
 
 bool json_key_is(struct spop_slice k, const char *lit)
 {
+	size_t n = strlen(lit);
+	if (k.len == n && memcmp(k.ptr, lit, n) == 0)
+		return true;
+	if (k.len < n || !memchr(k.ptr, '\\', k.len))
+		return false; /* an escape only makes a key longer than its text */
 	const uint8_t *p = k.ptr, *end = k.ptr + k.len;
 	const uint8_t *l = (const uint8_t *)lit;
 	while (p < end) {
@@ -425,8 +433,8 @@ bool json_key_is(struct spop_slice k, const char *lit)
 			continue;
 		}
 		char tmp[4];
-		size_t used, n = unescape_one(p, end, tmp, &used);
-		for (size_t i = 0; i < n; i++)
+		size_t used, cnt = unescape_one(p, end, tmp, &used);
+		for (size_t i = 0; i < cnt; i++)
 			if (!*l || *l++ != (uint8_t)tmp[i]) /* \u0000 never matches the literal's end */
 				return false;
 		p += used;
@@ -438,6 +446,7 @@ bool json_aiter_init(struct json_aiter *it, const struct json_val *arr)
 {
 	it->failed = arr->kind != JSON_ARRAY;
 	it->first = true;
+	it->open = false;
 	it->end = arr->raw.ptr + arr->raw.len;
 	it->p = it->failed ? it->end : arr->raw.ptr + 1;
 	return !it->failed;
@@ -458,6 +467,50 @@ int json_aiter_next(struct json_aiter *it, struct json_val *el)
 		p = ws(p + 1, it->end);
 	}
 	it->first = false;
+	if (!(p = value(p, it->end, 1, el)))
+		goto bad;
+	it->p = p;
+	return 1;
+bad:
+	it->failed = true;
+	return -1;
+}
+
+int json_aiter_next_obj(struct json_aiter *it, struct json_val *el, struct json_iter *mi)
+{
+	if (it->failed)
+		return -1;
+	if (it->open) { /* finish the object the caller was reading, then step past it */
+		struct spop_slice k;
+		struct json_val v;
+		int rc;
+		it->open = false;
+		while ((rc = json_iter_next(mi, &k, &v)) == 1)
+			;
+		const uint8_t *q = rc == 0 ? ws(mi->p, it->end) : it->end;
+		if (q >= it->end || *q != '}')
+			goto bad;
+		it->p = q + 1;
+	}
+	const uint8_t *p = ws(it->p, it->end);
+	if (p >= it->end)
+		goto bad;
+	if (*p == ']')
+		return 0;
+	if (!it->first) {
+		if (*p != ',')
+			goto bad;
+		p = ws(p + 1, it->end);
+	}
+	it->first = false;
+	if (p < it->end && *p == '{') {
+		el->kind = JSON_OBJECT;
+		el->raw = (struct spop_slice){ p, (size_t)(it->end - p) };
+		json_iter_init(mi, el->raw);
+		it->open = true;
+		it->p = p;
+		return 1;
+	}
 	if (!(p = value(p, it->end, 1, el)))
 		goto bad;
 	it->p = p;
@@ -641,10 +694,13 @@ static const uint8_t *check_string(const uint8_t *p, const uint8_t *end, bool *e
 		*esc = true;
 		uint8_t e = p[1];
 		if (e != 'u') {
-			if (!strchr("\"\\/bfnrt", e) || !e)
+			switch (e) {
+			case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+				p += 2;
+				continue;
+			default:
 				return NULL;
-			p += 2;
-			continue;
+			}
 		}
 		*uesc = true;
 		if (end - p < 6 || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) || !is_hex(p[5]))
@@ -666,11 +722,17 @@ static const uint8_t *check_string(const uint8_t *p, const uint8_t *end, bool *e
 	}
 }
 
-/* FNV-1a over the decoded bytes of a key. */
+/* FNV-1a over the decoded bytes of a key (byte by byte, so a key with escapes
+ * hashes like its plain twin). */
 static uint64_t key_hash(const uint8_t *raw, size_t len, bool esc)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 	const uint8_t *p = raw, *end = raw + len;
+	if (!esc) {
+		for (; p < end; p++)
+			h = (h ^ *p) * 0x100000001b3ULL;
+		return h;
+	}
 	while (p < end) {
 		char tmp[4];
 		size_t n = 1, used = 1;
@@ -749,12 +811,25 @@ static bool has_dup(struct json_key *k, size_t from, size_t to)
 	return false;
 }
 
+static enum json_kind kind_at(uint8_t c)
+{
+	switch (c) {
+	case '{': return JSON_OBJECT;
+	case '[': return JSON_ARRAY;
+	case '"': return JSON_STRING;
+	case 't': return JSON_TRUE;
+	case 'f': return JSON_FALSE;
+	case 'n': return JSON_NULL;
+	default: return JSON_NUMBER;
+	}
+}
+
 bool json_check(struct spop_slice doc, struct json_keytab *keys, json_escaped_fn on_escaped, void *arg,
-                struct json_report *r)
+                struct json_top *top, struct json_report *r)
 {
 	/* An explicit stack: per open container, whether it is an object and where its
 	 * keys start in the table. */
-	struct { bool obj; size_t kfrom; } st[JSON_MAX_DEPTH + 1];
+	struct { bool obj; size_t kfrom; const uint8_t *start; } st[JSON_MAX_DEPTH + 1];
 	int depth = 0;
 	size_t nk = 0;
 	if (!doc.ptr)
@@ -762,14 +837,26 @@ bool json_check(struct spop_slice doc, struct json_keytab *keys, json_escaped_fn
 	const uint8_t *p = doc.ptr, *end = doc.ptr + doc.len;
 	enum json_err err = JSON_ERR_SYNTAX;
 	bool esc, uesc;
+	const uint8_t *vstart = NULL; /* the top-level member's value being read */
+	struct json_member *cur = NULL;
 
 	r->err = JSON_OK;
+	if (top) {
+		top->n = 0;
+		top->more = false;
+	}
 	p = ws(p, end);
 	goto value;
 
 value: /* p at a value */
 	if (p >= end)
 		goto bad;
+	if (cur) {
+		if (depth == 1)
+			vstart = p;
+		else if (depth == 2 && !st[1].obj && vstart == st[1].start)
+			cur->count++; /* an element of the member's array */
+	}
 	if (*p == '{' || *p == '[') {
 		if (depth == JSON_MAX_DEPTH) {
 			err = JSON_ERR_DEPTH;
@@ -777,6 +864,7 @@ value: /* p at a value */
 		}
 		st[depth].obj = *p == '{';
 		st[depth].kfrom = nk;
+		st[depth].start = p;
 		depth++;
 		p = ws(p + 1, end);
 		if (p < end && *p == (st[depth - 1].obj ? '}' : ']')) {
@@ -826,6 +914,13 @@ key: /* p at a key of the object on top */
 			goto bad;
 		}
 		keys->k[nk++] = (struct json_key){ key_hash(raw.ptr, raw.len, esc), raw.ptr, (uint32_t)raw.len, esc };
+		if (top && depth == 1) {
+			cur = top->n < JSON_TOP_MAX ? &top->m[top->n] : NULL;
+			if (cur)
+				*cur = (struct json_member){ .key = raw, .count = 0 };
+			else
+				top->more = true;
+		}
 	}
 	p = ws(p, end);
 	if (p >= end || *p != ':')
@@ -844,6 +939,11 @@ close: /* the container on top just closed */
 	}
 	/* fall through */
 after: /* a value ended */
+	if (cur && depth == 1) { /* a top-level member is complete */
+		cur->val = (struct json_val){ kind_at(*vstart), { vstart, (size_t)(p - vstart) } };
+		top->n++;
+		cur = NULL;
+	}
 	p = ws(p, end);
 	if (depth == 0) {
 		if (p != end)

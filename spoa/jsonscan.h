@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "spop.h"
 
@@ -41,9 +42,11 @@ struct json_report {
  * the quotes. The DLP scans those decoded. */
 typedef void (*json_escaped_fn)(void *arg, struct spop_slice raw);
 
-/* Validates doc whole (see above). Returns true when it has one reading. */
+struct json_top;
+/* Validates doc whole (see above). Returns true when it has one reading. `top`
+ * (may be NULL) receives the top-level members when doc is an object. */
 bool json_check(struct spop_slice doc, struct json_keytab *keys, json_escaped_fn on_escaped, void *arg,
-                struct json_report *r);
+                struct json_top *top, struct json_report *r);
 const char *json_err_text(enum json_err e);   /* "duplicate key", ... */
 
 /* Decoded strings: a bump allocator over the caller's buffer, reset per message.
@@ -56,6 +59,21 @@ enum json_kind { JSON_BAD = 0, JSON_OBJECT, JSON_ARRAY, JSON_STRING, JSON_NUMBER
 struct json_val {
 	enum json_kind kind;
 	struct spop_slice raw;
+};
+
+/* The members of a top-level object as json_check saw them, so that readers of
+ * the top level need not walk the body again; count is the number of elements
+ * of an array value. */
+#define JSON_TOP_MAX 64
+struct json_member {
+	struct spop_slice key;     /* raw, as json_iter_next gives it */
+	struct json_val val;
+	long count;
+};
+struct json_top {
+	struct json_member m[JSON_TOP_MAX];
+	int n;
+	bool more;                 /* more members than m holds: walk the body instead */
 };
 
 /* Iterates the members of the object `obj` (raw bytes starting at '{'). */
@@ -76,6 +94,11 @@ bool json_parse_value(struct spop_slice doc, struct json_val *v);
 
 /* Is the raw key (as json_iter_next gives it) equal to lit once decoded? */
 bool json_key_is(struct spop_slice raw_key, const char *lit);
+/* The same for a string literal, deciding by length first: an escape only ever
+ * makes a raw key longer than its text, so only longer keys need decoding. */
+#define JSON_KEY_IS(k, lit)                                                                          \
+	((k).len == sizeof(lit) - 1 ? memcmp((k).ptr, (lit), sizeof(lit) - 1) == 0                    \
+	                            : (k).len > sizeof(lit) - 1 && json_key_is((k), (lit)))
 
 /* Member `key` of object obj (compared decoded; after json_check there is at most
  * one); false if absent or malformed. */
@@ -114,8 +137,15 @@ long json_array_len(const struct json_val *v);
 struct json_aiter {
 	const uint8_t *p, *end;
 	bool first, failed;
+	bool open;                 /* json_aiter_next_obj handed out an object still being read */
 };
 bool json_aiter_init(struct json_aiter *it, const struct json_val *arr);
 int json_aiter_next(struct json_aiter *it, struct json_val *el);
+
+/* Like json_aiter_next, for arrays of objects read member by member (tools with
+ * their schemas): an object element comes with *mi ready to iterate its members,
+ * and el->raw runs to the end of the array (its own end is not looked for); the
+ * next call finishes it, so no element is walked twice. Use the same mi throughout. */
+int json_aiter_next_obj(struct json_aiter *it, struct json_val *el, struct json_iter *mi);
 
 #endif

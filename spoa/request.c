@@ -312,41 +312,47 @@ static void add_tool(struct reader *rd, const struct json_val *name, struct req_
 static void collect_tools(struct reader *rd, const struct json_val *arr, struct req_decision *d)
 {
 	struct json_aiter it;
-	struct json_val el, v;
+	struct json_val el, v, inner;
+	struct spop_slice k;
 	if (arr->kind == JSON_NULL)
 		return;
 	if (!json_aiter_init(&it, arr)) {
 		invalid(rd, "tools must be an array");
 		return;
 	}
-	while (json_aiter_next(&it, &el) == 1) {
+	struct json_iter mi;
+	while (json_aiter_next_obj(&it, &el, &mi) == 1) {
 		if (el.kind != JSON_OBJECT)
 			continue;
+		/* one pass over the tool's members (a schema can be large) */
+		struct json_val type = { JSON_BAD, { NULL, 0 } };
 		bool named = false;
-		if (json_get_path(el.raw, "function.name", &v) || json_get_path(el.raw, "custom.name", &v)) {
-			add_tool(rd, &v, d);
-			named = true;
-		}
-		if (json_get(el.raw, "name", &v)) {
-			add_tool(rd, &v, d);
-			named = true;
+		while (json_iter_next(&mi, &k, &v) == 1) {
+			if (JSON_KEY_IS(k, "name")) {
+				add_tool(rd, &v, d);
+				named = true;
+			} else if (JSON_KEY_IS(k, "function") || JSON_KEY_IS(k, "custom")) {
+				if (v.kind == JSON_OBJECT && json_get(v.raw, "name", &inner)) {
+					add_tool(rd, &inner, d);
+					named = true;
+				}
+			} else if (JSON_KEY_IS(k, "functionDeclarations") || JSON_KEY_IS(k, "function_declarations")) {
+				struct json_aiter fi;
+				struct json_val f;
+				if (!json_aiter_init(&fi, &v))
+					continue;
+				while (json_aiter_next(&fi, &f) == 1)
+					if (f.kind == JSON_OBJECT && json_get(f.raw, "name", &inner))
+						add_tool(rd, &inner, d);
+			} else if (JSON_KEY_IS(k, "type")) {
+				type = v;
+			}
 		}
 		/* a provider's built-in tool ({"type": "web_search_preview"}) goes by its type */
-		struct spop_slice type;
-		if (!named && json_get(el.raw, "type", &v) && text_of(rd, &v, &type) && !SPOP_SLICE_IS(type, "function") &&
-		    !SPOP_SLICE_IS(type, "custom"))
-			add_tool(rd, &v, d);
-		for (int spelling = 0; spelling < 2; spelling++) {
-			if (!json_get(el.raw, spelling ? "function_declarations" : "functionDeclarations", &v))
-				continue;
-			struct json_aiter fi;
-			struct json_val f, n;
-			if (!json_aiter_init(&fi, &v))
-				continue;
-			while (json_aiter_next(&fi, &f) == 1)
-				if (f.kind == JSON_OBJECT && json_get(f.raw, "name", &n))
-					add_tool(rd, &n, d);
-		}
+		struct spop_slice ts;
+		if (!named && type.kind == JSON_STRING && text_of(rd, &type, &ts) && !SPOP_SLICE_IS(ts, "function") &&
+		    !SPOP_SLICE_IS(ts, "custom"))
+			add_tool(rd, &type, d);
 	}
 }
 
@@ -492,18 +498,40 @@ static void read_limit(struct reader *rd, const struct json_val *v, bool gemini,
 		*out = n;
 }
 
+/* The next top-level member: from json_check's index, or by walking the body when
+ * it had more members than the index holds. */
+static bool next_member(const struct json_top *top, int *i, struct json_iter *it, struct spop_slice *k,
+                        struct json_val *v, long *count)
+{
+	if (!top->more) {
+		if (*i >= top->n)
+			return false;
+		*k = top->m[*i].key;
+		*v = top->m[*i].val;
+		*count = top->m[(*i)++].count;
+		return true;
+	}
+	if (json_iter_next(it, k, v) != 1)
+		return false;
+	*count = v->kind == JSON_ARRAY ? json_array_len(v) : -1;
+	return true;
+}
+
 /* The members the policy reads, from a body json_check accepted: each one once,
  * decoded, of the type the provider requires, or the body is refused. */
-static void read_body(struct reader *rd, const struct provider *prov, struct spop_slice body, struct req_decision *d)
+static void read_body(struct reader *rd, const struct provider *prov, struct spop_slice body,
+                      const struct json_top *top, struct req_decision *d)
 {
 	struct json_iter it;
 	struct spop_slice k;
 	struct json_val v, m;
+	long count;
+	int idx = 0;
 	if (!json_iter_init(&it, body))
 		return; /* an array or a scalar: nothing the policy reads */
 	bool gemini = prov->shape == SHAPE_GEMINI;
-	while (json_iter_next(&it, &k, &v) == 1) {
-		if (json_key_is(k, "model")) {
+	while (next_member(top, &idx, &it, &k, &v, &count)) {
+		if (JSON_KEY_IS(k, "model")) {
 			struct spop_slice s;
 			if (v.kind == JSON_NULL)
 				continue;
@@ -513,15 +541,15 @@ static void read_body(struct reader *rd, const struct provider *prov, struct spo
 			}
 			if (!gemini) /* Gemini routes on the model in the path */
 				d->model = s;
-		} else if (json_key_is(k, "stream")) {
+		} else if (JSON_KEY_IS(k, "stream")) {
 			if (v.kind != JSON_TRUE && v.kind != JSON_FALSE && v.kind != JSON_NULL)
 				invalid(rd, "stream must be true or false");
 			if (!gemini)
 				d->stream = v.kind == JSON_TRUE;
-		} else if (json_key_is(k, "max_tokens") || json_key_is(k, "max_completion_tokens") ||
-		           json_key_is(k, "max_output_tokens")) {
+		} else if (JSON_KEY_IS(k, "max_tokens") || JSON_KEY_IS(k, "max_completion_tokens") ||
+		           JSON_KEY_IS(k, "max_output_tokens")) {
 			read_limit(rd, &v, false, &d->output_tokens);
-		} else if (json_key_is(k, "generationConfig") || json_key_is(k, "generation_config")) {
+		} else if (JSON_KEY_IS(k, "generationConfig") || JSON_KEY_IS(k, "generation_config")) {
 			if (v.kind == JSON_NULL)
 				continue;
 			if (v.kind != JSON_OBJECT) {
@@ -536,15 +564,14 @@ static void read_body(struct reader *rd, const struct provider *prov, struct spo
 					invalid(rd, "maxOutputTokens is given twice (maxOutputTokens and max_output_tokens)");
 				read_limit(rd, &m, true, &d->output_tokens);
 			}
-		} else if (json_key_is(k, "messages") || json_key_is(k, "contents")) {
+		} else if (JSON_KEY_IS(k, "messages") || JSON_KEY_IS(k, "contents")) {
 			if (v.kind == JSON_NULL)
 				continue;
-			long n = json_array_len(&v);
-			if (n < 0 && v.kind != JSON_STRING) /* Gemini and the Responses API take a string too */
+			if (v.kind != JSON_ARRAY && v.kind != JSON_STRING) /* Gemini and the Responses API take a string too */
 				invalid(rd, "messages must be an array");
-			if (n > d->messages)
-				d->messages = n;
-		} else if (json_key_is(k, "tools") || json_key_is(k, "functions")) {
+			if (v.kind == JSON_ARRAY && count > d->messages)
+				d->messages = count;
+		} else if (JSON_KEY_IS(k, "tools") || JSON_KEY_IS(k, "functions")) {
 			collect_tools(rd, &v, d);
 		}
 	}
@@ -693,25 +720,37 @@ static void virtual_key(const struct auth *auth, int64_t now, struct req_decisio
 		d->owner = (struct spop_slice){ (const uint8_t *)k->owner, strlen(k->owner) };
 }
 
-static bool present(const struct spop_data *hdrs, const char *name)
-{
-	bool again;
-	return hdrs_get(hdrs, name, &again).len || again;
-}
+/* What the decision needs from the request headers besides credentials and
+ * identity, in one pass: a method override (refused), and whether the body is a
+ * multipart upload (not JSON). Every other body is read as JSON whatever its
+ * Content-Type says, since servers parse it anyway; a repeated Content-Type is
+ * not taken at its first value. */
+struct req_hdrs {
+	bool method_override, multipart;
+};
 
-static bool method_override(const struct spop_data *hdrs)
+static struct req_hdrs scan_hdrs(const struct spop_data *hdrs)
 {
-	return present(hdrs, "x-http-method-override") || present(hdrs, "x-http-method") ||
-	       present(hdrs, "x-method-override");
-}
-
-/* Is a body that is not JSON expected (multipart uploads)? Every other body is
- * read as JSON whatever its Content-Type says, since servers parse it anyway. */
-static bool multipart(const struct spop_data *hdrs)
-{
-	bool again;
-	struct spop_slice ct = hdrs_get(hdrs, "content-type", &again);
-	return !again && ct.len >= 19 && slice_ieq((struct spop_slice){ ct.ptr, 19 }, "multipart/form-data", 19);
+	struct req_hdrs h = { false, false };
+	int content_types = 0;
+	if (!is_text(hdrs))
+		return h;
+	struct spop_reader r = { hdrs->v.s.ptr, hdrs->v.s.ptr + hdrs->v.s.len };
+	struct spop_slice n, v;
+	while (hdrs_next(&r, &n, &v) == 1) {
+		uint8_t c0 = n.len ? (n.ptr[0] | 0x20) : 0;
+		if (n.len < 12 || (c0 != 'c' && c0 != 'x'))
+			continue; /* the common case: one compare per header */
+		if (SLICE_IEQ(n, "content-type")) {
+			v = slice_trim(v);
+			h.multipart = ++content_types == 1 && v.len >= 19 &&
+			              slice_ieq((struct spop_slice){ v.ptr, 19 }, "multipart/form-data", 19);
+		} else if (SLICE_IEQ(n, "x-http-method-override") || SLICE_IEQ(n, "x-http-method") ||
+		           SLICE_IEQ(n, "x-method-override")) {
+			h.method_override = true;
+		}
+	}
+	return h;
 }
 
 static void scan_dlp(const struct dlp_cfg *dc, struct spop_slice raw, const struct json_arena *text, struct dlp_result *r)
@@ -769,7 +808,8 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 		refuse(d, 404, "unknown_provider", "no LLM provider is routed at this path; known prefixes: ", known);
 		return;
 	}
-	if (method_override(hdrs)) {
+	struct req_hdrs rh = scan_hdrs(hdrs);
+	if (rh.method_override) {
 		refuse(d, 400, "method_override_refused",
 		       "method override headers (X-HTTP-Method-Override and the like) are not accepted", NULL);
 		return;
@@ -814,9 +854,10 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 	size_t i = 0;
 	while (i < bs.len && (bs.ptr[i] == ' ' || bs.ptr[i] == '\t' || bs.ptr[i] == '\n' || bs.ptr[i] == '\r'))
 		i++;
-	if (i < bs.len && !d->truncated && !multipart(hdrs)) {
+	if (i < bs.len && !d->truncated && !rh.multipart) {
 		struct json_report jr;
-		if (!json_check(bs, &sc->keys, collect_escaped, &sc->text, &jr)) {
+		struct json_top top;
+		if (!json_check(bs, &sc->keys, collect_escaped, &sc->text, &top, &jr)) {
 			static const char *const reasons[] = { "allowed", "invalid_json", "json_too_deep", "duplicate_key",
 			                                       "invalid_utf8" };
 			d->status = 400;
@@ -826,7 +867,7 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 			return;
 		}
 		json = true;
-		read_body(&rd, d->prov, bs, d);
+		read_body(&rd, d->prov, bs, &top, d);
 		if (rd.bad) {
 			refuse(d, 400, "invalid_field", "the request body is refused: ", rd.bad);
 			return;

@@ -106,7 +106,7 @@ static int openai_call(const struct json_val *call, struct tool_call *out, int *
 		return -1;
 	if (json_get(o->raw, "arguments", &args) && args.kind != JSON_NULL) {
 		struct json_report r;
-		if (!json_as_string(&args, a, &arg) || !json_check(arg, keys, NULL, NULL, &r))
+		if (!json_as_string(&args, a, &arg) || !json_check(arg, keys, NULL, NULL, NULL, &r))
 			return -1;
 	} else if (json_get(o->raw, "input", &args)) {
 		arg = o->raw;

@@ -113,9 +113,26 @@ static void differential(const uint8_t *d, size_t n)
 {
 	struct json_report r;
 	struct spop_slice doc = { d, n };
-	bool ours = json_check(doc, &keys, NULL, NULL, &r);
+	static struct json_top top;
+	bool ours = json_check(doc, &keys, NULL, NULL, &top, &r);
 	if (!ours)
 		return;
+	/* the top-level index is what a walk of the object gives */
+	struct json_iter ji;
+	struct spop_slice k;
+	struct json_val jv;
+	int i = 0;
+	if (json_iter_init(&ji, doc)) {
+		while (json_iter_next(&ji, &k, &jv) == 1 && i < JSON_TOP_MAX) {
+			const struct json_member *m = &top.m[i++];
+			if (i > top.n || m->key.ptr != k.ptr || m->key.len != k.len || m->val.kind != jv.kind ||
+			    m->val.raw.ptr != jv.raw.ptr || m->val.raw.len != jv.raw.len ||
+			    (jv.kind == JSON_ARRAY && m->count != json_array_len(&jv)))
+				__builtin_trap();
+		}
+	}
+	if (i != top.n)
+		__builtin_trap();
 	cJSON *c = cJSON_ParseWithLength((const char *)d, n);
 	if (!c)
 		__builtin_trap(); /* we accepted what a standard parser refuses */
@@ -128,7 +145,7 @@ static void differential(const uint8_t *d, size_t n)
 	for (size_t cut = n / 2; cut < n; cut += 1 + n / 8) {
 		struct spop_slice pre = { d, cut };
 		struct json_val pv;
-		if (json_check(pre, &keys, NULL, NULL, &r) && v.kind != JSON_NUMBER && json_parse_value(pre, &pv) &&
+		if (json_check(pre, &keys, NULL, NULL, NULL, &r) && v.kind != JSON_NUMBER && json_parse_value(pre, &pv) &&
 		    pv.kind != JSON_NUMBER) {
 			size_t end = (size_t)(v.raw.ptr + v.raw.len - d);
 			if (cut >= end)
