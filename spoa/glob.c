@@ -2,7 +2,12 @@
  * recursion, so hostile patterns or inputs cannot blow the stack. */
 #include "glob.h"
 
-bool glob_match(const char *pat, const unsigned char *s, size_t n)
+static inline unsigned char lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
+static bool match(const char *pat, const unsigned char *s, size_t n, bool fold)
 {
 	const char *p = pat, *star = NULL;
 	size_t i = 0, mark = 0;
@@ -10,7 +15,7 @@ bool glob_match(const char *pat, const unsigned char *s, size_t n)
 		if (*p == '*') {
 			star = p++;
 			mark = i;
-		} else if (*p && (*p == '?' || (unsigned char)*p == s[i])) {
+		} else if (*p && (*p == '?' || (unsigned char)*p == s[i] || (fold && lower((unsigned char)*p) == lower(s[i])))) {
 			p++;
 			i++;
 		} else if (star) {
@@ -23,4 +28,14 @@ bool glob_match(const char *pat, const unsigned char *s, size_t n)
 	while (*p == '*')
 		p++;
 	return *p == '\0';
+}
+
+bool glob_match(const char *pat, const unsigned char *s, size_t n)
+{
+	return match(pat, s, n, true);
+}
+
+bool glob_match_exact(const char *pat, const unsigned char *s, size_t n)
+{
+	return match(pat, s, n, false);
 }

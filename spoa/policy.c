@@ -507,7 +507,7 @@ static bool call_matches(const struct tool_call_rule *t, const struct tool_call 
 		bool hold;
 		switch (a->op) {
 		case ARG_EQUALS: hold = strcmp(val, a->value) == 0; break;
-		case ARG_GLOB: hold = glob_match(a->value, v.ptr, v.len); break;
+		case ARG_GLOB: hold = glob_match_exact(a->value, v.ptr, v.len); break;
 		case ARG_REGEX: hold = regexec(a->re, val, 0, NULL, 0) == 0; break;
 		default: hold = !any_match(&a->not_in, v); break;
 		}

@@ -564,11 +564,11 @@ static void read_body(struct reader *rd, const struct provider *prov, struct spo
 					invalid(rd, "maxOutputTokens is given twice (maxOutputTokens and max_output_tokens)");
 				read_limit(rd, &m, true, &d->output_tokens);
 			}
-		} else if (JSON_KEY_IS(k, "messages") || JSON_KEY_IS(k, "contents")) {
+		} else if (JSON_KEY_IS(k, "messages") || JSON_KEY_IS(k, "contents") || JSON_KEY_IS(k, "input")) {
 			if (v.kind == JSON_NULL)
 				continue;
-			if (v.kind != JSON_ARRAY && v.kind != JSON_STRING) /* Gemini and the Responses API take a string too */
-				invalid(rd, "messages must be an array");
+			if (v.kind != JSON_ARRAY && v.kind != JSON_STRING && !JSON_KEY_IS(k, "input"))
+				invalid(rd, "messages must be an array"); /* Gemini takes a string too; input: anything */
 			if (v.kind == JSON_ARRAY && count > d->messages)
 				d->messages = count;
 		} else if (JSON_KEY_IS(k, "tools") || JSON_KEY_IS(k, "functions")) {
@@ -721,17 +721,18 @@ static void virtual_key(const struct auth *auth, int64_t now, struct req_decisio
 }
 
 /* What the decision needs from the request headers besides credentials and
- * identity, in one pass: a method override (refused), and whether the body is a
- * multipart upload (not JSON). Every other body is read as JSON whatever its
+ * identity, in one pass: a method override and a compressed body (both refused:
+ * the provider would act on what the agent did not read), and whether the body
+ * may be a multipart upload. Every other body is read as JSON whatever its
  * Content-Type says, since servers parse it anyway; a repeated Content-Type is
  * not taken at its first value. */
 struct req_hdrs {
-	bool method_override, multipart;
+	bool method_override, multipart, encoded;
 };
 
 static struct req_hdrs scan_hdrs(const struct spop_data *hdrs)
 {
-	struct req_hdrs h = { false, false };
+	struct req_hdrs h = { false, false, false };
 	int content_types = 0;
 	if (!is_text(hdrs))
 		return h;
@@ -745,6 +746,9 @@ static struct req_hdrs scan_hdrs(const struct spop_data *hdrs)
 			v = slice_trim(v);
 			h.multipart = ++content_types == 1 && v.len >= 19 &&
 			              slice_ieq((struct spop_slice){ v.ptr, 19 }, "multipart/form-data", 19);
+		} else if (SLICE_IEQ(n, "content-encoding")) {
+			v = slice_trim(v);
+			h.encoded |= v.len && !SLICE_IEQ(v, "identity");
 		} else if (SLICE_IEQ(n, "x-http-method-override") || SLICE_IEQ(n, "x-http-method") ||
 		           SLICE_IEQ(n, "x-method-override")) {
 			h.method_override = true;
@@ -814,6 +818,11 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 		       "method override headers (X-HTTP-Method-Override and the like) are not accepted", NULL);
 		return;
 	}
+	if (rh.encoded) {
+		refuse(d, 400, "encoded_body_refused", "compressed request bodies (Content-Encoding) are not accepted; "
+		       "send the body uncompressed", NULL);
+		return;
+	}
 
 	if (d->prov->shape == SHAPE_GEMINI)
 		model_from_path(d->rest, d);
@@ -854,10 +863,13 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 	size_t i = 0;
 	while (i < bs.len && (bs.ptr[i] == ' ' || bs.ptr[i] == '\t' || bs.ptr[i] == '\n' || bs.ptr[i] == '\r'))
 		i++;
-	if (i < bs.len && !d->truncated && !rh.multipart) {
+	if (i < bs.len && !d->truncated) {
 		struct json_report jr;
 		struct json_top top;
-		if (!json_check(bs, &sc->keys, collect_escaped, &sc->text, &top, &jr)) {
+		bool ok = json_check(bs, &sc->keys, collect_escaped, &sc->text, &top, &jr);
+		if (!ok && rh.multipart && jr.err == JSON_ERR_SYNTAX && bs.ptr[i] == '-') {
+			sc->text.used = 0; /* a multipart upload ("--boundary"): opaque, DLP on its raw bytes */
+		} else if (!ok) {
 			static const char *const reasons[] = { "allowed", "invalid_json", "json_too_deep", "duplicate_key",
 			                                       "invalid_utf8" };
 			d->status = 400;
@@ -865,12 +877,13 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 			snprintf(d->message, sizeof(d->message), "archestra: the request body is refused: %s (at byte %zu)",
 			         json_err_text(jr.err), jr.at);
 			return;
-		}
-		json = true;
-		read_body(&rd, d->prov, bs, &top, d);
-		if (rd.bad) {
-			refuse(d, 400, "invalid_field", "the request body is refused: ", rd.bad);
-			return;
+		} else {
+			json = true;
+			read_body(&rd, d->prov, bs, &top, d);
+			if (rd.bad) {
+				refuse(d, 400, "invalid_field", "the request body is refused: ", rd.bad);
+				return;
+			}
 		}
 	}
 

@@ -389,8 +389,12 @@ add(C, "UTF-8 BOM", OA, b"\xef\xbb\xbf" + PLAIN.encode(), IJ)
 add(C, "UTF-16LE with BOM", OA, PLAIN.encode("utf-16"), IJ)
 add(C, "UTF-16BE without BOM", OA, PLAIN.encode("utf-16-be"), IJ)
 add(C, "UTF-32LE without BOM", OA, PLAIN.encode("utf-32-le"), IJ)
-add(C, "gzip body with Content-Encoding: gzip", OA, gzip.compress(PLAIN.encode()), IJ,
+add(C, "gzip body with Content-Encoding: gzip", OA, gzip.compress(PLAIN.encode()), deny(400, "encoded_body_refused"),
     headers=[("Content-Encoding", "gzip")])
+add(C, "a JSON body labelled Content-Encoding: deflate (the provider would inflate something else)", OA,
+    oa(SEND_EMAIL_OA), deny(400, "encoded_body_refused"), headers=[("Content-Encoding", "deflate")])
+add(C, "tools deny list by another case: SEND_Email", OA, oa(SEND_EMAIL_OA.replace("send_email", "SEND_Email")),
+    deny(403, "no-email-tools"))
 
 # ------------------------------------------------------------------ 9. broken JSON
 C = "invalid_json"
@@ -424,6 +428,8 @@ MP = ('--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\
       '%s\r\n--xyz--\r\n')
 add(C, "multipart: an AWS key in the raw bytes", OA, MP % "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
     deny(403, "dlp_aws_access_key"), ctype="multipart/form-data; boundary=xyz")
+add(C, "multipart label on a JSON body offering send_email: still read as JSON", OA, oa(SEND_EMAIL_OA),
+    deny(403, "no-email-tools"), ctype="multipart/form-data; boundary=xyz")
 add(C, "multipart: JSON with model gpt-4o, key limited to gpt-4o-mini* (fails closed)", OA, PLAIN,
     deny(403, "virtual_key_model_denied"), ctype="multipart/form-data; boundary=xyz", auth="VK_MINI")
 

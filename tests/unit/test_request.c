@@ -573,6 +573,16 @@ static void body_read_as_the_provider_reads_it(void **st)
 		{ "multipart is not JSON: no model, model list refuses", { .path = "/v1/openai/chat/completions",
 		  .hdrs = "authorization: Bearer " VK_INTERN "\ncontent-type: multipart/form-data; boundary=x",
 		  .body = "--x\r\n\r\ngpt-5\r\n--x--" }, 403, "small-models" },
+		{ "multipart label on a JSON body: still read", { .path = CHAT, .hdrs = "authorization: Bearer " VK_INTERN
+		  "\ncontent-type: multipart/form-data; boundary=x", .body = "{\"model\":\"gpt-4o-mini\",\"tools\":[{\"type\":"
+		  "\"function\",\"function\":{\"name\":\"send_email\"}}]}" }, 403, "no-mail" },
+		{ "compressed body", { .path = CHAT, .hdrs = "authorization: Bearer " VK_INTERN "\ncontent-encoding: gzip",
+		  .body = OK_BODY }, 400, "encoded_body_refused" },
+		{ "identity encoding is no encoding", { .path = CHAT, .hdrs = "authorization: Bearer " VK_INTERN
+		  "\ncontent-encoding: identity", .body = OK_BODY }, 0, "allowed" },
+		{ "a deny list by any case", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"tools\":[{\"type\":\"function\","
+		  "\"function\":{\"name\":\"SEND_Email\"}}]}" }, 403, "no-mail" },
+		{ "an allow list by any case", { .path = CHAT, .body = "{\"model\":\"GPT-4o-Mini\"}" }, 0, "allowed" },
 		{ "escaped AWS key", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\","
 		  "\"content\":\"AKIA\\u0049OSFODNN7EXAMPLE\"}]}" }, 403, "dlp_aws_access_key" },
 		{ "escaped OpenAI key", { .path = CHAT, .body = "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\","
