@@ -824,8 +824,14 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 		return;
 	}
 
-	if (d->prov->shape == SHAPE_GEMINI)
+	if (d->prov->shape == SHAPE_GEMINI) {
 		model_from_path(d->rest, d);
+		if (d->model.ptr && !model_ok(d->model)) { /* what the body's model must be, the path's must be too */
+			refuse(d, 400, "invalid_field", "the request is refused: the model in the path must be a name of 1 to "
+			       "256 characters of A-Z a-z 0-9 . _ : / @ + -", NULL);
+			return;
+		}
+	}
 	if (identity_parse(hdrs, cfg->drop_invalid_identity, &d->id, &d->id_err, &d->id_dropped) < 0) {
 		d->status = 400;
 		d->reason = "invalid_identity_header";
