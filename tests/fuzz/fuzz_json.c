@@ -31,17 +31,16 @@ static void compare_object(const cJSON *c, struct spop_slice obj, int depth)
 {
 	const cJSON *it;
 	int n = 0;
+	/* cJSON keys are C strings: "a\u0000" and "a" are one key to it, two to every
+	 * standard parser (and to us), so such objects are compared by count only. */
+	bool nul_keys = memmem(obj.ptr, obj.len, "\\u0000", 6) != NULL;
 	cJSON_ArrayForEach(it, c) {
 		struct json_val v;
 		n++;
-		if (!it->string || strlen(it->string) == 0)
-			continue; /* cJSON keys are C strings: a key holding \u0000 cannot be compared */
-		if (!json_get(obj, it->string, &v)) {
-			/* A key with \u0000 in it looks shorter to cJSON; only then may we miss it. */
-			if (!memmem(obj.ptr, obj.len, "\\u0000", 6))
-				__builtin_trap();
+		if (nul_keys || !it->string)
 			continue;
-		}
+		if (!json_get(obj, it->string, &v))
+			__builtin_trap();
 		compare(it, &v, depth + 1);
 	}
 	struct json_iter ji;
@@ -217,15 +216,24 @@ static void escapes_hide_nothing(const uint8_t *d, size_t n)
 		__builtin_trap();
 }
 
+static unsigned long runs[2];
+
+static void report_runs(void)
+{
+	fprintf(stderr, "fuzz_json: %lu differential runs, %lu escaping runs\n", runs[0], runs[1]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static bool ready;
 	if (!ready) {
 		init();
+		atexit(report_runs);
 		ready = true;
 	}
 	if (size < 1)
 		return 0;
+	runs[data[0] & 1]++;
 	if (data[0] & 1)
 		escapes_hide_nothing(data + 1, size - 1);
 	else
