@@ -533,15 +533,6 @@ long json_array_len(const struct json_val *v)
 	return rc < 0 ? -1 : n;
 }
 
-bool json_as_plain_string(const struct json_val *v, struct spop_slice *out)
-{
-	if (v->kind != JSON_STRING || v->raw.len < 2)
-		return false;
-	out->ptr = v->raw.ptr + 1;
-	out->len = v->raw.len - 2;
-	return memchr(out->ptr, '\\', out->len) == NULL;
-}
-
 int json_as_whole(const struct json_val *v, int64_t *out)
 {
 	if (v->kind != JSON_NUMBER || v->raw.len == 0)

@@ -116,11 +116,10 @@ bool json_as_int(const struct json_val *v, int64_t *out);
 int json_as_whole(const struct json_val *v, int64_t *out);
 
 /* A string value decoded: a slice of the document when it holds no escape, else
- * decoded into the arena. False when not a string or the arena is full. */
+ * decoded into the arena. False when not a string, or the arena is full (or NULL
+ * and the string has an escape). */
 bool json_as_string(const struct json_val *v, struct json_arena *a, struct spop_slice *out);
 
-/* A string value without escapes, as a slice of the buffer (no quotes). */
-bool json_as_plain_string(const struct json_val *v, struct spop_slice *out);
 
 /* Decodes the raw bytes between a string's quotes (checked by json_check) into dst,
  * which has room for at least raw.len bytes; returns the decoded length. */

@@ -10,7 +10,7 @@ static int64_t get(struct spop_slice obj, const char *path)
 {
 	struct json_val v;
 	int64_t x;
-	if (json_get_path(obj, path, &v) && json_as_int(&v, &x) && x >= 0)
+	if (json_get_path(obj, path, &v) && json_as_whole(&v, &x) == 1 && x >= 0)
 		return x;
 	return -1;
 }

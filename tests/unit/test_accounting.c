@@ -31,7 +31,7 @@ static void json_members_and_paths(void **st)
 	struct spop_slice s;
 	assert_true(json_parse_value(S(doc), &v));
 	assert_int_equal(v.kind, JSON_OBJECT);
-	assert_true(json_get(S(doc), "model", &v) && json_as_plain_string(&v, &s) && SPOP_SLICE_IS(s, "gpt-4o"));
+	assert_true(json_get(S(doc), "model", &v) && json_as_string(&v, NULL, &s) && SPOP_SLICE_IS(s, "gpt-4o"));
 	assert_true(json_get(S(doc), "stream", &v) && v.kind == JSON_TRUE);
 	assert_true(json_get(S(doc), "n", &v) && json_as_int(&v, &i) && i == -12);
 	assert_true(json_get(S(doc), "x", &v) && v.kind == JSON_NUMBER && !json_as_int(&v, &i));
@@ -42,7 +42,7 @@ static void json_members_and_paths(void **st)
 	assert_false(json_get(S(doc), "absent", &v));
 	/* Escaped strings are not handed out as plain. */
 	assert_true(json_get(S("{\"m\":\"a\\nb\"}"), "m", &v));
-	assert_false(json_as_plain_string(&v, &s));
+	assert_false(json_as_string(&v, NULL, &s));
 }
 
 static void json_rejects_malformed(void **st)
