@@ -12,7 +12,7 @@ UPSTREAM ?= mock
 
 # Debian packages each command needs.
 RUN_PKGS   := gcc make libc6-dev libev-dev libcjson-dev libssl-dev haproxy python3 curl openssl
-TEST_PKGS  := $(RUN_PKGS) libcmocka-dev clang libclang-rt-14-dev systemd wrk
+TEST_PKGS  := $(RUN_PKGS) libcmocka-dev clang libclang-rt-14-dev systemd wrk libpcre2-dev liblua5.4-dev
 BENCH_PKGS := $(TEST_PKGS)
 
 # The agent's pure modules (no I/O) and its I/O shell.
@@ -111,9 +111,24 @@ $(BUILD)/asan/archestra-spoa: $(CORE_SRC) $(SHELL_SRC) $(GEN_SRC) $(wildcard spo
 
 unit: $(UNIT_BIN) $(ASAN_BIN) $(BUILD)/asan/archestra-spoa
 
+# HAProxy 3.4 LTS, built once from the source tarball beside the project (../shared/
+# haproxy/, see its README) and cached under build/: the e2e suites run on it too,
+# since 3.1 rebuilt SPOE. Without the tarball that leg says so and is skipped.
+HAPROXY34_TGZ := $(wildcard ../shared/haproxy/haproxy-3.4.0.tar.gz)
+HAPROXY34     := $(BUILD)/haproxy-3.4.0/haproxy
+$(HAPROXY34): $(HAPROXY34_TGZ)
+	@mkdir -p $(BUILD)
+	@echo "building HAProxy 3.4.0 from $< (once; cached in $(BUILD)/haproxy-3.4.0)"
+	@rm -rf $(BUILD)/haproxy-3.4.0 && tar xzf $< -C $(BUILD)
+	@$(MAKE) --no-print-directory -C $(BUILD)/haproxy-3.4.0 -j$$(nproc) TARGET=linux-glibc USE_OPENSSL=1 USE_PCRE2=1 \
+	  USE_PROMEX=1 USE_LUA=1 LUA_INC=/usr/include/lua5.4 LUA_LIB_NAME=lua5.4 >$(BUILD)/haproxy-3.4.0.log 2>&1 || \
+	  { tail -20 $(BUILD)/haproxy-3.4.0.log; exit 1; }
+
+# `make test HAPROXY=/path/to/haproxy` runs the e2e suites against that binary only.
 test: deps-test
-	@$(MAKE) --no-print-directory all unit $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth $(BUILD)/fuzz/fuzz_json
-	@tests/run-tests.sh
+	@$(MAKE) --no-print-directory all unit $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth $(BUILD)/fuzz/fuzz_json \
+	  $(if $(HAPROXY),,$(if $(HAPROXY34_TGZ),$(HAPROXY34)))
+	@HAPROXY=$(HAPROXY) HAPROXY34=$(if $(HAPROXY34_TGZ),$(HAPROXY34)) tests/run-tests.sh
 
 # ---- fuzzing (libFuzzer from Debian's clang) ----
 FUZZ_SECONDS ?= 60

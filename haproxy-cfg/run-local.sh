@@ -92,7 +92,7 @@ for port in "$AGENT1_PORT" "$AGENT2_PORT"; do
 	wait_port "$port" "agent-$port" $!
 done
 
-haproxy -db -f haproxy-cfg/haproxy.cfg >"$RUN_DIR/haproxy.log" 2>&1 &
+"${HAPROXY:-haproxy}" -db -f haproxy-cfg/haproxy.cfg >"$RUN_DIR/haproxy.log" 2>&1 &
 hap=$!
 pids+=($hap)
 wait_port "$HTTP_PORT" haproxy $hap

@@ -55,22 +55,50 @@ run_suite fuzz/auth 60 tests/fuzz/smoke.sh build/fuzz/fuzz_auth 10 --auth
 run_suite fuzz/json 60 tests/fuzz/smoke.sh build/fuzz/fuzz_json 10 --json
 run_suite conformance 180 "$PY" tests/conformance/spop_conformance.py "$AGENT"
 run_suite conformance/asan 300 "$PY" tests/conformance/spop_conformance.py build/asan/archestra-spoa
-run_suite e2e/haproxy_verdict 120 "$PY" tests/e2e/test_haproxy_verdict.py "$AGENT"
-run_suite e2e/edge 180 "$PY" tests/e2e/test_edge.py "$AGENT"
-run_suite e2e/snippet 120 "$PY" tests/e2e/test_snippet.py "$AGENT"
-run_suite e2e/bypass 180 "$PY" tests/e2e/test_bypass.py "$AGENT"
 run_suite e2e/bypass_spop 60 "$PY" tests/e2e/test_bypass_spop.py "$AGENT"
 run_suite e2e/bypass_spop-asan 120 "$PY" tests/e2e/test_bypass_spop.py build/asan/archestra-spoa
-run_suite e2e/metrics 400 "$PY" tests/e2e/test_metrics.py "$AGENT"
-run_suite e2e/auth 200 "$PY" tests/e2e/test_auth.py "$AGENT"
-run_suite e2e/policy 200 "$PY" tests/e2e/test_policy.py "$AGENT"
 # The reload, JWKS fetcher and snapshot paths once more with the agent under ASan+UBSan.
 run_suite e2e/auth-asan 300 "$PY" tests/e2e/test_auth.py build/asan/archestra-spoa
-run_suite e2e/make_run 120 "$PY" tests/e2e/test_make_run.py
 run_suite e2e/systemd 120 tests/e2e/test_systemd.sh
+
+# Every suite that runs HAProxy, on each HAProxy of the matrix: Debian's (2.6) and
+# 3.4 LTS built from source (3.1 rebuilt SPOE), or only the one given with
+# `make test HAPROXY=/path/to/haproxy`.
+e2e_haproxy() { # label
+	local p=$1
+	run_suite "$p/haproxy_verdict" 120 "$PY" tests/e2e/test_haproxy_verdict.py "$AGENT"
+	run_suite "$p/edge" 180 "$PY" tests/e2e/test_edge.py "$AGENT"
+	run_suite "$p/snippet" 120 "$PY" tests/e2e/test_snippet.py "$AGENT"
+	run_suite "$p/bypass" 180 "$PY" tests/e2e/test_bypass.py "$AGENT"
+	run_suite "$p/metrics" 400 "$PY" tests/e2e/test_metrics.py "$AGENT"
+	run_suite "$p/auth" 200 "$PY" tests/e2e/test_auth.py "$AGENT"
+	run_suite "$p/policy" 200 "$PY" tests/e2e/test_policy.py "$AGENT"
+	run_suite "$p/make_run" 120 "$PY" tests/e2e/test_make_run.py
+}
+skipped=0
+if [ -n "${HAPROXY:-}" ]; then
+	echo "e2e on $("$HAPROXY" -v | head -1)"
+	e2e_haproxy e2e
+else
+	export HAPROXY=haproxy
+	echo "e2e on $(haproxy -v | head -1)"
+	e2e_haproxy e2e
+	if [ -n "${HAPROXY34:-}" ] && [ -x "$HAPROXY34" ]; then
+		export HAPROXY=$HAPROXY34
+		echo "e2e on $("$HAPROXY" -v | head -1)"
+		e2e_haproxy e2e-3.4
+	else
+		echo "e2e on HAProxy 3.4: skipped (no ../shared/haproxy/haproxy-3.4.0.tar.gz to build it from)"
+		skipped=1
+	fi
+fi
 
 if [ ${#failures[@]} -gt 0 ]; then
 	echo "failed suites: ${failures[*]}"
 fi
-echo "$passed passed, $failed failed"
+if [ "$skipped" -gt 0 ]; then
+	echo "$passed passed, $failed failed, $skipped skipped"
+else
+	echo "$passed passed, $failed failed"
+fi
 [ "$failed" -eq 0 ]

@@ -14,6 +14,8 @@ import sys
 import tempfile
 import time
 
+HAPROXY = os.environ.get("HAPROXY") or "haproxy"
+
 AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "spoa/archestra-spoa")
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -70,7 +72,7 @@ def request(port, method, path, body=None, headers=None):
 
 
 def main():
-    if not shutil.which("haproxy"):
+    if not shutil.which(HAPROXY):
         print("1..1\nnot ok 1 - haproxy is installed (make deps-test installs it)")
         return 1
     tmp = tempfile.mkdtemp(prefix="arch-e2e-")
@@ -88,10 +90,10 @@ def main():
     hap = None
     try:
         tap(wait_port(agent_port, agent), "agent starts and listens")
-        check = subprocess.run(["haproxy", "-c", "-f", cfg], capture_output=True, text=True)
+        check = subprocess.run([HAPROXY, "-c", "-f", cfg], capture_output=True, text=True)
         tap(check.returncode == 0, "haproxy -c accepts the SPOE configuration",
             check.stdout + check.stderr)
-        hap = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=hap_log, stderr=hap_log)
+        hap = subprocess.Popen([HAPROXY, "-db", "-f", cfg], stdout=hap_log, stderr=hap_log)
         tap(wait_port(http_port, hap), "haproxy starts")
 
         # Every request, whatever its shape, gets the agent's verdict.
