@@ -1,34 +1,11 @@
 /* endpoint.c: see endpoint.h. */
 #include "endpoint.h"
 
+#include "glob.h"
+
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
-
-/* '*' within one segment; iterative with one backtrack point per segment, so a
- * hostile path costs at most its length times the pattern's. */
-static bool seg_glob(const char *pat, const uint8_t *s, size_t n)
-{
-	const char *p = pat, *star = NULL;
-	size_t i = 0, mark = 0;
-	while (i < n) {
-		if (*p == '*') {
-			star = p++;
-			mark = i;
-		} else if (*p && (unsigned char)*p == s[i]) {
-			p++;
-			i++;
-		} else if (star && s[mark] != '/') {
-			p = star + 1;
-			i = ++mark;
-		} else {
-			return false;
-		}
-	}
-	while (*p == '*')
-		p++;
-	return *p == '\0';
-}
 
 bool endpoint_allowed(const struct endpoint_list *l, struct spop_slice method, struct spop_slice path)
 {
@@ -36,7 +13,7 @@ bool endpoint_allowed(const struct endpoint_list *l, struct spop_slice method, s
 		const char *e = l->e[i], *sp = strchr(e, ' ');
 		if (!sp || (size_t)(sp - e) != method.len || memcmp(e, method.ptr, method.len) != 0)
 			continue;
-		if (seg_glob(sp + 1, path.ptr, path.len))
+		if (glob_match_path(sp + 1, path.ptr, path.len))
 			return true;
 	}
 	return false;

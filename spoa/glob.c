@@ -7,7 +7,8 @@ static inline unsigned char lower(unsigned char c)
 	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
 }
 
-static bool match(const char *pat, const unsigned char *s, size_t n, bool fold)
+/* fold: ignore ASCII case; seg: a star never takes a '/' (paths) */
+static bool match(const char *pat, const unsigned char *s, size_t n, bool fold, bool seg)
 {
 	const char *p = pat, *star = NULL;
 	size_t i = 0, mark = 0;
@@ -15,10 +16,11 @@ static bool match(const char *pat, const unsigned char *s, size_t n, bool fold)
 		if (*p == '*') {
 			star = p++;
 			mark = i;
-		} else if (*p && (*p == '?' || (unsigned char)*p == s[i] || (fold && lower((unsigned char)*p) == lower(s[i])))) {
+		} else if (*p && ((*p == '?' && !(seg && s[i] == '/')) || (unsigned char)*p == s[i] ||
+		                  (fold && lower((unsigned char)*p) == lower(s[i])))) {
 			p++;
 			i++;
-		} else if (star) {
+		} else if (star && !(seg && s[mark] == '/')) {
 			p = star + 1;
 			i = ++mark;
 		} else {
@@ -32,10 +34,15 @@ static bool match(const char *pat, const unsigned char *s, size_t n, bool fold)
 
 bool glob_match(const char *pat, const unsigned char *s, size_t n)
 {
-	return match(pat, s, n, true);
+	return match(pat, s, n, true, false);
 }
 
 bool glob_match_exact(const char *pat, const unsigned char *s, size_t n)
 {
-	return match(pat, s, n, false);
+	return match(pat, s, n, false, false);
+}
+
+bool glob_match_path(const char *pat, const unsigned char *s, size_t n)
+{
+	return match(pat, s, n, false, true);
 }

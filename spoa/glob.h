@@ -12,5 +12,7 @@
 
 bool glob_match(const char *pat, const unsigned char *s, size_t n);
 bool glob_match_exact(const char *pat, const unsigned char *s, size_t n);
+/* Case kept, and '*' stays within one path segment (never takes a '/'). */
+bool glob_match_path(const char *pat, const unsigned char *s, size_t n);
 
 #endif

@@ -452,10 +452,10 @@ bool json_aiter_init(struct json_aiter *it, const struct json_val *arr)
 	return !it->failed;
 }
 
-int json_aiter_next(struct json_aiter *it, struct json_val *el)
+/* Where the next element starts: 1 with *at set, 0 at the end of the array, -1
+ * malformed (the iterator is then failed). */
+static int aiter_step(struct json_aiter *it, const uint8_t **at)
 {
-	if (it->failed)
-		return -1;
 	const uint8_t *p = ws(it->p, it->end);
 	if (p >= it->end)
 		goto bad;
@@ -467,13 +467,29 @@ int json_aiter_next(struct json_aiter *it, struct json_val *el)
 		p = ws(p + 1, it->end);
 	}
 	it->first = false;
-	if (!(p = value(p, it->end, 1, el)))
-		goto bad;
-	it->p = p;
+	*at = p;
 	return 1;
 bad:
 	it->failed = true;
 	return -1;
+}
+
+/* The element at p, read whole. */
+static int aiter_value(struct json_aiter *it, const uint8_t *p, struct json_val *el)
+{
+	if (!(p = value(p, it->end, 1, el))) {
+		it->failed = true;
+		return -1;
+	}
+	it->p = p;
+	return 1;
+}
+
+int json_aiter_next(struct json_aiter *it, struct json_val *el)
+{
+	const uint8_t *p;
+	int rc = it->failed ? -1 : aiter_step(it, &p);
+	return rc <= 0 ? rc : aiter_value(it, p, el);
 }
 
 int json_aiter_next_obj(struct json_aiter *it, struct json_val *el, struct json_iter *mi)
@@ -488,21 +504,16 @@ int json_aiter_next_obj(struct json_aiter *it, struct json_val *el, struct json_
 		while ((rc = json_iter_next(mi, &k, &v)) == 1)
 			;
 		const uint8_t *q = rc == 0 ? ws(mi->p, it->end) : it->end;
-		if (q >= it->end || *q != '}')
-			goto bad;
+		if (q >= it->end || *q != '}') {
+			it->failed = true;
+			return -1;
+		}
 		it->p = q + 1;
 	}
-	const uint8_t *p = ws(it->p, it->end);
-	if (p >= it->end)
-		goto bad;
-	if (*p == ']')
-		return 0;
-	if (!it->first) {
-		if (*p != ',')
-			goto bad;
-		p = ws(p + 1, it->end);
-	}
-	it->first = false;
+	const uint8_t *p;
+	int rc = aiter_step(it, &p);
+	if (rc <= 0)
+		return rc;
 	if (p < it->end && *p == '{') {
 		el->kind = JSON_OBJECT;
 		el->raw = (struct spop_slice){ p, (size_t)(it->end - p) };
@@ -511,13 +522,7 @@ int json_aiter_next_obj(struct json_aiter *it, struct json_val *el, struct json_
 		it->p = p;
 		return 1;
 	}
-	if (!(p = value(p, it->end, 1, el)))
-		goto bad;
-	it->p = p;
-	return 1;
-bad:
-	it->failed = true;
-	return -1;
+	return aiter_value(it, p, el);
 }
 
 long json_array_len(const struct json_val *v)
