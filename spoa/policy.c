@@ -479,19 +479,22 @@ static bool violates(const struct policy_rule *r, const struct policy_input *in,
 	return false;
 }
 
-/* The argument at `path` as text (strings decoded), into buf; false if absent. */
-static bool arg_text(struct spop_slice args, const char *path, char *buf, size_t room)
+/* The argument at `path` as text (strings decoded) into buf: its length, -1 when
+ * absent, -2 when it is there but longer than buf holds. */
+static long arg_text(struct spop_slice args, const char *path, char *buf, size_t room)
 {
 	struct json_val v;
 	if (!json_get_path(args, path, &v))
-		return false;
-	if (v.kind == JSON_STRING)
-		return json_string_decode(&v, buf, room) >= 0;
+		return -1;
+	if (v.kind == JSON_STRING) {
+		long n = json_string_decode(&v, buf, room);
+		return n < 0 ? -2 : n;
+	}
 	if (v.raw.len >= room)
-		return false;
+		return -2;
 	memcpy(buf, v.raw.ptr, v.raw.len);
 	buf[v.raw.len] = '\0';
-	return true;
+	return (long)v.raw.len;
 }
 
 static bool call_matches(const struct tool_call_rule *t, const struct tool_call *c)
@@ -501,14 +504,19 @@ static bool call_matches(const struct tool_call_rule *t, const struct tool_call 
 	for (int i = 0; i < t->nargs; i++) {
 		const struct arg_cond *a = &t->args[i];
 		char val[4096];
-		if (!arg_text(c->args, a->path, val, sizeof(val)))
+		long n = arg_text(c->args, a->path, val, sizeof(val));
+		if (n == -1)
 			return false; /* a condition on an argument that is not there does not hold */
-		struct spop_slice v = { (const uint8_t *)val, strlen(val) };
+		if (n == -2)
+			continue;     /* one too long to read is not waved through: it holds */
+		/* the decoded length, not strlen: a \u0000 must not hide the rest */
+		struct spop_slice v = { (const uint8_t *)val, (size_t)n };
+		regmatch_t whole = { 0, (regoff_t)n };
 		bool hold;
 		switch (a->op) {
-		case ARG_EQUALS: hold = strcmp(val, a->value) == 0; break;
+		case ARG_EQUALS: hold = (size_t)n == strlen(a->value) && memcmp(val, a->value, (size_t)n) == 0; break;
 		case ARG_GLOB: hold = glob_match_exact(a->value, v.ptr, v.len); break;
-		case ARG_REGEX: hold = regexec(a->re, val, 0, NULL, 0) == 0; break;
+		case ARG_REGEX: hold = regexec(a->re, val, 1, &whole, REG_STARTEND) == 0; break;
 		default: hold = !any_match(&a->not_in, v); break;
 		}
 		if (!hold)

@@ -754,6 +754,9 @@ rcase("arguments with t\\u006f and to", {"body": oa_resp('{"to":"a@corp.example"
 rcase("arguments that are not JSON", {"body": oa_resp('{"to":"x@evil.example"')}, TU)
 rcase("arguments key escaped: t\\u006f", {"body": oa_resp('{"t\\u006f":"x@evil.example"}')}, NI)
 rcase("arguments value escaped: x\\u0040evil.example", {"body": oa_resp('{"to":"x\\u0040evil.example"}')}, NI)
+rcase("an argument too long to read whole (5 KB of padding after an allowed address)",
+      {"body": oa_resp('{"to":"x@corp.example' + ' ' * 5000 + '"}')}, NI)
+rcase("an allowed address, then \\u0000 and another", {"body": oa_resp('{"to":"a@corp.example\\u0000x@evil.example"}')}, NI)
 rcase("tool name escaped: notify\\u005fcustomer",
       {"body": oa_resp('{"to":"x@evil.example"}', name="notify\\u005fcustomer")}, NI)
 rcase("the tool call in choices[1]", {"body": EVIL.replace(b'"choices":[{"index":0,', b'"choices":[' +

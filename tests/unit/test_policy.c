@@ -219,6 +219,18 @@ static void tool_calls_in_responses(void **st)
 	policy_eval_calls(&pol, &in, &noto, 1, &r);
 	assert_null(r.deny);
 	assert_true(pol.has_tool_calls);
+	/* One too long to read whole holds (not waved through); a \u0000 hides nothing after it. */
+	static char longto[6000];
+	int lo = snprintf(longto, sizeof(longto), "{\"to\":\"x@corp.example");
+	memset(longto + lo, ' ', 5000);
+	strcpy(longto + lo + 5000, "\"}");
+	struct tool_call big = { S("send_email"), S(longto) };
+	policy_eval_calls(&pol, &in, &big, 1, &r);
+	assert_non_null(r.deny);
+	assert_string_equal(r.deny->id, "no-mail-out");
+	struct tool_call nulto = { S("send_email"), S("{\"to\":\"x@corp.example\\u0000eve@evil.example\"}") };
+	policy_eval_calls(&pol, &in, &nulto, 1, &r);
+	assert_non_null(r.deny); /* not the address the allow-list names, once the whole value is read */
 
 	const char *bad[] = {
 		"{\"rules\":[{\"id\":\"a\",\"tool_calls\":[{\"name\":\"x\",\"args\":[{\"path\":\"p\",\"regex\":\"(\"}]}]}]}",
