@@ -664,7 +664,8 @@ static uint32_t hex4(const uint8_t *p)
 }
 
 /* A string at p ('"'): returns past the closing quote, or NULL with *err. Sets
- * *esc when it holds any escape and *uesc when it holds a \u escape. */
+ * *esc when it holds any escape and *uesc when it holds one whose decoded byte
+ * reads differently from its raw text (all but the white-space escapes). */
 static const uint8_t *check_string(const uint8_t *p, const uint8_t *end, bool *esc, bool *uesc, enum json_err *err)
 {
 	*esc = *uesc = false;
@@ -691,7 +692,10 @@ static const uint8_t *check_string(const uint8_t *p, const uint8_t *end, bool *e
 		uint8_t e = p[1];
 		if (e != 'u') {
 			switch (e) {
-			case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+			case '"': case '\\': case '/':
+				*uesc = true; /* decoded, it is another byte than the raw text shows */
+				/* fall through */
+			case 'b': case 'f': case 'n': case 'r': case 't':
 				p += 2;
 				continue;
 			default:

@@ -38,8 +38,9 @@ struct json_report {
 	size_t at;                 /* byte offset of the problem */
 };
 
-/* Called for each string (key or value) holding a \u escape: the raw bytes between
- * the quotes. The DLP scans those decoded. */
+/* Called for each string (key or value) holding an escape other than \n \r \t \b
+ * \f (those read as separators raw too): the raw bytes between the quotes. The DLP
+ * scans those decoded. */
 typedef void (*json_escaped_fn)(void *arg, struct spop_slice raw);
 
 struct json_top;

@@ -428,7 +428,8 @@ static bool violates(const struct policy_rule *r, const struct policy_input *in,
 {
 	struct spop_slice model = in->v[SC_MODEL], prov = in->v[SC_PROVIDER];
 	int ml = (int)(model.len > 64 ? 64 : model.len);
-	if ((r->models_allow.n && !any_match(&r->models_allow, model)) || any_match(&r->models_deny, model)) {
+	if ((r->models_allow.n && !any_match(&r->models_allow, model)) || any_match(&r->models_deny, model) ||
+	    (r->models_deny.n && in->model_unnamed)) {
 		if (model.len)
 			snprintf(why, room, "the model %.*s is not allowed", ml, model.ptr);
 		else
@@ -442,6 +443,10 @@ static bool violates(const struct policy_rule *r, const struct policy_input *in,
 	if (r->tools_allow.n || r->tools_deny.n) {
 		if (in->tools_truncated) {
 			snprintf(why, room, "the request offers more than %d tools", POLICY_MAX_TOOLS);
+			return true;
+		}
+		if (in->tools_unknown) {
+			snprintf(why, room, "the request's tools are not all in it (a stored prompt or cached content)");
 			return true;
 		}
 		for (int i = 0; i < in->ntools; i++)
@@ -588,7 +593,7 @@ void policy_eval_calls(const struct policy *p, const struct policy_input *in, co
  * only tools its request declares; more tools than were read count as a match. */
 static bool offers(const struct policy_input *in, const char *glob)
 {
-	if (in->tools_truncated)
+	if (in->tools_truncated || in->tools_unknown)
 		return true;
 	for (int i = 0; i < in->ntools; i++)
 		if (glob_match(glob, in->tools[i].ptr, in->tools[i].len))

@@ -100,6 +100,8 @@ struct policy_input {
 	const struct spop_slice *tools;        /* names of the tools the request offers */
 	int ntools;
 	bool tools_truncated;                  /* more than POLICY_MAX_TOOLS: refused by any tools rule */
+	bool tools_unknown;                    /* a stored prompt or cached content may hold more tools */
+	bool model_unnamed;                    /* a call that should name its model does not */
 	bool untrusted;                        /* responses: the conversation carried untrusted data */
 	const char (*claims)[64];              /* the JWT's scope_claim values */
 	int nclaims;

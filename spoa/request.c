@@ -309,7 +309,7 @@ static void add_tool(struct reader *rd, const struct json_val *name, struct req_
  * built-in tool by its type, Anthropic tools[].name,
  * Gemini tools[].functionDeclarations[].name (or function_declarations: its JSON
  * mapping accepts both spellings). */
-static void collect_tools(struct reader *rd, const struct json_val *arr, struct req_decision *d)
+static void collect_tools(struct reader *rd, const struct json_val *arr, bool gemini, struct req_decision *d)
 {
 	struct json_aiter it;
 	struct json_val el, v, inner;
@@ -346,6 +346,11 @@ static void collect_tools(struct reader *rd, const struct json_val *arr, struct 
 						add_tool(rd, &inner, d);
 			} else if (JSON_KEY_IS(k, "type")) {
 				type = v;
+			} else if (gemini) {
+				/* Gemini's built-in tools are named by their key: {"googleSearch": {}} */
+				struct json_val kn = { JSON_STRING, { k.ptr - 1, k.len + 2 } };
+				add_tool(rd, &kn, d);
+				named = true;
 			}
 		}
 		/* a provider's built-in tool ({"type": "web_search_preview"}) goes by its type */
@@ -387,14 +392,53 @@ static struct spop_slice name_of(struct reader *rd, const struct call_names *cn,
 	return (struct spop_slice){ NULL, 0 };
 }
 
-/* A tool result's text: a JSON string's decoded contents, else the raw JSON value. */
+/* Appends the decoded text of every string inside v (keys too) to the arena,
+ * each followed by a newline. */
+static void strings_of(struct reader *rd, const struct json_val *v, int depth)
+{
+	struct json_arena *a = rd->arena;
+	if (v->kind == JSON_STRING) {
+		struct spop_slice s = { v->raw.ptr + 1, v->raw.len - 2 };
+		if (a->cap - a->used > s.len) {
+			a->used += json_unescape(s, a->buf + a->used);
+			a->buf[a->used++] = '\n';
+		}
+		return;
+	}
+	if (depth > JSON_MAX_DEPTH)
+		return;
+	if (v->kind == JSON_ARRAY) {
+		struct json_aiter it;
+		struct json_val el;
+		json_aiter_init(&it, v);
+		while (json_aiter_next(&it, &el) == 1)
+			strings_of(rd, &el, depth + 1);
+	} else if (v->kind == JSON_OBJECT) {
+		struct json_iter it;
+		struct spop_slice k;
+		struct json_val el;
+		json_iter_init(&it, v->raw);
+		while (json_iter_next(&it, &k, &el) == 1) {
+			struct json_val kv = { JSON_STRING, { k.ptr - 1, k.len + 2 } };
+			strings_of(rd, &kv, depth + 1);
+			strings_of(rd, &el, depth + 1);
+		}
+	}
+}
+
+/* A tool result's text, as the model will read it: a JSON string's decoded
+ * contents, or the decoded text of every string in an array or object of parts. */
 static struct spop_slice content_of(struct reader *rd, struct spop_slice obj, const char *key)
 {
 	struct json_val v;
 	struct spop_slice s = { NULL, 0 };
-	if (json_get(obj, key, &v) && !text_of(rd, &v, &s))
-		s = v.raw;
-	return s;
+	if (!json_get(obj, key, &v) || text_of(rd, &v, &s))
+		return s;
+	size_t from = rd->arena->used;
+	strings_of(rd, &v, 0);
+	if (rd->arena->used == from)
+		return v.raw; /* numbers and literals: their JSON text */
+	return (struct spop_slice){ (const uint8_t *)rd->arena->buf + from, rd->arena->used - from };
 }
 
 static bool get_either(struct spop_slice obj, const char *a, const char *b, struct json_val *v)
@@ -407,16 +451,28 @@ static bool conversation_untrusted(struct reader *rd, const struct policy *p, st
 	struct json_val msgs, m, v, blk, w;
 	struct json_aiter it, bi;
 	struct call_names cn = { .n = 0 };
-	if (!(json_get(body, "messages", &msgs) || json_get(body, "contents", &msgs)))
+	if (!(json_get(body, "messages", &msgs) || json_get(body, "contents", &msgs) || json_get(body, "input", &msgs)))
 		return false;
 	if (!json_aiter_init(&it, &msgs))
 		return false;
 	while (json_aiter_next(&it, &m) == 1) {
 		if (m.kind != JSON_OBJECT)
 			continue;
-		struct spop_slice role = { NULL, 0 };
+		struct spop_slice role = { NULL, 0 }, itype = { NULL, 0 };
 		if (json_get(m.raw, "role", &v))
 			text_of(rd, &v, &role);
+		/* the Responses API's input items: calls and their outputs, by call_id */
+		if (json_get(m.raw, "type", &v) && text_of(rd, &v, &itype)) {
+			struct json_val id, nm;
+			if ((SPOP_SLICE_IS(itype, "function_call") || SPOP_SLICE_IS(itype, "custom_tool_call")) &&
+			    json_get(m.raw, "call_id", &id) && json_get(m.raw, "name", &nm))
+				remember_call(rd, &cn, &id, &nm);
+			if (SPOP_SLICE_IS(itype, "function_call_output") || SPOP_SLICE_IS(itype, "custom_tool_call_output")) {
+				if (!json_get(m.raw, "call_id", &id) ||
+				    !policy_tool_trusted(p, name_of(rd, &cn, &id), content_of(rd, m.raw, "output")))
+					return true;
+			}
+		}
 		if (json_get(m.raw, "tool_calls", &v) && json_aiter_init(&bi, &v))
 			while (json_aiter_next(&bi, &blk) == 1) {
 				struct json_val id, nm;
@@ -559,6 +615,8 @@ static void read_body(struct reader *rd, const struct provider *prov, struct spo
 			bool a = json_get(v.raw, "maxOutputTokens", &m);
 			if (a)
 				read_limit(rd, &m, true, &d->output_tokens);
+			if (json_get(v.raw, "candidateCount", &m) || json_get(v.raw, "candidate_count", &m))
+				read_limit(rd, &m, true, &d->choices);
 			if (json_get(v.raw, "max_output_tokens", &m)) {
 				if (a)
 					invalid(rd, "maxOutputTokens is given twice (maxOutputTokens and max_output_tokens)");
@@ -572,9 +630,38 @@ static void read_body(struct reader *rd, const struct provider *prov, struct spo
 			if (v.kind == JSON_ARRAY && count > d->messages)
 				d->messages = count;
 		} else if (JSON_KEY_IS(k, "tools") || JSON_KEY_IS(k, "functions")) {
-			collect_tools(rd, &v, d);
+			collect_tools(rd, &v, gemini, d);
+		} else if (JSON_KEY_IS(k, "mcp_servers")) {
+			/* Anthropic's MCP connector: the provider calls those servers' tools, named
+			 * by the server and its allowed_tools */
+			struct json_aiter si;
+			struct json_val sv, x, t;
+			if (!json_aiter_init(&si, &v))
+				continue;
+			while (json_aiter_next(&si, &sv) == 1) {
+				if (sv.kind == JSON_OBJECT && json_get(sv.raw, "name", &x))
+					add_tool(rd, &x, d);
+				struct json_aiter ti;
+				if (sv.kind == JSON_OBJECT && json_get_path(sv.raw, "tool_configuration.allowed_tools", &x) &&
+				    json_aiter_init(&ti, &x))
+					while (json_aiter_next(&ti, &t) == 1)
+						add_tool(rd, &t, d);
+			}
+		} else if (JSON_KEY_IS(k, "n")) {
+			read_limit(rd, &v, false, &d->choices);
+		} else if (JSON_KEY_IS(k, "background")) {
+			d->background = v.kind == JSON_TRUE;
+		} else if (JSON_KEY_IS(k, "prompt")) {
+			/* a stored prompt (Responses API; the legacy completions prompt is text)
+			 * may declare tools the body does not show */
+			d->tools_unknown |= v.kind == JSON_OBJECT;
+		} else if (JSON_KEY_IS(k, "cachedContent") || JSON_KEY_IS(k, "cached_content")) {
+			d->tools_unknown |= v.kind == JSON_STRING; /* Gemini's cached content, likewise */
 		}
 	}
+	/* A cap on output tokens is per call: n choices (candidates) ask for n times it. */
+	if (d->output_tokens > 0 && d->choices > 1)
+		d->output_tokens = d->choices > INT64_MAX / d->output_tokens ? INT64_MAX : d->output_tokens * d->choices;
 	/* Two spellings of one field (Gemini's JSON mapping takes both) are a duplicate. */
 	if (gemini && json_get(body, "generationConfig", &v) && json_get(body, "generation_config", &m))
 		invalid(rd, "generationConfig is given twice (generationConfig and generation_config)");
@@ -783,7 +870,7 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 	struct read_scratch *sc = env->scratch ? env->scratch : &own;
 	memset(d, 0, sizeof(*d));
 	d->reason = "allowed";
-	d->output_tokens = d->messages = -1;
+	d->output_tokens = d->messages = d->choices = -1;
 
 	const struct spop_data *path = SPOP_MSG_ARG(m, "path"), *body = SPOP_MSG_ARG(m, "body");
 	const struct spop_data *hdrs = SPOP_MSG_ARG(m, "hdrs"), *query = SPOP_MSG_ARG(m, "query");
@@ -956,6 +1043,10 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 		pin.tools = d->tools;
 		pin.ntools = d->ntools;
 		pin.tools_truncated = d->tools_truncated;
+		pin.tools_unknown = d->tools_unknown;
+		/* a JSON call to a provider that names no model leaves the model to the
+		 * provider (a stored prompt, a tuned model): model rules cannot pass it */
+		pin.model_unnamed = json && d->model.len == 0 && SPOP_SLICE_IS(meth, "POST");
 		pin.claims = (const char(*)[64])d->jwt_scope;
 		pin.nclaims = d->njwt_scope;
 		pin.v[SC_PROVIDER] = (struct spop_slice){ (const uint8_t *)d->prov->name, strlen(d->prov->name) };
@@ -978,10 +1069,10 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 			d->untrusted = pin.untrusted = conversation_untrusted(&rd, pol, bs);
 		calls = policy_calls_apply(pol, &pin);
 	}
-	if (calls == 2 && d->stream) {
+	if (calls == 2 && (d->stream || d->background)) {
 		refuse(d, 400, "stream_not_inspectable",
-		       "the call offers tools that tool-call rules check, and a streamed response cannot be checked yet; "
-		       "send it without streaming", NULL);
+		       "the call offers tools that tool-call rules check, and a streamed or background response cannot be "
+		       "checked yet; send it without streaming", NULL);
 		d->auth_hdr = NULL;
 		return;
 	}

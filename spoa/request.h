@@ -108,7 +108,10 @@ struct req_decision {
 	char jwt_user[128];
 	char jwt_scope[8][64];          /* the token's scope_claim values */
 	int njwt_scope;             /* backing store for owner with a JWT */
-	int64_t output_tokens;          /* asked for in the body; -1: not said */
+	int64_t output_tokens;          /* asked for in the body (times the choices); -1: not said */
+	int64_t choices;                /* n (OpenAI), candidateCount (Gemini); -1: not said */
+	bool background;                /* OpenAI background mode: the output is fetched later */
+	bool tools_unknown;             /* a stored prompt or cached content may declare tools */
 	int64_t messages;               /* messages / contents in the body; -1: unknown */
 	struct policy_result policy;    /* the deciding rule, and shadow rules that would have denied */
 	bool untrusted;                 /* a tool result from an untrusted tool is in the conversation */

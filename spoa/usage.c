@@ -69,12 +69,14 @@ bool usage_extract(enum err_shape shape, struct spop_slice body, struct usage *u
 	}
 }
 
+/* Records one call; more than the caller can check is counted past max so that
+ * tool_calls_extract refuses the response instead of checking only the first ones. */
 static void add_call(struct tool_call *out, int *n, int max, struct spop_slice name, struct spop_slice args)
 {
-	if (*n >= max)
-		return;
-	out[*n].name = name;
-	out[*n].args = args;
+	if (*n < max) {
+		out[*n].name = name;
+		out[*n].args = args;
+	}
 	(*n)++;
 }
 
@@ -85,23 +87,31 @@ static bool text(struct spop_slice obj, const char *key, struct json_arena *a, s
 	return json_get(obj, key, &v) && json_as_string(&v, a, out);
 }
 
-/* One OpenAI call: {function: {name, arguments}} or {custom: {name, input}} in chat
- * completions, {name, arguments} (legacy function_call, Responses function_call)
- * or {name, input} (Responses custom_tool_call). Arguments are a JSON document in a
- * string, decoded and checked like a body since the client will parse them; a
- * custom tool's input is free text, so its conditions read the call object
- * (path "input"). A call of a shape we do not know is not waved through: -1. */
-static int openai_call(const struct json_val *call, struct tool_call *out, int *n, int max, struct json_arena *a,
-                       struct json_keytab *keys)
+/* One OpenAI call, read where its `type` says, as an SDK reads it: chat
+ * completions' {type: function, function: {name, arguments}} and {type: custom,
+ * custom: {name, input}}; an object with its own name: the legacy function_call,
+ * Responses function_call {name, arguments} and custom_tool_call {name, input}.
+ * Arguments are a JSON document in a string, decoded and checked like a body since
+ * the client will parse them; a custom tool's input is free text, so its
+ * conditions read the call object (path "input"). A call of a shape we do not
+ * know is not waved through: -1. */
+static int openai_call(const struct json_val *call, bool chat, struct tool_call *out, int *n, int max,
+                       struct json_arena *a, struct json_keytab *keys)
 {
 	static const struct spop_slice empty = { (const uint8_t *)"{}", 2 };
 	struct json_val fn, args;
-	struct spop_slice name, arg = empty;
+	struct spop_slice name, arg = empty, type;
 	if (call->kind != JSON_OBJECT)
 		return -1;
 	const struct json_val *o = call;
-	if (json_get(call->raw, "function", &fn) || json_get(call->raw, "custom", &fn))
+	if (chat) {
+		if (!text(call->raw, "type", a, &type))
+			type = (struct spop_slice){ (const uint8_t *)"function", 8 }; /* older responses omit it */
+		if (SPOP_SLICE_IS(type, "function") ? !json_get(call->raw, "function", &fn)
+		    : SPOP_SLICE_IS(type, "custom") ? !json_get(call->raw, "custom", &fn) : true)
+			return -1;
 		o = &fn;
+	}
 	if (o->kind != JSON_OBJECT || !text(o->raw, "name", a, &name))
 		return -1;
 	if (json_get(o->raw, "arguments", &args) && args.kind != JSON_NULL) {
@@ -133,7 +143,7 @@ int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool
 				return -1; /* a call we cannot name is not waved through */
 			add_call(out, &n, max, name, json_get(el.raw, "input", &args) ? args.raw : empty);
 		}
-		return n;
+		return n > max ? -1 : n;
 	}
 	if (shape == SHAPE_GEMINI) {
 		if (!json_get(body, "candidates", &v) || !json_aiter_init(&it, &v))
@@ -151,7 +161,7 @@ int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool
 				add_call(out, &n, max, name, json_get(fc.raw, "args", &args) ? args.raw : empty);
 			}
 		}
-		return n;
+		return n > max ? -1 : n;
 	}
 	/* OpenAI: chat completions' choices[].message (tool_calls[], legacy function_call)
 	 * and the Responses API's output[] items. */
@@ -161,12 +171,12 @@ int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool
 			if (el.kind != JSON_OBJECT || !json_get(el.raw, "message", &msg) || msg.kind != JSON_OBJECT)
 				continue;
 			if (json_get(msg.raw, "function_call", &call) && call.kind != JSON_NULL &&
-			    openai_call(&call, out, &n, max, a, keys) < 0)
+			    openai_call(&call, false, out, &n, max, a, keys) < 0)
 				return -1;
 			if (!json_get(msg.raw, "tool_calls", &x) || !json_aiter_init(&jt, &x))
 				continue;
 			while (json_aiter_next(&jt, &call) == 1)
-				if (openai_call(&call, out, &n, max, a, keys) < 0)
+				if (openai_call(&call, true, out, &n, max, a, keys) < 0)
 					return -1;
 		}
 	}
@@ -174,9 +184,21 @@ int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool
 		while (json_aiter_next(&it, &el) == 1) {
 			if (el.kind != JSON_OBJECT || !text(el.raw, "type", a, &type))
 				continue;
-			if ((SPOP_SLICE_IS(type, "function_call") || SPOP_SLICE_IS(type, "custom_tool_call")) &&
-			    openai_call(&el, out, &n, max, a, keys) < 0)
-				return -1;
+			if (SPOP_SLICE_IS(type, "function_call") || SPOP_SLICE_IS(type, "custom_tool_call")) {
+				if (openai_call(&el, false, out, &n, max, a, keys) < 0)
+					return -1;
+			} else if (type.len > 5 && memcmp(type.ptr + type.len - 5, "_call", 5) == 0) {
+				/* a built-in tool's call (local_shell_call, computer_call, mcp_call...):
+				 * named by its own name, else by the tool type it belongs to; its
+				 * conditions read the item ("action.command") */
+				if (text(el.raw, "name", a, &name))
+					;
+				else if (SPOP_SLICE_IS(type, "computer_call"))
+					name = (struct spop_slice){ (const uint8_t *)"computer_use_preview", 20 }; /* its tool's type */
+				else
+					name = (struct spop_slice){ type.ptr, type.len - 5 };
+				add_call(out, &n, max, name, el.raw);
+			}
 		}
-	return n;
+	return n > max ? -1 : n;
 }

@@ -33,9 +33,11 @@ struct tool_call;
  * custom_tool_call items (arguments: a JSON string, decoded into the arena and
  * checked like a body), Anthropic content[]
  * blocks of type tool_use (name, input), Gemini candidates[].content.parts[]
- * .functionCall (name, args). Names are decoded. Returns how many (at most max);
- * -1 when a call cannot be read (no name, arguments that are not one JSON
- * reading, a full arena), so callers refuse rather than skip it. */
+ * .functionCall (name, args), and the Responses API's built-in tool calls
+ * (local_shell_call, computer_call, ...: named by type). Names are decoded. Returns
+ * how many; -1 when a call cannot be read (no name, arguments that are not one
+ * JSON reading, a full arena) or there are more than max, so callers refuse
+ * rather than check only some. */
 int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool_call *out, int max,
                        struct json_arena *a, struct json_keytab *keys);
 
