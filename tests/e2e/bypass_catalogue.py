@@ -818,41 +818,6 @@ rcase("an undecodable ctx in archestra-res (SPOP only)", {"body": EVIL}, deny(50
       transports=(), spop_ctx="garbage")
 rcase("eom false with body_size == body_len (SPOP only)", {"body": EVIL, "spop_eom": False}, RU, transports=())
 
-# ------------------------------------------------------------------ classes, in order
-CLASSES = []
-for c in CASES:
-    if c["cls"] not in CLASSES:
-        CLASSES.append(c["cls"])
-
-
-def mock_headers(resp):
-    """Request headers that make the mock answer `resp`."""
-    h = [("x-mock-response", base64.b64encode(resp["body"]).decode())]
-    if resp.get("pad"):
-        h.append(("x-mock-pad", str(resp["pad"])))
-    if resp.get("gzip"):
-        h.append(("x-mock-gzip", "1"))
-    if resp.get("chunked"):
-        h.append(("x-mock-chunked", "1"))
-    return h
-
-
-def response_bytes(resp):
-    """The body the provider sends for `resp`, as the mock builds it: (bytes, headers)."""
-    body = resp["body"]
-    if resp.get("pad"):
-        body = b'{"x_mock_pad":"' + b"x" * resp["pad"] + b'",' + body.lstrip()[1:]
-    hdrs = [("content-type", "application/json")]
-    if resp.get("gzip"):
-        body = gzip.compress(body)
-        hdrs.append(("content-encoding", "gzip"))
-    if resp.get("chunked"):
-        hdrs.append(("transfer-encoding", "chunked"))
-    else:
-        hdrs.append(("content-length", str(len(body))))
-    return body, hdrs
-
-
 # ---------------------------------------------- found by a red-team pass after the first fixes
 POLICY["rules"] += [
   {"id": "no-shell", "tool_calls": [{"name": "local_shell"}, {"name": "computer_use_preview"}, {"name":"shell"}]},
@@ -939,6 +904,14 @@ add(R, "RT dlp private key with \\/ in body", OA, oa_raw('"model":"gpt-4o-mini"'
     deny(403, "dlp_private_key"))
 add(R, "RT n=128 multiplies the output cap", OA, oa('"max_tokens":1000', '"n":128'), deny(403, "cap-output"))
 add(R, "RT gemini candidateCount multiplies the output cap", GM(), gm('"generationConfig":{"maxOutputTokens":1000,"candidateCount":8}'), deny(403, "cap-output"))
+add("rt", "RT2 gemini cachedContent stream, no tools in the request (the cache may hold some): tools rules refuse",
+    GM(action="streamGenerateContent"), gm('"cachedContent":"cachedContents/abc"'), deny(403, "no-email-tools"))
+add("rt", "RT2 responses prompt template, no model (deny-list)", "/v1/openai/responses",
+    '{"prompt":{"id":"pmpt_abc","version":"2"},"input":"hi"}', deny(403, "deny-big-models"))
+add("rt", "RT2 responses background + tool offer", "/v1/openai/responses",
+    oa_raw('"model":"gpt-4o-mini"', '"input":"hi"', '"background":true', '"tools":[{"type":"function","name":"notify_customer","parameters":{}}]'),
+    deny(400, "stream_not_inspectable"))
+
 # ------------------------------------------------------------------ classes, in order
 CLASSES = []
 for c in CASES:
@@ -972,13 +945,6 @@ def response_bytes(resp):
     else:
         hdrs.append(("content-length", str(len(body))))
     return body, hdrs
-add("rt", "RT2 gemini cachedContent stream, no tools in the request (the cache may hold some): tools rules refuse",
-    GM(action="streamGenerateContent"), gm('"cachedContent":"cachedContents/abc"'), deny(403, "no-email-tools"))
-add("rt", "RT2 responses prompt template, no model (deny-list)", "/v1/openai/responses",
-    '{"prompt":{"id":"pmpt_abc","version":"2"},"input":"hi"}', deny(403, "deny-big-models"))
-add("rt", "RT2 responses background + tool offer", "/v1/openai/responses",
-    oa_raw('"model":"gpt-4o-mini"', '"input":"hi"', '"background":true', '"tools":[{"type":"function","name":"notify_customer","parameters":{}}]'),
-    deny(400, "stream_not_inspectable"))
 
 
 if __name__ == "__main__":
