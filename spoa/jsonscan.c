@@ -417,6 +417,31 @@ bool json_as_string(const struct json_val *v, struct json_arena *a, struct spop_
 	return true;
 }
 
+/* Reads a raw string's (checked) decoded bytes one at a time. */
+struct dcursor {
+	const uint8_t *p, *end;
+	char c[4];
+	size_t n, i;
+};
+
+static int dnext(struct dcursor *d)
+{
+	if (d->i == d->n) {
+		if (d->p >= d->end)
+			return -1;
+		size_t used = 1;
+		if (*d->p == '\\') {
+			d->n = unescape_one(d->p, d->end, d->c, &used);
+		} else {
+			d->c[0] = (char)*d->p;
+			d->n = 1;
+		}
+		d->p += used;
+		d->i = 0;
+	}
+	return (uint8_t)d->c[d->i++];
+}
+
 bool json_key_is(struct spop_slice k, const char *lit)
 {
 	size_t n = strlen(lit);
@@ -424,21 +449,11 @@ bool json_key_is(struct spop_slice k, const char *lit)
 		return true;
 	if (k.len < n || !memchr(k.ptr, '\\', k.len))
 		return false; /* an escape only makes a key longer than its text */
-	const uint8_t *p = k.ptr, *end = k.ptr + k.len;
+	struct dcursor d = { k.ptr, k.ptr + k.len, { 0 }, 0, 0 };
 	const uint8_t *l = (const uint8_t *)lit;
-	while (p < end) {
-		if (*p != '\\') {
-			if (!*l || *l++ != *p++)
-				return false;
-			continue;
-		}
-		char tmp[4];
-		size_t used, cnt = unescape_one(p, end, tmp, &used);
-		for (size_t i = 0; i < cnt; i++)
-			if (!*l || *l++ != (uint8_t)tmp[i]) /* \u0000 never matches the literal's end */
-				return false;
-		p += used;
-	}
+	for (int c; (c = dnext(&d)) >= 0;)
+		if (!*l || *l++ != c) /* \u0000 never matches the literal's end */
+			return false;
 	return *l == '\0';
 }
 
@@ -727,23 +742,14 @@ static const uint8_t *check_string(const uint8_t *p, const uint8_t *end, bool *e
 static uint64_t key_hash(const uint8_t *raw, size_t len, bool esc)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
-	const uint8_t *p = raw, *end = raw + len;
 	if (!esc) {
-		for (; p < end; p++)
+		for (const uint8_t *p = raw; p < raw + len; p++)
 			h = (h ^ *p) * 0x100000001b3ULL;
 		return h;
 	}
-	while (p < end) {
-		char tmp[4];
-		size_t n = 1, used = 1;
-		if (esc && *p == '\\')
-			n = unescape_one(p, end, tmp, &used);
-		else
-			tmp[0] = (char)*p;
-		for (size_t i = 0; i < n; i++)
-			h = (h ^ (uint8_t)tmp[i]) * 0x100000001b3ULL;
-		p += used;
-	}
+	struct dcursor d = { raw, raw + len, { 0 }, 0, 0 };
+	for (int c; (c = dnext(&d)) >= 0;)
+		h = (h ^ (uint8_t)c) * 0x100000001b3ULL;
 	return h;
 }
 
@@ -752,34 +758,13 @@ static bool key_eq(const struct json_key *a, const struct json_key *b)
 {
 	if (!a->esc && !b->esc)
 		return a->len == b->len && memcmp(a->raw, b->raw, a->len) == 0;
-	/* Decode both into small windows, piece by piece. */
-	const uint8_t *p = a->raw, *pe = a->raw + a->len, *q = b->raw, *qe = b->raw + b->len;
-	char x[4], y[4];
-	size_t xn = 0, xi = 0, yn = 0, yi = 0;
+	struct dcursor x = { a->raw, a->raw + a->len, { 0 }, 0, 0 }, y = { b->raw, b->raw + b->len, { 0 }, 0, 0 };
 	for (;;) {
-		if (xi == xn && p < pe) {
-			size_t used = 1;
-			if (*p == '\\')
-				xn = unescape_one(p, pe, x, &used);
-			else
-				x[0] = (char)*p, xn = 1;
-			p += used;
-			xi = 0;
-		}
-		if (yi == yn && q < qe) {
-			size_t used = 1;
-			if (*q == '\\')
-				yn = unescape_one(q, qe, y, &used);
-			else
-				y[0] = (char)*q, yn = 1;
-			q += used;
-			yi = 0;
-		}
-		bool xend = xi == xn, yend = yi == yn;
-		if (xend || yend)
-			return xend && yend;
-		if (x[xi++] != y[yi++])
+		int cx = dnext(&x), cy = dnext(&y);
+		if (cx != cy)
 			return false;
+		if (cx < 0)
+			return true;
 	}
 }
 
