@@ -87,7 +87,7 @@ HEAD
 		if (name != "") { printf "make-snippet.sh: block %s is not closed\n", name > "/dev/stderr"; exit 2 }
 		if (!blocks) { print "make-snippet.sh: no snippet block in " src > "/dev/stderr"; exit 2 }
 	}' "$src" >"$1.body"
-	sed -E 's/"\$\{[A-Z0-9_]+-([^}"]*)\}"/\1/g' "$1.body" >&3
+	sed -E 's/"([^"$]*)\$\{[A-Z0-9_]+-([^}"]*)\}([^"]*)"/\1\2\3/g' "$1.body" >&3
 	rm -f "$1.body"
 	if grep -n '\${' "$1"; then
 		echo "make-snippet.sh: a \${VAR} without a default is left in the snippet (above)" >&2

@@ -45,6 +45,7 @@ export ARCHESTRA_TLS_CERT="$CERTS/gateway.pem"
 export ARCHESTRA_SPOE_CONF="$top/haproxy-cfg/spoe-archestra.conf"
 export ARCHESTRA_AGENT1="127.0.0.1:$AGENT1_PORT"
 export ARCHESTRA_AGENT2="127.0.0.1:$AGENT2_PORT"
+export ARCHESTRA_RELAY_SOCK="$RUN_DIR/relay.sock"
 
 if [ "$UPSTREAM" = real ]; then
 	echo "upstream: the real providers (their own keys needed in the curl lines below)"

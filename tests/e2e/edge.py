@@ -5,6 +5,7 @@ import http.client
 import json
 import os
 import select
+import signal
 import shutil
 import socket
 import ssl
@@ -43,10 +44,12 @@ def wait_port(port, proc=None, timeout=8.0):
 class Edge:
     """The whole stack. Use as a context manager; everything is stopped on exit."""
 
-    def __init__(self, agent_bin, agents=2, fail_open=False, agent_args=(), agent_config=None, haproxy_cfg=None):
+    def __init__(self, agent_bin, agents=2, fail_open=False, agent_args=(), agent_config=None, haproxy_cfg=None,
+                 master_worker=False):
         """haproxy_cfg: a function (edge) -> config text, written to the temporary directory and
         run instead of haproxy-cfg/haproxy.cfg (ports, certificate paths and agent ports are
-        known when it is called)."""
+        known when it is called). master_worker: HAProxy runs as master and worker (-W), as
+        its systemd unit runs it, so reload_haproxy() works as in production."""
         self.agent_bin = agent_bin
         self.haproxy_cfg = haproxy_cfg
         self.tmp = tempfile.mkdtemp(prefix="arch-edge-")
@@ -54,6 +57,9 @@ class Edge:
         self.procs = {}
         self.logs = {}
         self.agent_ports = [free_port() for _ in range(agents)]
+        # Where HAProxy reaches each agent: the agent itself, or a proxy in between.
+        self.agent_fronts = list(self.agent_ports)
+        self.master_worker = master_worker
         self.agent_args = list(agent_args)
         if agent_config is not None:
             path = os.path.join(self.tmp, "agent.json")
@@ -82,9 +88,9 @@ class Edge:
         with open(f.name, errors="replace") as r:
             return r.read()
 
-    def start_agent(self, i):
+    def start_agent(self, i, binary=None):
         port = self.agent_ports[i]
-        self._start(f"agent{i}", [self.agent_bin, "--listen", f"127.0.0.1:{port}", "--threads", "2",
+        self._start(f"agent{i}", [binary or self.agent_bin, "--listen", f"127.0.0.1:{port}", "--threads", "2",
                                   *self.agent_args], port=port)
 
     def stop_agent(self, i, sig="kill"):
@@ -106,8 +112,10 @@ class Edge:
             "ARCHESTRA_GEMINI_ADDR": f"127.0.0.1:{self.mock_port}",
             "ARCHESTRA_LOCAL_ADDR": f"127.0.0.1:{self.plain_mock_port}",
             "ARCHESTRA_NO_DNS": "1",
-            "ARCHESTRA_AGENT1": f"127.0.0.1:{self.agent_ports[0]}",
-            "ARCHESTRA_AGENT2": f"127.0.0.1:{self.agent_ports[-1]}",
+            "ARCHESTRA_AGENT1": f"127.0.0.1:{self.agent_fronts[0]}",
+            "ARCHESTRA_AGENT2": f"127.0.0.1:{self.agent_fronts[-1]}",
+            "ARCHESTRA_STATS_SOCKET": self.stats_socket(),
+            "ARCHESTRA_RELAY_SOCK": os.path.join(self.tmp, "relay.sock"),
         })
         env.pop("ARCHESTRA_FAIL_OPEN", None)
         if self.fail_open:
@@ -139,7 +147,8 @@ class Edge:
             cfg = os.path.join(self.tmp, "haproxy.cfg")
             with open(cfg, "w") as f:
                 f.write(self.haproxy_cfg(self))
-        self._start("haproxy", [HAPROXY, "-db", "-f", cfg], env=self.haproxy_env(), port=self.http_port)
+        self._start("haproxy", [HAPROXY, *(["-W"] if self.master_worker else []), "-db", "-f", cfg],
+                    env=self.haproxy_env(), port=self.http_port)
         if not wait_port(self.https_port, self.procs["haproxy"]):
             raise RuntimeError("haproxy TLS listener: " + self.log("haproxy")[-2000:])
         self.wait_agents_up()
@@ -159,9 +168,51 @@ class Edge:
                    and any(k in self.log(n) for k in ("AddressSanitizer", "LeakSanitizer", "runtime error:"))]
         for f in self.logs.values():
             f.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if os.environ.get("EDGE_KEEP"):  # debugging: keep the logs and configs
+            print(f"# edge: kept {self.tmp}", flush=True)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
         if reports and not exc[0]:
             raise RuntimeError("sanitizer report from an agent:\n" + "\n".join(reports))
+
+    def stats_socket(self):
+        return os.path.join(self.tmp, "haproxy.sock")
+
+    def haproxy_cmd(self, cmd, timeout=2.0):
+        """One command on HAProxy's stats socket (the worker's); its answer, or "" when the
+        socket is not there (a reload in progress)."""
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(timeout)
+        try:
+            s.connect(self.stats_socket())
+            s.sendall(cmd.encode() + b"\n")
+            out = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    return out.decode(errors="replace")
+                out += d
+        except OSError:
+            return ""
+        finally:
+            s.close()
+
+    def agent_states(self):
+        """{server name: status} of the archestra-agents backend, from "show stat"."""
+        out = {}
+        lines = self.haproxy_cmd("show stat").splitlines()
+        if not lines:
+            return out
+        head = lines[0].lstrip("# ").split(",")
+        for ln in lines[1:]:
+            f = dict(zip(head, ln.split(",")))
+            if f.get("pxname") == "archestra-agents" and f.get("svname") not in ("BACKEND", "FRONTEND", None):
+                out[f["svname"]] = f.get("status", "")
+        return out
+
+    def reload_haproxy(self):
+        """What `systemctl reload haproxy` does: SIGUSR2 to the master (master_worker only)."""
+        self.procs["haproxy"].send_signal(signal.SIGUSR2)
 
     def wait_agents_up(self, timeout=15.0):
         """Until a call gets an agent verdict (HAProxy's health checks need a moment)."""

@@ -56,7 +56,8 @@ def adapt(text, pairs):
 
 def operator_cfg(edge):
     b = blocks()
-    front = adapt(b["frontend"], [("config /etc/haproxy/spoe-archestra.conf", "config " + SPOE)])
+    relay = ("/run/haproxy/archestra-relay.sock", os.path.join(edge.tmp, "relay.sock"))
+    front = adapt(b["frontend"], [("config /etc/haproxy/spoe-archestra.conf", "config " + SPOE), relay])
     back = adapt(b["backends"], [
         ("api.openai.com:443", f"127.0.0.1:{edge.mock_port}"),
         ("api.anthropic.com:443", f"127.0.0.1:{edge.mock_port}"),
@@ -65,6 +66,7 @@ def operator_cfg(edge):
         ("server local 127.0.0.1:11434", f"server local 127.0.0.1:{edge.plain_mock_port}"),
         ("127.0.0.1:12345", f"127.0.0.1:{edge.agent_ports[0]}"),
         ("127.0.0.1:12346", f"127.0.0.1:{edge.agent_ports[-1]}"),
+        relay,
     ])
     return f"""# An operator's own HAProxy, with archestra's snippet pasted in.
 global
