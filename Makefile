@@ -32,7 +32,7 @@ UNIT_BIN   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 ASAN_BIN   := $(UNIT_TESTS:%=$(BUILD)/asan/%)
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-.PHONY: all deps deps-test deps-bench run test unit fuzz bench clean install
+.PHONY: all deps deps-test deps-bench run test unit faults fuzz bench clean install
 all: $(AGENT)
 
 $(BUILD)/%.o: %.c $(wildcard spoa/*.h)
@@ -129,6 +129,16 @@ test: deps-test
 	@$(MAKE) --no-print-directory all unit $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth $(BUILD)/fuzz/fuzz_json \
 	  $(if $(HAPROXY),,$(if $(HAPROXY34_TGZ),$(HAPROXY34)))
 	@HAPROXY=$(HAPROXY) HAPROXY34=$(if $(HAPROXY34_TGZ),$(HAPROXY34)) tests/run-tests.sh
+
+# ---- faults ----
+# The fault suite in its long form (make test runs the short one): longer
+# outages, more reloads, on every HAProxy of the matrix; the tables go to
+# build/faults-<version>-long.md.
+faults: deps-test
+	@$(MAKE) --no-print-directory all $(if $(HAPROXY),,$(if $(HAPROXY34_TGZ),$(HAPROXY34)))
+	@for h in $(or $(HAPROXY),haproxy $(if $(HAPROXY34_TGZ),$(HAPROXY34))); do \
+	  echo "faults on $$($$h -v | head -1)"; \
+	  HAPROXY=$$h $(PYTHON) tests/faults/faults.py $(AGENT) --long || exit 1; done
 
 # ---- fuzzing (libFuzzer from Debian's clang) ----
 FUZZ_SECONDS ?= 60

@@ -18,8 +18,8 @@ generate() { # output file
 	cat >&3 <<'HEAD'
 # GENERATED from haproxy.cfg by make-snippet.sh: do not edit, edit haproxy.cfg.
 #
-# Pasting archestra-spoa into an existing HAProxy (2.6 to 3.0; for 3.1+ see the
-# end). Copy spoe-archestra.conf to /etc/haproxy/, then:
+# Pasting archestra-spoa into an existing HAProxy (2.6 to 3.4, unchanged).
+# Copy spoe-archestra.conf to /etc/haproxy/, then:
 #
 # 1. In the frontend that receives the LLM calls, after its bind lines, paste
 #    the "frontend" block below. Every request through that frontend is shown to
@@ -32,6 +32,11 @@ generate() { # output file
 #    backend would go to your default backend, with the provider key set.
 #    The log-format of haproxy.cfg's frontend llm records the agent's verdicts.
 #
+#    Its bind line is the relay socket (a stopping worker hands the new one
+#    the calls it can no longer decide, so reloads lose none): /run/haproxy
+#    must exist (Debian's package makes it); if HAProxy chroots, the relay
+#    backend's server connects from inside the chroot: adapt its path.
+#
 #    This block fails CLOSED: with no answer from the agents, calls get a 503.
 #    To fail open (calls pass uninspected, routed by prefix), replace the
 #    "http-request return status 503 ... if !arch_answered ..." lines with the
@@ -43,7 +48,9 @@ generate() { # output file
 #    does (its "resolvers sys" section and default-server line).
 #
 # In global: tune.bufsize 262144 (a prompt must fit in a buffer to be
-# inspected; larger ones get the agent's truncated_body policy, 413 by default).
+# inspected; larger ones get the agent's truncated_body policy, 413 by default),
+# and max-spread-checks 200ms (else the agents' first health checks after a start
+# or reload wait for the spread of the slowest checks: seconds).
 HEAD
 	awk -v src="$src" '
 	function fail(msg) { printf "make-snippet.sh: %s:%d: %s\n", src, NR, msg > "/dev/stderr"; bad = 1; exit 2 }
@@ -95,9 +102,9 @@ HEAD
 	fi
 	cat >&3 <<'TAIL'
 
-# HAProxy 3.1 and later: the agents backend is "mode spop" instead of "mode
-# tcp"; the SPOE options async, pipelining and send-frag-payload are gone
-# (remove them if you added any).
+# HAProxy 3.1 and later take the agents' "mode tcp" backend as "mode spop" and
+# ignore the SPOE file's "timeout hello" and "timeout idle" (the backend's
+# timeouts apply); the SPOE options async and send-frag-payload are gone there.
 TAIL
 	exec 3>&-
 }

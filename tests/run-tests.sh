@@ -74,6 +74,8 @@ e2e_haproxy() { # label
 	run_suite "$p/auth" 200 "$PY" tests/e2e/test_auth.py "$AGENT"
 	run_suite "$p/policy" 200 "$PY" tests/e2e/test_policy.py "$AGENT"
 	run_suite "$p/make_run" 120 "$PY" tests/e2e/test_make_run.py
+	# Faults under load (short form; `make faults` runs the long one).
+	run_suite "$p/faults" 300 "$PY" tests/faults/faults.py "$AGENT"
 }
 skipped=0
 if [ -n "${HAPROXY:-}" ]; then

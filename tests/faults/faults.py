@@ -315,12 +315,15 @@ def direct_scenarios(edge, vkey, keyfile):
     run(f"agent config reload x{20 * reps} (SIGHUP) under load: no call fails",
         lambda: scenario(edge, vkey, f"agent config reload x{20 * reps}", hup))
 
+    newest = []
+
     def keys_rewrite():
         n = 0
         for j in range(5 * reps):
             r = subprocess.run([AGENT, "keys", "new", "--file", keyfile, "--owner", f"extra{j}"],
                                capture_output=True, text=True, timeout=10)
             check(r.returncode == 0, r.stderr)
+            newest.append(r.stdout.strip())
             text = open(keyfile).read()
             with open(keyfile, "w") as f:  # in place, not atomic: a reader may see it half written
                 f.write(text[: len(text) // 2])
@@ -330,8 +333,14 @@ def direct_scenarios(edge, vkey, keyfile):
             n += 2
             time.sleep(0.2)
         return f"{n} rewrites"
-    run("keys file rewritten under load (CLI and in place): the calls' virtual key keeps working",
-        lambda: scenario(edge, vkey, "keys file rewritten x10 (CLI, in place)", keys_rewrite, after=2.5))
+    def keys_run():
+        scenario(edge, vkey, f"keys file rewritten x{10 * reps} (CLI, in place)", keys_rewrite, after=2.5)
+        # the last version of the file is the one in force: its newest key works
+        st, _, data = edge.call("POST", "/v1/openai/chat/completions", {"model": "gpt-4o-mini", "messages": [
+            {"role": "user", "content": "hi"}]}, {"Authorization": "Bearer " + newest[-1]}, tls=False)
+        check(st == 200, f"the newest key after the rewrites: {st} {data[:200]!r}")
+    run("keys file rewritten under load (CLI and in place): the calls' key keeps working, the newest key works",
+        keys_run)
 
     def reload():
         n = 10 * reps
