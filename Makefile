@@ -32,7 +32,7 @@ UNIT_BIN   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 ASAN_BIN   := $(UNIT_TESTS:%=$(BUILD)/asan/%)
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-.PHONY: all deps deps-test deps-bench run test unit faults fuzz bench clean install
+.PHONY: all deps deps-test deps-bench run test unit faults fuzz bench capacity clean install
 all: $(AGENT)
 
 $(BUILD)/%.o: %.c $(wildcard spoa/*.h)
@@ -176,6 +176,14 @@ bench: deps-bench
 	@$(BUILD)/decide-bench
 	@$(PYTHON) tests/bench/run-bench.py
 	@tests/bench/edge-bench.sh
+
+# Memory and FDs of HAProxy and the agents under 10,000 clients and 1,000 agent
+# connections, on Debian's HAProxy and 3.4 (the README's "Memory and file
+# descriptors" table); about a minute each. `make capacity HAPROXY=/path` measures
+# that binary only.
+capacity: deps-bench
+	@$(MAKE) --no-print-directory all $(if $(HAPROXY),,$(if $(HAPROXY34_TGZ),$(HAPROXY34)))
+	@$(PYTHON) tests/bench/capacity.py $(or $(HAPROXY),haproxy $(if $(HAPROXY34_TGZ),$(HAPROXY34)))
 
 # ---- install ----
 PREFIX     ?= /usr/local
