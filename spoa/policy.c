@@ -80,6 +80,10 @@ static int parse_calls(const cJSON *v, struct policy_rule *r, const char *path, 
 {
 	const cJSON *c;
 	int n = cJSON_GetArraySize(v);
+	if (r->calls) { /* a second "tool_calls" in the rule would write past the first's array */
+		snprintf(err, errlen, "%s: given twice", path);
+		return -1;
+	}
 	if (!cJSON_IsArray(v) || n < 1 || n > 16) {
 		snprintf(err, errlen, "%s: expected a list of 1 to 16 {\"name\": ..., \"args\": [...]}", path);
 		return -1;
@@ -384,6 +388,7 @@ int policy_parse(const char *json, size_t len, struct policy *p, char *err, size
 		for (int i = 0; i < p->n; i++)
 			if (strcmp(p->rules[i].id, p->rules[p->n].id) == 0) {
 				snprintf(err, errlen, "rules[%d].id: \"%s\" is already the id of rules[%d]", p->n, p->rules[i].id, i);
+				p->n++; /* so policy_free releases what the rule holds */
 				goto out;
 			}
 		p->n++;
