@@ -47,12 +47,14 @@ const char *cfg_path_idx(char *dst, size_t room, const char *path, const char *k
 	return dst;
 }
 
-static void vfail(char *err, size_t errlen, const char *path, const char *key, const char *fmt, va_list ap)
+/* err = "path.key: " lead, then fmt. */
+static void vfail(char *err, size_t errlen, const char *path, const char *key, const char *lead, const char *fmt,
+                  va_list ap)
 {
 	char p[CFG_PATH_MAX];
 	if (!err || !errlen)
 		return;
-	int n = snprintf(err, errlen, "%s: ", cfg_path(p, sizeof(p), path, key));
+	int n = snprintf(err, errlen, "%s: %s", cfg_path(p, sizeof(p), path, key), lead);
 	if (n >= 0 && (size_t)n < errlen)
 		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
 }
@@ -61,21 +63,24 @@ int cfg_fail(char *err, size_t errlen, const char *path, const char *key, const 
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vfail(err, errlen, path, key, fmt, ap);
+	vfail(err, errlen, path, key, "", fmt, ap);
 	va_end(ap);
 	return -1;
 }
 
-/* The caller's hint when it gave one, else the default problem. */
-static int bad(char *err, size_t errlen, const char *path, const char *key, const char *want, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
-static int bad(char *err, size_t errlen, const char *path, const char *key, const char *want, const char *fmt, ...)
+/* What is wrong with v: the caller's hint when it gave one, else the default
+ * problem; "missing; " first when v is absent. */
+static int bad(const cJSON *v, char *err, size_t errlen, const char *path, const char *key, const char *want,
+               const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static int bad(const cJSON *v, char *err, size_t errlen, const char *path, const char *key, const char *want,
+               const char *fmt, ...)
 {
+	const char *lead = v ? "" : "missing; ";
 	if (want)
-		return cfg_fail(err, errlen, path, key, "%s", want);
+		return cfg_fail(err, errlen, path, key, "%s%s", lead, want);
 	va_list ap;
 	va_start(ap, fmt);
-	vfail(err, errlen, path, key, fmt, ap);
+	vfail(err, errlen, path, key, lead, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -118,7 +123,7 @@ int cfg_object(const cJSON *v, const char *path, const char *key, unsigned flags
 	if (!v && (flags & CFG_OPTIONAL))
 		return 0;
 	if (!cJSON_IsObject(v))
-		return bad(err, errlen, path, key, want, "expected an object");
+		return bad(v, err, errlen, path, key, want, "expected an object");
 	if (!only)
 		return 0;
 	cfg_path(p, sizeof(p), path, key);
@@ -146,11 +151,11 @@ int cfg_array(const cJSON *v, const char *path, const char *key, unsigned flags,
 	if (!what)
 		what = "items";
 	if (max == INT_MAX)
-		return min > 0 ? cfg_fail(err, errlen, path, key, "expected a list of at least %d %s", min, what)
-		               : cfg_fail(err, errlen, path, key, "expected a list of %s", what);
+		return min > 0 ? bad(v, err, errlen, path, key, NULL, "expected an array of at least %d %s", min, what)
+		               : bad(v, err, errlen, path, key, NULL, "expected an array of %s", what);
 	if (min == 0)
-		return cfg_fail(err, errlen, path, key, "expected a list of at most %d %s", max, what);
-	return cfg_fail(err, errlen, path, key, "expected a list of %d to %d %s", min, max, what);
+		return bad(v, err, errlen, path, key, NULL, "expected an array of at most %d %s", max, what);
+	return bad(v, err, errlen, path, key, NULL, "expected an array of %d to %d %s", min, max, what);
 }
 
 int cfg_bool(const cJSON *v, const char *path, const char *key, unsigned flags, bool *out, const char *want,
@@ -159,7 +164,7 @@ int cfg_bool(const cJSON *v, const char *path, const char *key, unsigned flags, 
 	if (!v && (flags & CFG_OPTIONAL))
 		return 0;
 	if (!cJSON_IsBool(v))
-		return bad(err, errlen, path, key, want, "expected true or false");
+		return bad(v, err, errlen, path, key, want, "expected true or false");
 	*out = cJSON_IsTrue(v);
 	return 0;
 }
@@ -172,7 +177,7 @@ int cfg_int(const cJSON *v, const char *path, const char *key, unsigned flags, i
 	/* the range first: converting a double beyond int64 is undefined */
 	double d = cJSON_IsNumber(v) ? v->valuedouble : 0;
 	if (!cJSON_IsNumber(v) || !(d >= (double)lo && d <= (double)hi) || d != (double)(int64_t)d)
-		return bad(err, errlen, path, key, want, "expected an integer from %lld to %lld", (long long)lo,
+		return bad(v, err, errlen, path, key, want, "expected an integer from %lld to %lld", (long long)lo,
 		           (long long)hi);
 	*out = (int64_t)d;
 	return 0;
@@ -184,7 +189,7 @@ int cfg_number(const cJSON *v, const char *path, const char *key, unsigned flags
 	if (!v && (flags & CFG_OPTIONAL))
 		return 0;
 	if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi))
-		return bad(err, errlen, path, key, want, "expected a number from %g to %g", lo, hi);
+		return bad(v, err, errlen, path, key, want, "expected a number from %g to %g", lo, hi);
 	*out = v->valuedouble;
 	return 0;
 }
@@ -208,7 +213,7 @@ int cfg_str(const cJSON *v, const char *path, const char *key, unsigned flags, c
 	if (!v && (flags & CFG_OPTIONAL))
 		return 0;
 	if (!fits(v, flags, room, &n))
-		return bad(err, errlen, path, key, want, STR_PROBLEM(flags), room - 1);
+		return bad(v, err, errlen, path, key, want, STR_PROBLEM(flags), room - 1);
 	memcpy(dst, v->valuestring, n + 1);
 	return 0;
 }
@@ -221,7 +226,7 @@ int cfg_enum(const cJSON *v, const char *path, const char *key, unsigned flags, 
 		return 0;
 	int i = cJSON_IsString(v) ? cfg_lookup(v->valuestring, names) : -1;
 	if (i < 0)
-		return bad(err, errlen, path, key, want, "expected one of %s", join(list, sizeof(list), names));
+		return bad(v, err, errlen, path, key, want, "expected one of %s", join(list, sizeof(list), names));
 	*out = i;
 	return 0;
 }
@@ -254,8 +259,8 @@ int cfg_enum_set(const cJSON *v, const char *path, const char *key, unsigned fla
 bad:
 	join(list, sizeof(list), names);
 	if (flags & CFG_SCALAR)
-		return bad(err, errlen, path, key, want, "expected one of %s, or a list of them", list);
-	return bad(err, errlen, path, key, want, "expected a list of %s", list);
+		return bad(v, err, errlen, path, key, want, "expected one of %s, or an array of them", list);
+	return bad(v, err, errlen, path, key, want, "expected an array of %s", list);
 }
 
 int cfg_strings(const cJSON *v, const char *path, const char *key, unsigned flags, int min, int max, char *dst,
@@ -275,14 +280,14 @@ int cfg_strings(const cJSON *v, const char *path, const char *key, unsigned flag
 	if (count < min || count > max) {
 		const char *either = flags & CFG_SCALAR ? "a string or " : "";
 		if (min == 0)
-			return bad(err, errlen, path, key, want, "expected %sa list of at most %d strings", either, max);
-		return bad(err, errlen, path, key, want, "expected %sa list of %d to %d strings", either, min, max);
+			return bad(v, err, errlen, path, key, want, "expected %san array of at most %d strings", either, max);
+		return bad(v, err, errlen, path, key, want, "expected %san array of %d to %d strings", either, min, max);
 	}
 	const cJSON *it;
 	*n = 0;
 	cJSON_ArrayForEach(it, v) {
 		if (!fits(it, flags, width, &len))
-			return bad(err, errlen, want ? path : cfg_path_idx(p, sizeof(p), path, key, *n), want ? key : NULL, want,
+			return bad(it, err, errlen, want ? path : cfg_path_idx(p, sizeof(p), path, key, *n), want ? key : NULL, want,
 			           STR_PROBLEM(flags), width - 1);
 		memcpy(dst + (size_t)*n * width, it->valuestring, len + 1);
 		(*n)++;

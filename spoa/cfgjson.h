@@ -5,7 +5,7 @@
  * checked one way everywhere and every problem is reported one way: one line
  * "<path>: <problem>", the path naming the field as the document spells it
  * ("statsd.flush_ms: expected an integer from 10 to 10000",
- * "rules[2] (\"no-mail\").require_headers: expected a list of agent_id, user_id,
+ * "rules[2] (\"no-mail\").require_headers: expected an array of agent_id, user_id,
  * session_id, execution_id"). A key that nothing reads is an error, never
  * skipped: a typo must not silently do nothing (cfg_unknown, cfg_object).
  *
@@ -15,8 +15,9 @@
  *    the parent, or NULL when `path` already names the value): messages begin
  *    "path.key: ".
  *  - They return 0 with the result stored, or -1 with err[errlen] holding the one
- *    line (NUL-terminated, truncated to fit). They never print. On -1 a scalar
- *    result is left as it was; a list may be partly written.
+ *    line (NUL-terminated, truncated to fit; "missing; " before the problem when
+ *    a required value is absent). They never print. On -1 a scalar result is
+ *    left as it was; a list may be partly written.
  *  - `want`, where a reader takes one, replaces the default problem text
  *    ("expected true or false") with the caller's own hint; NULL keeps the default.
  *  - Name tables are arrays of strings ended by NULL. The enum readers give a
@@ -71,7 +72,7 @@ int cfg_object(const struct cJSON *v, const char *path, const char *key, unsigne
                const char *want, char *err, size_t errlen);
 
 /* An array of min to max elements (max INT_MAX: no bound), not yet read:
- * "expected a list of 1 to 4 <what>" (what: a plural noun; NULL: "items"). */
+ * "expected an array of 1 to 4 <what>" (what: a plural noun; NULL: "items"). */
 int cfg_array(const struct cJSON *v, const char *path, const char *key, unsigned flags, int min, int max,
               const char *what, char *err, size_t errlen);
 

@@ -130,6 +130,7 @@ static void cfgjson_scalars(void **st)
 	assert_int_equal(cfg_bool(at("i"), "top", "i", 0, &b, "expected true (on) or false", err, sizeof(err)), -1);
 	ERR_IS("top.i: expected true (on) or false");
 	assert_int_equal(cfg_bool(NULL, "top", "x", 0, &b, NULL, err, sizeof(err)), -1); /* required */
+	ERR_IS("top.x: missing; expected true or false");
 	assert_int_equal(cfg_bool(NULL, "top", "x", CFG_OPTIONAL, &b, NULL, err, sizeof(err)), 0);
 	assert_true(b); /* absent: untouched */
 
@@ -180,11 +181,11 @@ static void cfgjson_names(void **st)
 	assert_int_equal(cfg_enum_set(at("l"), "p", "l", 0, modes, &set, NULL, err, sizeof(err)), 0);
 	assert_int_equal(set, 5);
 	assert_int_equal(cfg_enum_set(at("one"), "p", "one", 0, modes, &set, NULL, err, sizeof(err)), -1);
-	ERR_IS("p.one: expected a list of allow, deny, shadow");
+	ERR_IS("p.one: expected an array of allow, deny, shadow");
 	assert_int_equal(cfg_enum_set(at("one"), "p", "one", CFG_SCALAR, modes, &set, NULL, err, sizeof(err)), 0);
 	assert_int_equal(set, 2);
 	assert_int_equal(cfg_enum_set(at("none"), "p", "none", CFG_SCALAR, modes, &set, NULL, err, sizeof(err)), -1);
-	ERR_IS("p.none: expected one of allow, deny, shadow, or a list of them");
+	ERR_IS("p.none: expected one of allow, deny, shadow, or an array of them");
 	assert_int_equal(cfg_enum_set(at("mixed"), "p", "mixed", 0, modes, &set, NULL, err, sizeof(err)), -1);
 	assert_int_equal(set, 2);
 
@@ -205,7 +206,7 @@ static void cfgjson_lists_and_objects(void **st)
 	assert_int_equal(n, 2);
 	assert_string_equal(rows[1], "bb");
 	assert_int_equal(cfg_strings(at("l"), "k[0]", "l", 0, 0, 1, rows[0], sizeof(rows[0]), &n, NULL, err, sizeof(err)), -1);
-	ERR_IS("k[0].l: expected a list of at most 1 strings");
+	ERR_IS("k[0].l: expected an array of at most 1 strings");
 	assert_int_equal(cfg_strings(at("long"), "k[0]", "long", 0, 0, 4, rows[0], sizeof(rows[0]), &n, NULL, err, sizeof(err)), -1);
 	ERR_IS("k[0].long[1]: expected a string of at most 3 bytes");
 	assert_int_equal(cfg_strings(at("empty"), "k", "empty", CFG_NONEMPTY, 1, 4, rows[0], sizeof(rows[0]), &n, NULL, err, sizeof(err)), -1);
@@ -213,16 +214,16 @@ static void cfgjson_lists_and_objects(void **st)
 	assert_int_equal(cfg_strings(at("empty"), "k", "empty", CFG_NONEMPTY, 1, 4, rows[0], sizeof(rows[0]), &n, "expected names", err, sizeof(err)), -1);
 	ERR_IS("k.empty: expected names");
 	assert_int_equal(cfg_strings(at("s"), "k", "s", 0, 1, 4, rows[0], sizeof(rows[0]), &n, NULL, err, sizeof(err)), -1);
-	ERR_IS("k.s: expected a list of 1 to 4 strings");
+	ERR_IS("k.s: expected an array of 1 to 4 strings");
 	assert_int_equal(cfg_strings(at("s"), "k", "s", CFG_SCALAR, 1, 4, rows[0], sizeof(rows[0]), &n, NULL, err, sizeof(err)), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(rows[0], "x");
 
 	assert_int_equal(cfg_array(at("a"), NULL, "a", 0, 1, 3, NULL, err, sizeof(err)), 0);
 	assert_int_equal(cfg_array(at("a"), NULL, "a", 0, 1, 2, "conditions", err, sizeof(err)), -1);
-	ERR_IS("a: expected a list of 1 to 2 conditions");
+	ERR_IS("a: expected an array of 1 to 2 conditions");
 	assert_int_equal(cfg_array(at("o"), "x", "o", 0, 0, 2, "rules", err, sizeof(err)), -1);
-	ERR_IS("x.o: expected a list of at most 2 rules");
+	ERR_IS("x.o: expected an array of at most 2 rules");
 
 	assert_int_equal(cfg_object(at("o"), "c[1]", NULL, 0, only, NULL, err, sizeof(err)), 0);
 	assert_int_equal(cfg_object(at("a"), "c[1]", NULL, 0, only, NULL, err, sizeof(err)), -1);
