@@ -102,5 +102,6 @@ enum jwt_result jwt_verify(const struct jwt_cfg *cfg, const struct jwks *keys, s
 
 int jwt_alg_parse(const char *s);
 const char *jwt_alg_name(int alg);
+extern const char *const jwt_alg_names[JWT_ALGS + 1];   /* by enum jwt_alg, then NULL */
 
 #endif
