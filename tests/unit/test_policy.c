@@ -238,7 +238,7 @@ static void tool_calls_in_responses(void **st)
 		"{\"rules\":[{\"id\":\"a\",\"tool_calls\":[]}]}",
 		"{\"rules\":[{\"id\":\"a\",\"tool_calls\":[{\"nom\":\"x\"}]}]}",
 	};
-	const char *want[] = { "regex: not a valid", "like: unknown condition", "tool_calls: expected a list", "tool_calls[0]" };
+	const char *want[] = { "regex: not a valid", "like: unknown condition", "tool_calls: expected an array", "tool_calls[0]" };
 	for (int i = 0; i < 4; i++) {
 		struct policy p;
 		char err[256];
