@@ -51,7 +51,7 @@ void config_defaults(struct config *c)
 	c->hello_ms = 5000;
 	c->idle_ms = 300000;
 	c->drain_ms = 10000;
-	c->log_level = LOG_INFO;
+	c->log_level = LL_INFO;
 	providers_builtin(&c->providers);
 	prices_builtin(&c->prices);
 	statsd_cfg_defaults(&c->statsd);
@@ -59,22 +59,6 @@ void config_defaults(struct config *c)
 	char e[8];
 	config_parse_listen("127.0.0.1:12345", &c->listen[0], e, sizeof(e));
 	c->nlisten = 1;
-}
-
-static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
-
-int config_parse_log_level(const char *s, enum log_level *out)
-{
-	int i = cfg_lookup(s, log_level_names);
-	if (i < 0)
-		return -1;
-	*out = (enum log_level)i;
-	return 0;
-}
-
-const char *config_log_level_name(enum log_level l)
-{
-	return (unsigned)l < 4 ? log_level_names[l] : "info";
 }
 
 static int parse_port(const char *s, uint16_t *port)
@@ -532,7 +516,7 @@ enum cli_result config_from_args(struct config *c, int argc, char **argv, char *
 			}
 			c->threads = (int)v;
 		} else if ((rc = flag_value(argc, argv, &i, "--log-level", &val)) != 0) {
-			if (rc < 0 || config_parse_log_level(val, &c->log_level) < 0) {
+			if (rc < 0 || log_level_parse(val, &c->log_level) < 0) {
 				seterr(err, errlen, "--log-level needs one of error, warn, info, debug");
 				return CLI_ERROR;
 			}

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "log.h"
 #include "pricing.h"
 #include "provider.h"
 #include "request.h"
@@ -27,8 +28,6 @@ struct listen_addr {
 	socklen_t sslen;
 	bool is_unix;
 };
-
-enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 struct config {
 	struct listen_addr listen[CONFIG_MAX_LISTEN];
@@ -86,9 +85,6 @@ int config_apply_json(struct config *c, const char *text, size_t len, char *err,
 
 /* "HOST:PORT", "[IPV6]:PORT", "unix:/path". Returns 0 or -1 with err set. */
 int config_parse_listen(const char *s, struct listen_addr *out, char *err, size_t errlen);
-
-int config_parse_log_level(const char *s, enum log_level *out);
-const char *config_log_level_name(enum log_level l);
 
 /* Reads a whole file into a NUL-terminated malloc'd string (caller frees). */
 char *config_read_file(const char *path, size_t *len, char *err, size_t errlen);

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <syslog.h> /* its LOG_INFO, LOG_DEBUG... macros must not meet log.h's levels */
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -66,7 +67,7 @@ static void json_full_document(void **st)
 	assert_int_equal(c.hello_ms, 100);
 	assert_int_equal(c.idle_ms, 200);
 	assert_int_equal(c.drain_ms, 300);
-	assert_int_equal(c.log_level, LOG_DEBUG);
+	assert_int_equal(c.log_level, LL_DEBUG);
 	assert_true(c.ack_only);
 }
 
@@ -291,7 +292,7 @@ static void cli_flags(void **st)
 	assert_int_equal(c.listen[1].ss.ss_family, AF_INET6);
 	assert_int_equal(cli(&c, "--threads", "4", "--log-level", "warn"), CLI_RUN);
 	assert_int_equal(c.threads, 4);
-	assert_int_equal(c.log_level, LOG_WARN);
+	assert_int_equal(c.log_level, LL_WARN);
 	assert_int_equal(cli(&c, "--check", NULL, NULL, NULL), CLI_CHECK);
 	assert_int_equal(cli(&c, "--ack-only", NULL, NULL, NULL), CLI_RUN);
 	assert_true(c.ack_only);
@@ -323,7 +324,7 @@ static void cli_flags_override_config_file(void **st)
 	/* The file comes after the flags on the line, the flags still win. */
 	assert_int_equal(cli(&c, "--threads", "2", "--config", path), CLI_RUN);
 	assert_int_equal(c.threads, 2);
-	assert_int_equal(c.log_level, LOG_ERROR);
+	assert_int_equal(c.log_level, LL_ERROR);
 	assert_string_equal(c.listen[0].text, "127.0.0.1:7000");
 	assert_int_equal(cli(&c, "--config", path, "--listen", "127.0.0.1:7001"), CLI_RUN);
 	assert_int_equal(c.nlisten, 1);
