@@ -13,11 +13,13 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "log.h"
-#include "pricing.h"
-#include "provider.h"
-#include "request.h"
-#include "statsd.h"
+#include "jwt.h"             /* struct jwt_cfg */
+#include "keys.h"            /* PROVIDER_KEYS_MAX */
+#include "log.h"             /* enum log_level */
+#include "pricing.h"         /* struct price_table */
+#include "provider.h"        /* struct provider_table */
+#include "request_types.h"   /* enum truncated_policy */
+#include "statsd.h"          /* struct statsd_cfg */
 
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_ERR_LEN    256

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "keyscli.h"
 #include "log.h"
+#include "request.h"
 #include "server.h"
 #include "spop.h"
 

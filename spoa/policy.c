@@ -8,6 +8,7 @@
 
 #include "cfgjson.h"
 #include "glob.h"
+#include "identity.h"
 #include "jsonscan.h"
 
 #include <regex.h>

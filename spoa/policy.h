@@ -16,8 +16,9 @@
 #include <stdint.h>
 
 #include "dlp.h"
-#include "identity.h"
 #include "spop.h"
+
+struct identity;   /* identity.h */
 
 #define POLICY_MAX_RULES    256
 #define POLICY_MAX_PATTERNS 16

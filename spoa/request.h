@@ -16,22 +16,13 @@
 #include <stdbool.h>
 
 #include "identity.h"
-#include "jsonscan.h"
 #include "jwt.h"
 #include "keys.h"
 #include "policy.h"
-#include "provider.h"
+#include "request_types.h"   /* enum truncated_policy, struct request_cfg, struct read_scratch */
 #include "spop.h"
 
-/* What the agent does when HAProxy could not buffer the whole body. */
-enum truncated_policy { TRUNC_DENY = 0, TRUNC_ALLOW };
-
-struct request_cfg {
-	const struct provider_table *providers;
-	enum truncated_policy truncated;
-	bool inspect_responses;         /* ask HAProxy for the response (archestra-res) */
-	bool drop_invalid_identity;     /* invalid X-Archestra-* values: drop (true) or 400 */
-};
+struct provider;
 
 /* What authentication needs that can change at run time (SIGHUP, file change):
  * one immutable snapshot, swapped whole. */
@@ -61,14 +52,6 @@ struct jwt_cache {
 	uint64_t hits, misses;
 };
 
-/* Per-worker room for reading one message: decoded identifiers and the rewritten
- * path (arena), the decoded text of strings holding \u escapes (text, for the
- * DLP), and json_check's key table. Grown to the largest body seen (an allocation
- * only then), reset per message, freed with the worker. */
-struct read_scratch {
-	struct json_arena arena, text;
-	struct json_keytab keys;
-};
 /* Room for a body of body_len bytes and `extra` bytes of paths and names; false
  * when memory is short. */
 bool read_scratch_fit(struct read_scratch *s, size_t body_len, size_t extra);

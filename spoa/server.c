@@ -26,11 +26,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "handler.h"
-#include "log.h"
 #include "authload.h"
+#include "buf.h"
+#include "config.h"
+#include "handler.h"
 #include "jwksfetch.h"
+#include "log.h"
+#include "request.h"
 #include "session.h"
 #include "statsd.h"
 

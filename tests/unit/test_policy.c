@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "policy.h"
+#include "provider.h"
 #include "request.h"
 #include "usage.h"
 
