@@ -82,7 +82,8 @@ void config_defaults(struct config *c);
  * flags override it, whatever their order. */
 enum cli_result config_from_args(struct config *c, int argc, char **argv, char *err, size_t errlen);
 
-/* Applies a JSON document over c; text[len] must be '\0'. Returns 0, or -1 with err set ("path: problem"). */
+/* Applies a JSON document over c; text[len] must be '\0'. Returns 0, or -1 with err set ("path: problem").
+ * c holds nothing allocated (strings are copied into its arrays); the caller owns text. */
 int config_apply_json(struct config *c, const char *text, size_t len, char *err, size_t errlen);
 
 /* "HOST:PORT", "[IPV6]:PORT", "unix:/path". Returns 0 or -1 with err set. */
