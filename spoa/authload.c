@@ -1,6 +1,9 @@
 /* authload.c: see authload.h. */
 #include "authload.h"
 
+#include "config.h"
+#include "request.h"
+
 #include <openssl/crypto.h>
 #include <stdatomic.h>
 #include <stdio.h>

@@ -3,8 +3,10 @@
 #ifndef SPOA_AUTHLOAD_H
 #define SPOA_AUTHLOAD_H
 
-#include "config.h"
-#include "request.h"
+#include <stddef.h>
+
+struct auth;     /* request.h */
+struct config;   /* config.h */
 
 /* A new snapshot (caller frees with auth_free), or NULL with err set. With a
  * jwks_url, `jwks_doc` is the last fetched document (NULL: none yet, JWTs are

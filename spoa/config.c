@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfgjson.h"
 #include "spop.h"
 
 #define MAX_FRAME_CEILING (16u * 1024 * 1024)
@@ -50,7 +51,7 @@ void config_defaults(struct config *c)
 	c->hello_ms = 5000;
 	c->idle_ms = 300000;
 	c->drain_ms = 10000;
-	c->log_level = LOG_INFO;
+	c->log_level = LL_INFO;
 	providers_builtin(&c->providers);
 	prices_builtin(&c->prices);
 	statsd_cfg_defaults(&c->statsd);
@@ -58,23 +59,6 @@ void config_defaults(struct config *c)
 	char e[8];
 	config_parse_listen("127.0.0.1:12345", &c->listen[0], e, sizeof(e));
 	c->nlisten = 1;
-}
-
-int config_parse_log_level(const char *s, enum log_level *out)
-{
-	static const char *names[] = { "error", "warn", "info", "debug" };
-	for (int i = 0; i < 4; i++)
-		if (strcmp(s, names[i]) == 0) {
-			*out = (enum log_level)i;
-			return 0;
-		}
-	return -1;
-}
-
-const char *config_log_level_name(enum log_level l)
-{
-	static const char *names[] = { "error", "warn", "info", "debug" };
-	return (unsigned)l < 4 ? names[l] : "info";
 }
 
 static int parse_port(const char *s, uint16_t *port)
@@ -159,84 +143,40 @@ int config_parse_listen(const char *s, struct listen_addr *out, char *err, size_
 
 /* ---- JSON ---- */
 
-static int json_uint(const cJSON *it, const char *path, long lo, long hi, long *out, char *err, size_t errlen)
-{
-	if (!cJSON_IsNumber(it) || it->valuedouble != (double)(long)it->valuedouble ||
-	    it->valuedouble < (double)lo || it->valuedouble > (double)hi) {
-		seterr(err, errlen, "%s: expected an integer from %ld to %ld", path, lo, hi);
-		return -1;
-	}
-	*out = (long)it->valuedouble;
-	return 0;
-}
-
-static int json_bool(const cJSON *it, const char *path, bool *out, char *err, size_t errlen)
-{
-	if (!cJSON_IsBool(it)) {
-		seterr(err, errlen, "%s: expected true or false", path);
-		return -1;
-	}
-	*out = cJSON_IsTrue(it);
-	return 0;
-}
-
 static int apply_timeouts(struct config *c, const cJSON *obj, char *err, size_t errlen)
 {
-	if (!cJSON_IsObject(obj)) {
-		seterr(err, errlen, "timeouts: expected an object like {\"hello_ms\": 5000}");
-		return -1;
-	}
+	static const char *const keys[] = { "hello_ms", "idle_ms", "drain_ms", NULL };
+	unsigned *const dst[] = { &c->hello_ms, &c->idle_ms, &c->drain_ms };
 	const cJSON *it;
+	if (cfg_object(obj, NULL, "timeouts", 0, NULL, "expected an object like {\"hello_ms\": 5000}", err, errlen) < 0)
+		return -1;
 	cJSON_ArrayForEach(it, obj) {
-		unsigned *dst;
-		if (strcmp(it->string, "hello_ms") == 0)
-			dst = &c->hello_ms;
-		else if (strcmp(it->string, "idle_ms") == 0)
-			dst = &c->idle_ms;
-		else if (strcmp(it->string, "drain_ms") == 0)
-			dst = &c->drain_ms;
-		else {
-			seterr(err, errlen, "timeouts.%s: unknown key (known: hello_ms, idle_ms, drain_ms)", it->string);
+		int k = cfg_lookup(it->string, keys);
+		int64_t v;
+		if (k < 0)
+			return cfg_unknown(err, errlen, "timeouts", it->string, "key", keys);
+		if (cfg_int(it, "timeouts", it->string, 0, 1, 86400000, &v, NULL, err, errlen) < 0)
 			return -1;
-		}
-		char path[96];
-		long v;
-		snprintf(path, sizeof(path), "timeouts.%s", it->string);
-		if (json_uint(it, path, 1, 86400000, &v, err, errlen) < 0)
-			return -1;
-		*dst = (unsigned)v;
+		*dst[k] = (unsigned)v;
 	}
 	return 0;
 }
 
 static int apply_caps(struct config *c, const cJSON *obj, char *err, size_t errlen)
 {
-	static const struct { const char *name; unsigned bit; } caps[] = {
-		{ "pipelining", SPOP_CAP_PIPELINING },
-		{ "async", SPOP_CAP_ASYNC },
-		{ "fragmentation", SPOP_CAP_FRAGMENTATION },
-	};
-	if (!cJSON_IsObject(obj)) {
-		seterr(err, errlen, "capabilities: expected an object like {\"async\": false}");
-		return -1;
-	}
+	static const char *const names[] = { "pipelining", "async", "fragmentation", NULL };
+	static const unsigned bits[] = { SPOP_CAP_PIPELINING, SPOP_CAP_ASYNC, SPOP_CAP_FRAGMENTATION };
 	const cJSON *it;
+	if (cfg_object(obj, NULL, "capabilities", 0, NULL, "expected an object like {\"async\": false}", err, errlen) < 0)
+		return -1;
 	cJSON_ArrayForEach(it, obj) {
-		size_t i;
-		for (i = 0; i < 3; i++)
-			if (strcmp(it->string, caps[i].name) == 0)
-				break;
-		if (i == 3) {
-			seterr(err, errlen, "capabilities.%s: unknown capability (known: pipelining, async, fragmentation)",
-			       it->string);
-			return -1;
-		}
-		char path[96];
+		int k = cfg_lookup(it->string, names);
 		bool on;
-		snprintf(path, sizeof(path), "capabilities.%s", it->string);
-		if (json_bool(it, path, &on, err, errlen) < 0)
+		if (k < 0)
+			return cfg_unknown(err, errlen, "capabilities", it->string, "capability", names);
+		if (cfg_bool(it, "capabilities", it->string, 0, &on, NULL, err, errlen) < 0)
 			return -1;
-		c->caps = on ? (c->caps | caps[i].bit) : (c->caps & ~caps[i].bit);
+		c->caps = on ? (c->caps | bits[k]) : (c->caps & ~bits[k]);
 	}
 	return 0;
 }
@@ -244,117 +184,98 @@ static int apply_caps(struct config *c, const cJSON *obj, char *err, size_t errl
 /* "provider_keys": {"openai": {"env": "OPENAI_API_KEY"}, "anthropic": {"file": "/run/..."}} */
 static int apply_provider_keys(struct config *c, const cJSON *obj, char *err, size_t errlen)
 {
+	static const char *const fields[] = { "env", "file", NULL };
+	static const char want[] = "expected {\"env\": \"VARIABLE\"} or {\"file\": \"/path\"}";
 	const cJSON *it;
-	if (!cJSON_IsObject(obj)) {
-		seterr(err, errlen, "provider_keys: expected an object like {\"openai\": {\"env\": \"OPENAI_API_KEY\"}}");
+	if (cfg_object(obj, NULL, "provider_keys", 0, NULL,
+	               "expected an object like {\"openai\": {\"env\": \"OPENAI_API_KEY\"}}", err, errlen) < 0)
 		return -1;
-	}
 	c->npkeys = 0;
 	cJSON_ArrayForEach(it, obj) {
-		const cJSON *env = cJSON_GetObjectItemCaseSensitive(it, "env");
-		const cJSON *file = cJSON_GetObjectItemCaseSensitive(it, "file");
-		if (c->npkeys == PROVIDER_KEYS_MAX || strlen(it->string) >= sizeof(c->pkeys[0].provider) ||
-		    !cJSON_IsObject(it) || cJSON_GetArraySize(it) != 1 || (!cJSON_IsString(env) && !cJSON_IsString(file)) ||
-		    (env && strlen(env->valuestring) >= sizeof(c->pkeys[0].env)) ||
-		    (file && strlen(file->valuestring) >= sizeof(c->pkeys[0].file))) {
-			seterr(err, errlen, "provider_keys.%s: expected {\"env\": \"VARIABLE\"} or {\"file\": \"/path\"}",
-			       it->string);
+		const char *name = it->string;
+		/* exactly one of env and file */
+		if (c->npkeys == PROVIDER_KEYS_MAX || strlen(name) >= sizeof(c->pkeys[0].provider) ||
+		    cfg_object(it, "provider_keys", name, 0, fields, want, err, errlen) < 0 || cJSON_GetArraySize(it) != 1)
+			return cfg_fail(err, errlen, "provider_keys", name, "%s", want);
+		c->pkeys[c->npkeys].env[0] = c->pkeys[c->npkeys].file[0] = '\0';
+		if (cfg_str(cJSON_GetObjectItemCaseSensitive(it, "env"), "provider_keys", name, CFG_OPTIONAL,
+		            c->pkeys[c->npkeys].env, sizeof(c->pkeys[0].env), want, err, errlen) < 0 ||
+		    cfg_str(cJSON_GetObjectItemCaseSensitive(it, "file"), "provider_keys", name, CFG_OPTIONAL,
+		            c->pkeys[c->npkeys].file, sizeof(c->pkeys[0].file), want, err, errlen) < 0)
 			return -1;
-		}
-		strcpy(c->pkeys[c->npkeys].provider, it->string);
-		strcpy(c->pkeys[c->npkeys].env, env ? env->valuestring : "");
-		strcpy(c->pkeys[c->npkeys].file, file ? file->valuestring : "");
+		strcpy(c->pkeys[c->npkeys].provider, name);
 		c->npkeys++;
 	}
 	return 0;
 }
 
 /* "jwt": {"issuer", "audience", "jwks_file", "algorithms", "leeway_s", "user_claim",
- *         "providers_claim", "models_claim", "hs256_secret_env"} */
+ *         "providers_claim", "models_claim", "hs256_secret_env", ...} */
 static int apply_jwt(struct config *c, const cJSON *obj, char *err, size_t errlen)
 {
-	static const struct { const char *name; size_t off, size; } strs[] = {
-		{ "issuer", offsetof(struct config, jwt.cfg.issuer), sizeof(((struct config *)0)->jwt.cfg.issuer) },
-		{ "audience", offsetof(struct config, jwt.cfg.audience), sizeof(((struct config *)0)->jwt.cfg.audience) },
-		{ "jwks_file", offsetof(struct config, jwt.jwks_file), sizeof(((struct config *)0)->jwt.jwks_file) },
-		{ "jwks_url", offsetof(struct config, jwt.jwks_url), sizeof(((struct config *)0)->jwt.jwks_url) },
-		{ "jwks_ca_file", offsetof(struct config, jwt.jwks_ca_file), sizeof(((struct config *)0)->jwt.jwks_ca_file) },
-		{ "user_claim", offsetof(struct config, jwt.cfg.user_claim), sizeof(((struct config *)0)->jwt.cfg.user_claim) },
-		{ "providers_claim", offsetof(struct config, jwt.cfg.providers_claim),
-		  sizeof(((struct config *)0)->jwt.cfg.providers_claim) },
-		{ "scope_claim", offsetof(struct config, jwt.cfg.scope_claim), sizeof(((struct config *)0)->jwt.cfg.scope_claim) },
-		{ "models_claim", offsetof(struct config, jwt.cfg.models_claim), sizeof(((struct config *)0)->jwt.cfg.models_claim) },
-		{ "hs256_secret_env", offsetof(struct config, jwt.hs256_secret_env), sizeof(((struct config *)0)->jwt.hs256_secret_env) },
+	enum { K_ISSUER, K_AUDIENCE, K_JWKS_FILE, K_JWKS_URL, K_JWKS_CA_FILE, K_JWKS_REFRESH_S, K_JWKS_MIN_REFETCH_S,
+	       K_ALGORITHMS, K_LEEWAY_S, K_ENDPOINTS, K_USER_CLAIM, K_SCOPE_CLAIM, K_PROVIDERS_CLAIM, K_MODELS_CLAIM,
+	       K_HS256_SECRET_ENV, NKEYS };
+	static const char *const keys[] = {
+		"issuer", "audience", "jwks_file", "jwks_url", "jwks_ca_file", "jwks_refresh_s", "jwks_min_refetch_s",
+		"algorithms", "leeway_s", "endpoints", "user_claim", "scope_claim", "providers_claim", "models_claim",
+		"hs256_secret_env", NULL,
 	};
-	if (!cJSON_IsObject(obj)) {
-		seterr(err, errlen, "jwt: expected an object with issuer, audience, jwks_file and algorithms");
+	_Static_assert(sizeof(keys) / sizeof(keys[0]) == NKEYS + 1, "a name for each key");
+	struct jwt_cfg *j = &c->jwt.cfg;
+	const struct { char *dst; size_t room; } strs[NKEYS] = {   /* the string settings, by key */
+		[K_ISSUER] = { j->issuer, sizeof(j->issuer) },
+		[K_AUDIENCE] = { j->audience, sizeof(j->audience) },
+		[K_JWKS_FILE] = { c->jwt.jwks_file, sizeof(c->jwt.jwks_file) },
+		[K_JWKS_URL] = { c->jwt.jwks_url, sizeof(c->jwt.jwks_url) },
+		[K_JWKS_CA_FILE] = { c->jwt.jwks_ca_file, sizeof(c->jwt.jwks_ca_file) },
+		[K_USER_CLAIM] = { j->user_claim, sizeof(j->user_claim) },
+		[K_SCOPE_CLAIM] = { j->scope_claim, sizeof(j->scope_claim) },
+		[K_PROVIDERS_CLAIM] = { j->providers_claim, sizeof(j->providers_claim) },
+		[K_MODELS_CLAIM] = { j->models_claim, sizeof(j->models_claim) },
+		[K_HS256_SECRET_ENV] = { c->jwt.hs256_secret_env, sizeof(c->jwt.hs256_secret_env) },
+	};
+	if (cfg_object(obj, NULL, "jwt", 0, NULL, "expected an object with issuer, audience, jwks_file and algorithms",
+	               err, errlen) < 0)
 		return -1;
-	}
-	c->jwt.cfg.leeway = 30;
+	j->leeway = 30;
 	c->jwt.jwks_refresh_s = 300;
 	c->jwt.jwks_min_refetch_s = 30;
-	c->jwt.cfg.algs = 1u << JWT_RS256;
+	j->algs = 1u << JWT_RS256;
 	const cJSON *it;
 	cJSON_ArrayForEach(it, obj) {
-		size_t i;
-		for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-			if (strcmp(it->string, strs[i].name) == 0)
-				break;
-		if (i < sizeof(strs) / sizeof(strs[0])) {
-			if (!cJSON_IsString(it) || strlen(it->valuestring) >= strs[i].size) {
-				seterr(err, errlen, "jwt.%s: expected a string of at most %zu bytes", it->string, strs[i].size - 1);
+		int k = cfg_lookup(it->string, keys);
+		int64_t v;
+		if (k < 0)
+			return cfg_unknown(err, errlen, "jwt", it->string, "key", keys);
+		if (strs[k].dst) {
+			if (cfg_str(it, "jwt", it->string, 0, strs[k].dst, strs[k].room, NULL, err, errlen) < 0)
 				return -1;
-			}
-			strcpy((char *)c + strs[i].off, it->valuestring);
-		} else if (strcmp(it->string, "algorithms") == 0) {
-			const cJSON *a;
-			c->jwt.cfg.algs = 0;
-			if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) == 0) {
-				seterr(err, errlen, "jwt.algorithms: expected a list like [\"RS256\", \"ES256\"]");
+		} else if (k == K_ALGORITHMS) {
+			if (cfg_enum_set(it, "jwt", it->string, 0, jwt_alg_names, &j->algs,
+			                 "expected an array of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA or "
+			                 "HS256 (\"none\" never)", err, errlen) < 0)
 				return -1;
-			}
-			cJSON_ArrayForEach(a, it) {
-				int alg = cJSON_IsString(a) ? jwt_alg_parse(a->valuestring) : -1;
-				if (alg < 0) {
-					seterr(err, errlen, "jwt.algorithms: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA or HS256 (\"none\" never)");
-					return -1;
-				}
-				c->jwt.cfg.algs |= 1u << alg;
-			}
-		} else if (strcmp(it->string, "jwks_refresh_s") == 0 || strcmp(it->string, "jwks_min_refetch_s") == 0) {
-			long v;
-			char path[64];
-			snprintf(path, sizeof(path), "jwt.%s", it->string);
-			if (json_uint(it, path, 1, 86400, &v, err, errlen) < 0)
+		} else if (k == K_ENDPOINTS) {
+			if (endpoint_list_parse(it, "jwt", it->string, &j->endpoints, err, errlen) < 0)
 				return -1;
-			*(it->string[5] == 'r' ? &c->jwt.jwks_refresh_s : &c->jwt.jwks_min_refetch_s) = (unsigned)v;
-		} else if (strcmp(it->string, "endpoints") == 0) {
-			if (endpoint_list_parse(it, &c->jwt.cfg.endpoints, "jwt.endpoints", err, errlen) < 0)
+		} else if (k == K_LEEWAY_S) {
+			if (cfg_int(it, "jwt", it->string, 0, 0, 300, &v, NULL, err, errlen) < 0)
 				return -1;
-		} else if (strcmp(it->string, "leeway_s") == 0) {
-			long v;
-			if (json_uint(it, "jwt.leeway_s", 0, 300, &v, err, errlen) < 0)
+			j->leeway = v;
+		} else { /* the JWKS fetcher's intervals */
+			if (cfg_int(it, "jwt", it->string, 0, 1, 86400, &v, NULL, err, errlen) < 0)
 				return -1;
-			c->jwt.cfg.leeway = v;
-		} else {
-			seterr(err, errlen, "jwt.%s: unknown key (known: issuer, audience, jwks_file, jwks_url, jwks_ca_file, jwks_refresh_s, jwks_min_refetch_s, algorithms, leeway_s, endpoints, user_claim, scope_claim, providers_claim, models_claim, hs256_secret_env)",
-			       it->string);
-			return -1;
+			*(k == K_JWKS_REFRESH_S ? &c->jwt.jwks_refresh_s : &c->jwt.jwks_min_refetch_s) = (unsigned)v;
 		}
 	}
-	if (!c->jwt.cfg.issuer[0] || !c->jwt.cfg.audience[0]) {
-		seterr(err, errlen, "jwt: \"issuer\" and \"audience\" are required (tokens are checked against both)");
-		return -1;
-	}
-	bool hs = c->jwt.cfg.algs & (1u << JWT_HS256);
-	if (hs != (c->jwt.hs256_secret_env[0] != 0)) {
-		seterr(err, errlen, "jwt: HS256 needs \"hs256_secret_env\", and that secret is used for HS256 only");
-		return -1;
-	}
-	if ((c->jwt.cfg.algs & ~(1u << JWT_HS256)) && !c->jwt.jwks_file[0] == !c->jwt.jwks_url[0]) {
-		seterr(err, errlen, "jwt: give one of jwks_file or jwks_url for the asymmetric algorithms");
-		return -1;
-	}
+	if (!j->issuer[0] || !j->audience[0])
+		return cfg_fail(err, errlen, "jwt", NULL, "\"issuer\" and \"audience\" are required (tokens are checked against both)");
+	bool hs = j->algs & (1u << JWT_HS256);
+	if (hs != (c->jwt.hs256_secret_env[0] != 0))
+		return cfg_fail(err, errlen, "jwt", NULL, "HS256 needs \"hs256_secret_env\", and that secret is used for HS256 only");
+	if ((j->algs & ~(1u << JWT_HS256)) && !c->jwt.jwks_file[0] == !c->jwt.jwks_url[0])
+		return cfg_fail(err, errlen, "jwt", NULL, "give one of jwks_file or jwks_url for the asymmetric algorithms");
 	c->jwt.enabled = true;
 	return 0;
 }
@@ -387,120 +308,82 @@ static int apply_listen(struct config *c, const cJSON *it, char *err, size_t err
 	return 0;
 }
 
+/* The top level's member `k`, one of those config_apply_json knows. */
+static int apply_member(struct config *c, const char *k, const cJSON *it, char *err, size_t errlen)
+{
+	static const char *const trunc_names[] = { [TRUNC_DENY] = "deny", [TRUNC_ALLOW] = "allow", NULL };
+	static const char *const identity_names[] = { "reject", "drop", NULL };   /* index: drop_invalid_identity */
+	int64_t v;
+	int e;
+	if (strcmp(k, "listen") == 0)
+		return apply_listen(c, it, err, errlen);
+	if (strcmp(k, "capabilities") == 0)
+		return apply_caps(c, it, err, errlen);
+	if (strcmp(k, "timeouts") == 0)
+		return apply_timeouts(c, it, err, errlen);
+	if (strcmp(k, "providers") == 0)
+		return providers_apply_json(&c->providers, it, err, errlen);
+	if (strcmp(k, "provider_keys") == 0)
+		return apply_provider_keys(c, it, err, errlen);
+	if (strcmp(k, "jwt") == 0)
+		return apply_jwt(c, it, err, errlen);
+	if (strcmp(k, "statsd") == 0)
+		return statsd_cfg_apply_json(&c->statsd, it, err, errlen);
+	if (strcmp(k, "prices") == 0)
+		return prices_apply_json(&c->prices, it, err, errlen);
+	if (strcmp(k, "inspect_responses") == 0)
+		return cfg_bool(it, NULL, k, 0, &c->inspect_responses, NULL, err, errlen);
+	if (strcmp(k, "ack_only") == 0)
+		return cfg_bool(it, NULL, k, 0, &c->ack_only, NULL, err, errlen);
+	if (strcmp(k, "keys_file") == 0)
+		return cfg_str(it, NULL, k, CFG_NONEMPTY, c->keys_file, sizeof(c->keys_file),
+		               "expected the path of the virtual keys file", err, errlen);
+	if (strcmp(k, "policy_file") == 0)
+		return cfg_str(it, NULL, k, CFG_NONEMPTY, c->policy_file, sizeof(c->policy_file),
+		               "expected the path of a policy (see policy/schema.json)", err, errlen);
+	if (strcmp(k, "log_level") == 0) {
+		if (cfg_enum(it, NULL, k, 0, log_level_names, &e, NULL, err, errlen) < 0)
+			return -1;
+		c->log_level = (enum log_level)e;
+	} else if (strcmp(k, "truncated_body") == 0) {
+		if (cfg_enum(it, NULL, k, 0, trunc_names, &e, "expected \"deny\" (413) or \"allow\"", err, errlen) < 0)
+			return -1;
+		c->truncated_body = (enum truncated_policy)e;
+	} else if (strcmp(k, "invalid_identity") == 0) {
+		if (cfg_enum(it, NULL, k, 0, identity_names, &e, "expected \"reject\" (400) or \"drop\"", err, errlen) < 0)
+			return -1;
+		c->drop_invalid_identity = e;
+	} else if (strcmp(k, "threads") == 0) {
+		if (cfg_int(it, NULL, k, 0, 0, 256, &v, NULL, err, errlen) < 0)
+			return -1;
+		c->threads = (int)v;
+	} else if (strcmp(k, "max_connections") == 0) {
+		if (cfg_int(it, NULL, k, 0, 1, 1000000, &v, NULL, err, errlen) < 0)
+			return -1;
+		c->max_connections = (int)v;
+	} else if (strcmp(k, "max_frame_size") == 0) {
+		if (cfg_int(it, NULL, k, 0, SPOP_MIN_FRAME_SIZE, MAX_FRAME_CEILING, &v, NULL, err, errlen) < 0)
+			return -1;
+		c->max_frame_size = (uint32_t)v;
+	} else if (strcmp(k, "max_reassembled") == 0) {
+		if (cfg_int(it, NULL, k, 0, SPOP_MIN_FRAME_SIZE, 64L * 1024 * 1024, &v, NULL, err, errlen) < 0)
+			return -1;
+		c->max_reassembled = (size_t)v;
+	} else {
+		return cfg_fail(err, errlen, NULL, k, "unknown key (see README.md, section Configuration)");
+	}
+	return 0;
+}
+
 int config_apply_json(struct config *c, const char *text, size_t len, char *err, size_t errlen)
 {
-	const char *end = NULL;
-	if (memchr(text, '\0', len) || text[len] != '\0') {
-		seterr(err, errlen, "not valid JSON (contains a NUL byte)");
+	cJSON *root = cfg_parse(text, len, CFG_WHOLE, err, errlen);
+	if (!root)
 		return -1;
-	}
-	/* The length includes the terminator: cJSON checks nothing trails the value. */
-	cJSON *root = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
-	if (!root) {
-		size_t at = end && end >= text ? (size_t)(end - text) : 0;
-		size_t line = 1;
-		for (size_t i = 0; i < at && i < len; i++)
-			line += text[i] == '\n';
-		seterr(err, errlen, "not valid JSON (near byte %zu, line %zu)", at, line);
-		return -1;
-	}
-	int rc = -1;
-	if (!cJSON_IsObject(root)) {
-		seterr(err, errlen, "$: expected a JSON object");
-		goto out;
-	}
+	int rc = cfg_object(root, "$", NULL, 0, NULL, "expected a JSON object", err, errlen);
 	const cJSON *it;
-	cJSON_ArrayForEach(it, root) {
-		const char *k = it->string;
-		long v;
-		if (strcmp(k, "listen") == 0) {
-			if (apply_listen(c, it, err, errlen) < 0)
-				goto out;
-		} else if (strcmp(k, "threads") == 0) {
-			if (json_uint(it, "threads", 0, 256, &v, err, errlen) < 0)
-				goto out;
-			c->threads = (int)v;
-		} else if (strcmp(k, "max_connections") == 0) {
-			if (json_uint(it, "max_connections", 1, 1000000, &v, err, errlen) < 0)
-				goto out;
-			c->max_connections = (int)v;
-		} else if (strcmp(k, "max_frame_size") == 0) {
-			if (json_uint(it, "max_frame_size", SPOP_MIN_FRAME_SIZE, MAX_FRAME_CEILING, &v, err, errlen) < 0)
-				goto out;
-			c->max_frame_size = (uint32_t)v;
-		} else if (strcmp(k, "max_reassembled") == 0) {
-			if (json_uint(it, "max_reassembled", SPOP_MIN_FRAME_SIZE, 64L * 1024 * 1024, &v, err, errlen) < 0)
-				goto out;
-			c->max_reassembled = (size_t)v;
-		} else if (strcmp(k, "capabilities") == 0) {
-			if (apply_caps(c, it, err, errlen) < 0)
-				goto out;
-		} else if (strcmp(k, "timeouts") == 0) {
-			if (apply_timeouts(c, it, err, errlen) < 0)
-				goto out;
-		} else if (strcmp(k, "log_level") == 0) {
-			if (!cJSON_IsString(it) || config_parse_log_level(it->valuestring, &c->log_level) < 0) {
-				seterr(err, errlen, "log_level: expected \"error\", \"warn\", \"info\" or \"debug\"");
-				goto out;
-			}
-		} else if (strcmp(k, "providers") == 0) {
-			if (providers_apply_json(&c->providers, it, err, errlen) < 0)
-				goto out;
-		} else if (strcmp(k, "truncated_body") == 0) {
-			if (cJSON_IsString(it) && strcmp(it->valuestring, "deny") == 0)
-				c->truncated_body = TRUNC_DENY;
-			else if (cJSON_IsString(it) && strcmp(it->valuestring, "allow") == 0)
-				c->truncated_body = TRUNC_ALLOW;
-			else {
-				seterr(err, errlen, "truncated_body: expected \"deny\" (413) or \"allow\"");
-				goto out;
-			}
-		} else if (strcmp(k, "keys_file") == 0) {
-			if (!cJSON_IsString(it) || !it->valuestring[0] || strlen(it->valuestring) >= sizeof(c->keys_file)) {
-				seterr(err, errlen, "keys_file: expected the path of the virtual keys file");
-				goto out;
-			}
-			strcpy(c->keys_file, it->valuestring);
-		} else if (strcmp(k, "policy_file") == 0) {
-			if (!cJSON_IsString(it) || !it->valuestring[0] || strlen(it->valuestring) >= sizeof(c->policy_file)) {
-				seterr(err, errlen, "policy_file: expected the path of a policy (see policy/schema.json)");
-				goto out;
-			}
-			strcpy(c->policy_file, it->valuestring);
-		} else if (strcmp(k, "provider_keys") == 0) {
-			if (apply_provider_keys(c, it, err, errlen) < 0)
-				goto out;
-		} else if (strcmp(k, "jwt") == 0) {
-			if (apply_jwt(c, it, err, errlen) < 0)
-				goto out;
-		} else if (strcmp(k, "statsd") == 0) {
-			if (statsd_cfg_apply_json(&c->statsd, it, err, errlen) < 0)
-				goto out;
-		} else if (strcmp(k, "prices") == 0) {
-			if (prices_apply_json(&c->prices, it, err, errlen) < 0)
-				goto out;
-		} else if (strcmp(k, "invalid_identity") == 0) {
-			if (cJSON_IsString(it) && strcmp(it->valuestring, "reject") == 0)
-				c->drop_invalid_identity = false;
-			else if (cJSON_IsString(it) && strcmp(it->valuestring, "drop") == 0)
-				c->drop_invalid_identity = true;
-			else {
-				seterr(err, errlen, "invalid_identity: expected \"reject\" (400) or \"drop\"");
-				goto out;
-			}
-		} else if (strcmp(k, "inspect_responses") == 0) {
-			if (json_bool(it, "inspect_responses", &c->inspect_responses, err, errlen) < 0)
-				goto out;
-		} else if (strcmp(k, "ack_only") == 0) {
-			if (json_bool(it, "ack_only", &c->ack_only, err, errlen) < 0)
-				goto out;
-		} else {
-			seterr(err, errlen, "%s: unknown key (see README.md, section Configuration)", k);
-			goto out;
-		}
-	}
-	rc = 0;
-out:
+	for (it = rc == 0 ? root->child : NULL; it && rc == 0; it = it->next)
+		rc = apply_member(c, it->string, it, err, errlen);
 	cJSON_Delete(root);
 	return rc;
 }
@@ -633,7 +516,7 @@ enum cli_result config_from_args(struct config *c, int argc, char **argv, char *
 			}
 			c->threads = (int)v;
 		} else if ((rc = flag_value(argc, argv, &i, "--log-level", &val)) != 0) {
-			if (rc < 0 || config_parse_log_level(val, &c->log_level) < 0) {
+			if (rc < 0 || log_level_parse(val, &c->log_level) < 0) {
 				seterr(err, errlen, "--log-level needs one of error, warn, info, debug");
 				return CLI_ERROR;
 			}

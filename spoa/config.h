@@ -13,10 +13,13 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "pricing.h"
-#include "provider.h"
-#include "request.h"
-#include "statsd.h"
+#include "jwt.h"             /* struct jwt_cfg */
+#include "keys.h"            /* PROVIDER_KEYS_MAX */
+#include "log.h"             /* enum log_level */
+#include "pricing.h"         /* struct price_table */
+#include "provider.h"        /* struct provider_table */
+#include "request_types.h"   /* enum truncated_policy */
+#include "statsd.h"          /* struct statsd_cfg */
 
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_ERR_LEN    256
@@ -27,8 +30,6 @@ struct listen_addr {
 	socklen_t sslen;
 	bool is_unix;
 };
-
-enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 struct config {
 	struct listen_addr listen[CONFIG_MAX_LISTEN];
@@ -81,14 +82,12 @@ void config_defaults(struct config *c);
  * flags override it, whatever their order. */
 enum cli_result config_from_args(struct config *c, int argc, char **argv, char *err, size_t errlen);
 
-/* Applies a JSON document over c; text[len] must be '\0'. Returns 0, or -1 with err set ("path: problem"). */
+/* Applies a JSON document over c; text[len] must be '\0'. Returns 0, or -1 with err set ("path: problem").
+ * c holds nothing allocated (strings are copied into its arrays); the caller owns text. */
 int config_apply_json(struct config *c, const char *text, size_t len, char *err, size_t errlen);
 
 /* "HOST:PORT", "[IPV6]:PORT", "unix:/path". Returns 0 or -1 with err set. */
 int config_parse_listen(const char *s, struct listen_addr *out, char *err, size_t errlen);
-
-int config_parse_log_level(const char *s, enum log_level *out);
-const char *config_log_level_name(enum log_level l);
 
 /* Reads a whole file into a NUL-terminated malloc'd string (caller frees). */
 char *config_read_file(const char *path, size_t *len, char *err, size_t errlen);

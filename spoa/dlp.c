@@ -16,6 +16,7 @@
  * bodies we know. */
 #include "dlp.h"
 
+#include <limits.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,14 +24,17 @@
 
 #include <cjson/cJSON.h>
 
+#include "cfgjson.h"
+
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
 
-static const char *const names[DLP_BUILTIN] = {
+static const char *const names[] = {   /* by enum dlp_detector, then "all" for the policy, then NULL */
 	"openai_key", "anthropic_key", "google_api_key", "aws_access_key", "github_token", "gitlab_token", "slack_token",
-	"private_key", "jwt", "credit_card", "iban", "email", "phone",
+	"private_key", "jwt", "credit_card", "iban", "email", "phone", "all", NULL,
 };
+_Static_assert(sizeof(names) / sizeof(names[0]) == DLP_BUILTIN + 2, "a name for each detector");
 static const char *const reasons[DLP_BUILTIN] = {
 	"dlp_openai_key", "dlp_anthropic_key", "dlp_google_api_key", "dlp_aws_access_key", "dlp_github_token",
 	"dlp_gitlab_token", "dlp_slack_token", "dlp_private_key", "dlp_jwt", "dlp_credit_card", "dlp_iban", "dlp_email",
@@ -60,108 +64,82 @@ enum dlp_action dlp_action_of(const struct dlp_cfg *c, int d)
 
 /* ---- loading ---- */
 
-static int parse_action(const cJSON *v, enum dlp_action *a)
+static const char *const action_names[] = { [DLP_OFF] = "off", [DLP_MONITOR] = "monitor", [DLP_DENY] = "deny", NULL };
+static const char action_want[] = "expected \"deny\", \"monitor\" or \"off\"";
+
+/* "detectors": {"<name>" or "all": "deny|monitor|off"}, applied in file order */
+static int parse_detectors(struct dlp_cfg *c, const cJSON *obj, char *err, size_t errlen)
 {
-	if (!cJSON_IsString(v))
+	const cJSON *d;
+	if (cfg_object(obj, "dlp", "detectors", 0, NULL, "expected an object {\"aws_access_key\": \"deny\", ...}", err,
+	               errlen) < 0)
 		return -1;
-	if (strcmp(v->valuestring, "deny") == 0)
-		*a = DLP_DENY;
-	else if (strcmp(v->valuestring, "monitor") == 0)
-		*a = DLP_MONITOR;
-	else if (strcmp(v->valuestring, "off") == 0)
-		*a = DLP_OFF;
-	else
+	cJSON_ArrayForEach(d, obj) {
+		int k = cfg_lookup(d->string, names), a; /* names[DLP_BUILTIN] is "all" */
+		if (k < 0)
+			return cfg_unknown(err, errlen, "dlp.detectors", d->string, "detector", names);
+		if (cfg_enum(d, "dlp.detectors", d->string, 0, action_names, &a, action_want, err, errlen) < 0)
+			return -1;
+		if (k == DLP_BUILTIN)
+			for (int j = 0; j < DLP_BUILTIN; j++)
+				c->action[j] = (enum dlp_action)a; /* "all" first, then exceptions: file order */
+		else
+			c->action[k] = (enum dlp_action)a;
+	}
+	return 0;
+}
+
+/* "custom": [{"name", "anchor", "regex", "action"}] */
+static int parse_custom(struct dlp_cfg *c, const cJSON *arr, char *err, size_t errlen)
+{
+	const cJSON *e;
+	if (cfg_array(arr, "dlp", "custom", 0, 0, INT_MAX, "{\"name\", \"anchor\", \"regex\", \"action\"} objects", err,
+	              errlen) < 0)
 		return -1;
+	cJSON_ArrayForEach(e, arr) {
+		char path[32], anchor_want[160];
+		int i = c->ncustom, action = DLP_DENY;
+		if (i == DLP_MAX_CUSTOM)
+			return cfg_fail(err, errlen, "dlp", "custom", "at most %d custom detectors", DLP_MAX_CUSTOM);
+		struct dlp_custom *cu = &c->custom[i];
+		cfg_path_idx(path, sizeof(path), "dlp", "custom", i);
+		snprintf(anchor_want, sizeof(anchor_want), "expected a literal of 1..%zu characters that every match contains "
+		         "(it is searched first; the regex confirms)", sizeof(cu->anchor) - 1);
+		const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name"), *re = cJSON_GetObjectItemCaseSensitive(e, "regex");
+		if (cfg_str(nm, path, "name", CFG_NONEMPTY, cu->name, sizeof(cu->name), NULL, err, errlen) < 0 ||
+		    cfg_str(cJSON_GetObjectItemCaseSensitive(e, "anchor"), path, "anchor", CFG_NONEMPTY, cu->anchor,
+		            sizeof(cu->anchor), anchor_want, err, errlen) < 0 ||
+		    cfg_enum(cJSON_GetObjectItemCaseSensitive(e, "action"), path, "action", CFG_OPTIONAL, action_names, &action,
+		             action_want, err, errlen) < 0)
+			return -1;
+		if (!cJSON_IsString(re))
+			return cfg_fail(err, errlen, path, "regex", "expected a POSIX extended regex");
+		regex_t *rx = malloc(sizeof(*rx));
+		if (!rx || regcomp(rx, re->valuestring, REG_EXTENDED | REG_NOSUB) != 0) {
+			free(rx);
+			return cfg_fail(err, errlen, path, "regex", "not a valid POSIX extended regex");
+		}
+		cu->action = (enum dlp_action)action;
+		snprintf(cu->reason, sizeof(cu->reason), "dlp_%s", nm->valuestring);
+		cu->re = rx;
+		c->ncustom++;
+	}
 	return 0;
 }
 
 int dlp_parse(struct dlp_cfg *c, const cJSON *obj, char *err, size_t errlen)
 {
+	static const char *const keys[] = { "detectors", "custom", NULL };
 	const cJSON *it;
-	if (!cJSON_IsObject(obj)) {
-		snprintf(err, errlen, "dlp: expected an object {\"detectors\": {...}, \"custom\": [...]}");
+	if (cfg_object(obj, NULL, "dlp", 0, NULL, "expected an object {\"detectors\": {...}, \"custom\": [...]}", err,
+	               errlen) < 0)
 		return -1;
-	}
 	cJSON_ArrayForEach(it, obj) {
-		if (strcmp(it->string, "detectors") == 0) {
-			const cJSON *d;
-			if (!cJSON_IsObject(it)) {
-				snprintf(err, errlen, "dlp.detectors: expected an object {\"aws_access_key\": \"deny\", ...}");
-				return -1;
-			}
-			cJSON_ArrayForEach(d, it) {
-				int k = 0;
-				while (k < DLP_BUILTIN && strcmp(names[k], d->string) != 0)
-					k++;
-				if (k == DLP_BUILTIN && strcmp(d->string, "all") != 0) {
-					snprintf(err, errlen, "dlp.detectors.%.40s: unknown detector (known: all, openai_key, anthropic_key, "
-					         "google_api_key, aws_access_key, github_token, gitlab_token, slack_token, private_key, "
-					         "jwt, credit_card, iban, email, phone)", d->string);
-					return -1;
-				}
-				enum dlp_action a;
-				if (parse_action(d, &a) < 0) {
-					snprintf(err, errlen, "dlp.detectors.%.40s: expected \"deny\", \"monitor\" or \"off\"", d->string);
-					return -1;
-				}
-				if (k == DLP_BUILTIN)
-					for (int j = 0; j < DLP_BUILTIN; j++)
-						c->action[j] = a; /* "all" first, then exceptions: file order */
-				else
-					c->action[k] = a;
-			}
-		} else if (strcmp(it->string, "custom") == 0) {
-			const cJSON *e;
-			if (!cJSON_IsArray(it)) {
-				snprintf(err, errlen, "dlp.custom: expected an array of {\"name\", \"anchor\", \"regex\", \"action\"}");
-				return -1;
-			}
-			cJSON_ArrayForEach(e, it) {
-				int i = c->ncustom;
-				if (i == DLP_MAX_CUSTOM) {
-					snprintf(err, errlen, "dlp.custom: at most %d custom detectors", DLP_MAX_CUSTOM);
-					return -1;
-				}
-				struct dlp_custom *cu = &c->custom[i];
-				const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name");
-				const cJSON *an = cJSON_GetObjectItemCaseSensitive(e, "anchor");
-				const cJSON *re = cJSON_GetObjectItemCaseSensitive(e, "regex");
-				const cJSON *ac = cJSON_GetObjectItemCaseSensitive(e, "action");
-				if (!cJSON_IsString(nm) || !nm->valuestring[0] || strlen(nm->valuestring) >= sizeof(cu->name)) {
-					snprintf(err, errlen, "dlp.custom[%d].name: expected a string of 1..%zu characters", i,
-					         sizeof(cu->name) - 1);
-					return -1;
-				}
-				if (!cJSON_IsString(an) || !an->valuestring[0] || strlen(an->valuestring) >= sizeof(cu->anchor)) {
-					snprintf(err, errlen, "dlp.custom[%d].anchor: expected a literal of 1..%zu characters that every "
-					         "match contains (it is searched first; the regex confirms)", i, sizeof(cu->anchor) - 1);
-					return -1;
-				}
-				cu->action = DLP_DENY;
-				if (ac && parse_action(ac, &cu->action) < 0) {
-					snprintf(err, errlen, "dlp.custom[%d].action: expected \"deny\", \"monitor\" or \"off\"", i);
-					return -1;
-				}
-				if (!cJSON_IsString(re)) {
-					snprintf(err, errlen, "dlp.custom[%d].regex: expected a POSIX extended regex", i);
-					return -1;
-				}
-				regex_t *rx = malloc(sizeof(*rx));
-				if (!rx || regcomp(rx, re->valuestring, REG_EXTENDED | REG_NOSUB) != 0) {
-					free(rx);
-					snprintf(err, errlen, "dlp.custom[%d].regex: not a valid POSIX extended regex", i);
-					return -1;
-				}
-				snprintf(cu->name, sizeof(cu->name), "%s", nm->valuestring);
-				snprintf(cu->reason, sizeof(cu->reason), "dlp_%s", nm->valuestring);
-				snprintf(cu->anchor, sizeof(cu->anchor), "%s", an->valuestring);
-				cu->re = rx;
-				c->ncustom++;
-			}
-		} else {
-			snprintf(err, errlen, "dlp.%.40s: unknown key (known: detectors, custom)", it->string);
+		int k = cfg_lookup(it->string, keys);
+		if (k < 0)
+			return cfg_unknown(err, errlen, "dlp", it->string, "key", keys);
+		if ((k == 0 ? parse_detectors(c, it, err, errlen) : parse_custom(c, it, err, errlen)) < 0)
 			return -1;
-		}
 	}
 	c->enabled = false;
 	for (int k = 0; k < DLP_BUILTIN; k++)

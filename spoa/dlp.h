@@ -56,7 +56,8 @@ enum dlp_action dlp_action_of(const struct dlp_cfg *c, int detector);
 
 /* The policy's "dlp" object: {"detectors": {"<name>": "deny|monitor|off"},
  * "custom": [{"name", "anchor", "regex", "action"}]}. Without it every detector
- * is off. Errors name the JSON path under "dlp". */
+ * is off. Errors name the JSON path under "dlp". The compiled custom regexes
+ * are c's: dlp_free releases them, after a failed parse too; obj stays the caller's. */
 struct cJSON;
 int dlp_parse(struct dlp_cfg *c, const struct cJSON *obj, char *err, size_t errlen);
 void dlp_free(struct dlp_cfg *c);

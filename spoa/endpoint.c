@@ -1,6 +1,7 @@
 /* endpoint.c: see endpoint.h. */
 #include "endpoint.h"
 
+#include "cfgjson.h"
 #include "glob.h"
 
 #include <cjson/cJSON.h>
@@ -33,21 +34,20 @@ int endpoint_check(const char *s)
 	return 0;
 }
 
-int endpoint_list_parse(const cJSON *arr, struct endpoint_list *out, const char *where, char *err, size_t errlen)
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+int endpoint_list_parse(const cJSON *arr, const char *path, const char *key, struct endpoint_list *out, char *err,
+                        size_t errlen)
 {
-	const cJSON *it;
+	static const char want[] = "expected a list of at most " STR(ENDPOINTS_MAX) " endpoints like [\"POST /files\", "
+	                           "\"GET /files/*\"] (METHOD, one space, a path after the provider's prefix; '*' matches "
+	                           "within one segment)";
 	memset(out, 0, sizeof(*out));
-	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > ENDPOINTS_MAX)
-		goto bad;
-	cJSON_ArrayForEach(it, arr) {
-		if (!cJSON_IsString(it) || endpoint_check(it->valuestring) < 0)
-			goto bad;
-		snprintf(out->e[out->n++], ENDPOINT_LEN, "%s", it->valuestring);
-	}
+	if (cfg_strings(arr, path, key, 0, 0, ENDPOINTS_MAX, out->e[0], ENDPOINT_LEN, &out->n, want, err, errlen) < 0)
+		return -1;
+	for (int i = 0; i < out->n; i++)
+		if (endpoint_check(out->e[i]) < 0)
+			return cfg_fail(err, errlen, path, key, "%s", want);
 	return 0;
-bad:
-	snprintf(err, errlen, "%s: expected a list of at most %d endpoints like [\"POST /files\", \"GET /files/*\"] "
-	         "(METHOD, one space, a path after the provider's prefix; '*' matches within one segment)",
-	         where, ENDPOINTS_MAX);
-	return -1;
 }

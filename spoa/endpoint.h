@@ -23,10 +23,12 @@ struct endpoint_list {
 /* Does "METHOD /path" match an entry of l? */
 bool endpoint_allowed(const struct endpoint_list *l, struct spop_slice method, struct spop_slice path);
 
-/* Reads a JSON array of "METHOD /path" strings (at most ENDPOINTS_MAX). Errors
- * name `where` ("keys[3].endpoints"). */
+/* Reads a JSON array of "METHOD /path" strings (at most ENDPOINTS_MAX) that sits at
+ * path.key ("keys[3]", "endpoints"; see cfgjson.h). Returns 0, or -1 with err set.
+ * The strings are copied into out; nothing to free. */
 struct cJSON;
-int endpoint_list_parse(const struct cJSON *arr, struct endpoint_list *out, const char *where, char *err, size_t errlen);
+int endpoint_list_parse(const struct cJSON *arr, const char *path, const char *key, struct endpoint_list *out, char *err,
+                        size_t errlen);
 
 /* One "METHOD /path" string: 0 when well-formed. */
 int endpoint_check(const char *s);

@@ -92,15 +92,5 @@ size_t errjson_format(enum err_shape shape, int status, const char *code, const 
 	return (size_t)n;
 }
 
-int errjson_shape_parse(const char *s, enum err_shape *out)
-{
-	if (strcmp(s, "openai") == 0)
-		*out = SHAPE_OPENAI;
-	else if (strcmp(s, "anthropic") == 0)
-		*out = SHAPE_ANTHROPIC;
-	else if (strcmp(s, "gemini") == 0)
-		*out = SHAPE_GEMINI;
-	else
-		return -1;
-	return 0;
-}
+const char *const errjson_shape_names[] = { [SHAPE_OPENAI] = "openai", [SHAPE_ANTHROPIC] = "anthropic",
+                                          [SHAPE_GEMINI] = "gemini", NULL };

@@ -17,6 +17,6 @@ size_t errjson_format(enum err_shape shape, int status, const char *code, const 
  * (with dst empty) when it does not fit. */
 size_t json_escape(const char *s, size_t n, char *dst, size_t room);
 
-int errjson_shape_parse(const char *s, enum err_shape *out);
+extern const char *const errjson_shape_names[];   /* by enum err_shape, then NULL: "openai", ... */
 
 #endif

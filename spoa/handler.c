@@ -7,8 +7,15 @@
 #include <time.h>
 
 #include "ctx.h"
+#include "dlp.h"
 #include "errjson.h"
 #include "hdrs.h"
+#include "jsonscan.h"
+#include "policy.h"
+#include "pricing.h"
+#include "provider.h"
+#include "request.h"
+#include "statsd.h"
 #include "usage.h"
 
 int spoa_dispatch(const struct spoa_handlers *hs, const struct spop_msg *m, struct spop_writer *acts)

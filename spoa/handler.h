@@ -8,10 +8,14 @@
 #ifndef SPOA_HANDLER_H
 #define SPOA_HANDLER_H
 
-#include "pricing.h"
-#include "request.h"
+#include "request_types.h"   /* struct read_scratch, held by value */
 #include "spop.h"
-#include "statsd.h"
+
+struct auth;           /* request.h */
+struct jwt_cache;      /* request.h */
+struct price_table;    /* pricing.h */
+struct req_decision;   /* request.h */
+struct statsd;         /* statsd.h */
 
 /* What the archestra handlers read and write: settings (shared, read-only) and
  * the worker's own metrics sender. One per worker, so no locks. */

@@ -8,11 +8,11 @@
 static const char *const header_names[ID_FIELDS] = {
 	"X-Archestra-Agent-Id", "X-Archestra-User-Id", "X-Archestra-Session-Id", "X-Archestra-Execution-Id",
 };
-static const char *const field_names[ID_FIELDS] = { "agent_id", "user_id", "session_id", "execution_id" };
+const char *const identity_field_names[ID_FIELDS + 1] = { "agent_id", "user_id", "session_id", "execution_id", NULL };
 
 const char *identity_field_name(enum id_field f)
 {
-	return (unsigned)f < ID_FIELDS ? field_names[f] : "?";
+	return (unsigned)f < ID_FIELDS ? identity_field_names[f] : "?";
 }
 
 /* A-Z a-z 0-9 . _ - : @ + ~ */

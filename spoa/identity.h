@@ -35,6 +35,7 @@ int identity_parse(const struct spop_data *hdrs, bool drop_invalid, struct ident
                    struct identity_error *err, unsigned *dropped);
 
 const char *identity_field_name(enum id_field f);   /* "agent_id", ... */
+extern const char *const identity_field_names[ID_FIELDS + 1];   /* by enum id_field, then NULL */
 
 /* Is c in the identity character set? */
 bool identity_char_ok(uint8_t c);

@@ -187,10 +187,10 @@ static void fetch_once(struct jwks_fetcher *f, const char *why)
 	}
 	pthread_mutex_unlock(&f->mu);
 	if (doc) {
-		LOG(LOG_INFO, "jwks_fetch", "trigger=%s result=ok bytes=%zu", why, len);
+		LOG(LL_INFO, "jwks_fetch", "trigger=%s result=ok bytes=%zu", why, len);
 		f->cb(f->cb_arg);
 	} else {
-		LOG(LOG_ERROR, "jwks_fetch", "trigger=%s result=failed error=\"%s\" (the previous keys stay in force)", why, err);
+		LOG(LL_ERROR, "jwks_fetch", "trigger=%s result=failed error=\"%s\" (the previous keys stay in force)", why, err);
 	}
 }
 
@@ -242,7 +242,7 @@ struct jwks_fetcher *jwks_fetcher_start(const char *url, const char *ca_file, un
 	f->latest_len = len;
 	f->last_fetch = time(NULL);
 	if (!f->latest)
-		LOG(LOG_ERROR, "jwks_fetch", "trigger=start result=failed error=\"%s\" (JWTs are refused until a fetch works)", e);
+		LOG(LL_ERROR, "jwks_fetch", "trigger=start result=failed error=\"%s\" (JWTs are refused until a fetch works)", e);
 	if (pthread_create(&f->th, NULL, fetch_main, f) != 0) {
 		snprintf(err, errlen, "cannot start the JWKS fetcher thread");
 		free(f->latest);

@@ -14,21 +14,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const alg_names[JWT_ALGS] = {
-	"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256",
+#include "cfgjson.h"
+
+const char *const jwt_alg_names[JWT_ALGS + 1] = {
+	"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256", NULL,
 };
 
 int jwt_alg_parse(const char *s)
 {
-	for (int i = 0; i < JWT_ALGS; i++)
-		if (strcmp(s, alg_names[i]) == 0) /* exact: "none", "RS256 ", "rs256" are not algorithms */
-			return i;
-	return -1;
+	return cfg_lookup(s, jwt_alg_names); /* exact: "none", "RS256 ", "rs256" are not algorithms */
 }
 
 const char *jwt_alg_name(int alg)
 {
-	return alg >= 0 && alg < JWT_ALGS ? alg_names[alg] : "?";
+	return alg >= 0 && alg < JWT_ALGS ? jwt_alg_names[alg] : "?";
 }
 
 const char *jwt_result_reason(enum jwt_result r)
@@ -183,31 +182,29 @@ int jwks_parse(const char *json, size_t len, struct jwks *out, char *err, size_t
 		const cJSON *kty = cJSON_GetObjectItemCaseSensitive(o, "kty"), *kid = cJSON_GetObjectItemCaseSensitive(o, "kid");
 		const cJSON *crv = cJSON_GetObjectItemCaseSensitive(o, "crv"), *alg = cJSON_GetObjectItemCaseSensitive(o, "alg");
 		const cJSON *use = cJSON_GetObjectItemCaseSensitive(o, "use");
-		i++;
+		char path[32];
+		cfg_path_idx(path, sizeof(path), NULL, "keys", i++);
 		if (!cJSON_IsString(kty) || (use && !(cJSON_IsString(use) && strcmp(use->valuestring, "sig") == 0)))
 			continue; /* encryption keys and the like are not ours */
 		if (out->n == JWKS_MAX) {
-			snprintf(err, errlen, "keys: at most %d signing keys", JWKS_MAX);
+			cfg_fail(err, errlen, "keys", NULL, "at most %d signing keys", JWKS_MAX);
 			goto fail;
 		}
 		struct jwk *k = &out->k[out->n];
 		memset(k, 0, sizeof(*k));
 		k->alg = alg ? (cJSON_IsString(alg) ? jwt_alg_parse(alg->valuestring) : -2) : -1;
 		if (k->alg == -2 || (alg && k->alg < 0) || k->alg == JWT_HS256) {
-			snprintf(err, errlen, "keys[%d].alg: not a supported signature algorithm", i - 1);
+			cfg_fail(err, errlen, path, "alg", "not a supported signature algorithm");
 			goto fail;
 		}
-		if (kid && (!cJSON_IsString(kid) || strlen(kid->valuestring) >= sizeof(k->kid))) {
-			snprintf(err, errlen, "keys[%d].kid: expected a short string", i - 1);
+		if (cfg_str(kid, path, "kid", CFG_OPTIONAL, k->kid, sizeof(k->kid), "expected a short string", err, errlen) < 0)
 			goto fail;
-		}
-		snprintf(k->kid, sizeof(k->kid), "%s", kid ? kid->valuestring : "");
 		const char *t = kty->valuestring, *c = cJSON_IsString(crv) ? crv->valuestring : "";
 		if (strcmp(t, "RSA") == 0) {
 			k->kty = 1;
 			k->pkey = rsa_key(o);
 			if (k->pkey && EVP_PKEY_get_bits(k->pkey) < 2048) {
-				snprintf(err, errlen, "keys[%d]: RSA keys shorter than 2048 bits are refused", i - 1);
+				cfg_fail(err, errlen, path, NULL, "RSA keys shorter than 2048 bits are refused");
 				EVP_PKEY_free(k->pkey);
 				goto fail;
 			}
@@ -224,7 +221,7 @@ int jwks_parse(const char *json, size_t len, struct jwks *out, char *err, size_t
 			continue; /* oct keys (never from a JWKS), other curves */
 		}
 		if (!k->pkey) {
-			snprintf(err, errlen, "keys[%d] (kid \"%s\"): malformed %s key", i - 1, k->kid, t);
+			snprintf(err, errlen, "%s (kid \"%s\"): malformed %s key", path, k->kid, t);
 			goto fail;
 		}
 		out->n++;

@@ -61,7 +61,8 @@ struct jwks {
 };
 
 /* Parses a JWKS document. Keys of unsupported types are skipped; a key that
- * claims a supported type but is malformed is an error. */
+ * claims a supported type but is malformed is an error. The keys are out's
+ * (jwks_free); a failed parse leaves none to free. */
 int jwks_parse(const char *json, size_t len, struct jwks *out, char *err, size_t errlen);
 void jwks_free(struct jwks *j);
 
@@ -102,5 +103,6 @@ enum jwt_result jwt_verify(const struct jwt_cfg *cfg, const struct jwks *keys, s
 
 int jwt_alg_parse(const char *s);
 const char *jwt_alg_name(int alg);
+extern const char *const jwt_alg_names[JWT_ALGS + 1];   /* by enum jwt_alg, then NULL */
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfgjson.h"
 #include "glob.h"
 
 /* EVP_Digest looks the algorithm up (under a lock) and allocates a context on
@@ -150,58 +151,6 @@ const char *vkey_result_reason(enum vkey_result r)
 
 /* ---- the keys file ---- */
 
-static int str_field(const cJSON *o, const char *name, char *dst, size_t room, bool required, const char *path,
-                     char *err, size_t errlen)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-	dst[0] = '\0';
-	if (!v && !required)
-		return 0;
-	if (!cJSON_IsString(v) || strlen(v->valuestring) >= room) {
-		snprintf(err, errlen, "%s.%s: expected a string of at most %zu bytes", path, name, room - 1);
-		return -1;
-	}
-	strcpy(dst, v->valuestring);
-	return 0;
-}
-
-static int int_field(const cJSON *o, const char *name, int64_t *dst, const char *path, char *err, size_t errlen)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-	*dst = 0;
-	if (!v || cJSON_IsNull(v))
-		return 0;
-	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9e15) {
-		snprintf(err, errlen, "%s.%s: expected unix seconds (0: never)", path, name);
-		return -1;
-	}
-	*dst = (int64_t)v->valuedouble;
-	return 0;
-}
-
-static int list_field(const cJSON *o, const char *name, char *dst, size_t width, int max, int *n, const char *path,
-                      char *err, size_t errlen)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name), *it;
-	*n = 0;
-	if (!v)
-		return 0;
-	if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > max) {
-		snprintf(err, errlen, "%s.%s: expected an array of at most %d strings", path, name, max);
-		return -1;
-	}
-	cJSON_ArrayForEach(it, v) {
-		if (!cJSON_IsString(it) || !it->valuestring[0] || strlen(it->valuestring) >= width) {
-			snprintf(err, errlen, "%s.%s[%d]: expected a non-empty string of at most %zu bytes", path, name, *n,
-			         width - 1);
-			return -1;
-		}
-		strcpy(dst + (size_t)*n * width, it->valuestring);
-		(*n)++;
-	}
-	return 0;
-}
-
 static int unhex(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -211,61 +160,66 @@ static int unhex(char c)
 	return -1;
 }
 
+/* Unix seconds, 0 for never; null is absent. */
+static int seconds(const cJSON *o, const char *path, const char *key, int64_t *dst, char *err, size_t errlen)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	double d = 0;
+	if (cfg_number(cJSON_IsNull(v) ? NULL : v, path, key, CFG_OPTIONAL, 0, 9e15, &d, "expected unix seconds (0: never)",
+	               err, errlen) < 0)
+		return -1;
+	*dst = (int64_t)d;
+	return 0;
+}
+
+static int parse_secret(const cJSON *s, struct vkey_secret *sec, const char *path, char *err, size_t errlen)
+{
+	const cJSON *h = cJSON_GetObjectItemCaseSensitive(s, "sha256");
+	bool ok = cJSON_IsString(h) && strlen(h->valuestring) == 64;
+	for (int i = 0; ok && i < 32; i++) {
+		int a = unhex(h->valuestring[2 * i]), b = unhex(h->valuestring[2 * i + 1]);
+		if ((ok = a >= 0 && b >= 0))
+			sec->hash[i] = (uint8_t)(a << 4 | b);
+	}
+	if (!ok)
+		return cfg_fail(err, errlen, path, "sha256", "expected 64 lower-case hex digits");
+	return seconds(s, path, "not_after", &sec->not_after, err, errlen);
+}
+
+/* An entry of "keys". Members it does not read ("created", "metadata": what
+ * `keys new` writes for people) are allowed. */
 static int parse_key(const cJSON *o, struct vkey *k, const char *path, char *err, size_t errlen)
 {
-	if (!cJSON_IsObject(o)) {
-		snprintf(err, errlen, "%s: expected an object", path);
+	if (cfg_object(o, path, NULL, 0, NULL, NULL, err, errlen) < 0)
 		return -1;
-	}
 	memset(k, 0, sizeof(*k));
-	if (str_field(o, "id", k->id, sizeof(k->id), true, path, err, errlen) < 0)
+	if (cfg_str(cJSON_GetObjectItemCaseSensitive(o, "id"), path, "id", 0, k->id, sizeof(k->id), NULL, err, errlen) < 0)
 		return -1;
-	if (strlen(k->id) != VKEY_ID_LEN || strspn(k->id, "abcdefghijklmnopqrstuvwxyz0123456789") != VKEY_ID_LEN) {
-		snprintf(err, errlen, "%s.id: expected %d characters of a-z and 0-9", path, VKEY_ID_LEN);
+	if (strlen(k->id) != VKEY_ID_LEN || strspn(k->id, "abcdefghijklmnopqrstuvwxyz0123456789") != VKEY_ID_LEN)
+		return cfg_fail(err, errlen, path, "id", "expected %d characters of a-z and 0-9", VKEY_ID_LEN);
+	const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name"), *owner = cJSON_GetObjectItemCaseSensitive(o, "owner");
+	const cJSON *providers = cJSON_GetObjectItemCaseSensitive(o, "providers");
+	const cJSON *models = cJSON_GetObjectItemCaseSensitive(o, "models");
+	if (cfg_str(name, path, "name", CFG_OPTIONAL, k->name, sizeof(k->name), NULL, err, errlen) < 0 ||
+	    cfg_str(owner, path, "owner", CFG_OPTIONAL, k->owner, sizeof(k->owner), NULL, err, errlen) < 0 ||
+	    cfg_strings(providers, path, "providers", CFG_OPTIONAL | CFG_NONEMPTY, 0, 8, k->providers[0],
+	                sizeof(k->providers[0]), &k->nproviders, NULL, err, errlen) < 0 ||
+	    cfg_strings(models, path, "models", CFG_OPTIONAL | CFG_NONEMPTY, 0, 16, k->models[0], sizeof(k->models[0]),
+	                &k->nmodels, NULL, err, errlen) < 0 ||
+	    seconds(o, path, "expires", &k->expires, err, errlen) < 0 ||
+	    cfg_bool(cJSON_GetObjectItemCaseSensitive(o, "revoked"), path, "revoked", CFG_OPTIONAL, &k->revoked, NULL, err,
+	             errlen) < 0)
 		return -1;
-	}
-	if (str_field(o, "name", k->name, sizeof(k->name), false, path, err, errlen) < 0 ||
-	    str_field(o, "owner", k->owner, sizeof(k->owner), false, path, err, errlen) < 0 ||
-	    list_field(o, "providers", k->providers[0], sizeof(k->providers[0]), 8, &k->nproviders, path, err, errlen) < 0 ||
-	    list_field(o, "models", k->models[0], sizeof(k->models[0]), 16, &k->nmodels, path, err, errlen) < 0 ||
-	    int_field(o, "expires", &k->expires, path, err, errlen) < 0)
-		return -1;
-	const cJSON *rev = cJSON_GetObjectItemCaseSensitive(o, "revoked");
-	if (rev && !cJSON_IsBool(rev)) {
-		snprintf(err, errlen, "%s.revoked: expected true or false", path);
-		return -1;
-	}
-	k->revoked = cJSON_IsTrue(rev);
 	const cJSON *eps = cJSON_GetObjectItemCaseSensitive(o, "endpoints");
-	if (eps) {
-		char where[160];
-		snprintf(where, sizeof(where), "%s.endpoints", path);
-		if (endpoint_list_parse(eps, &k->endpoints, where, err, errlen) < 0)
-			return -1;
-	}
-	const cJSON *secrets = cJSON_GetObjectItemCaseSensitive(o, "secrets"), *s;
-	if (!cJSON_IsArray(secrets) || cJSON_GetArraySize(secrets) < 1 || cJSON_GetArraySize(secrets) > VKEY_MAX_SECRETS) {
-		snprintf(err, errlen, "%s.secrets: expected an array of 1 to %d hashes", path, VKEY_MAX_SECRETS);
+	if (eps && endpoint_list_parse(eps, path, "endpoints", &k->endpoints, err, errlen) < 0)
 		return -1;
-	}
+	const cJSON *secrets = cJSON_GetObjectItemCaseSensitive(o, "secrets"), *s;
+	if (cfg_array(secrets, path, "secrets", 0, 1, VKEY_MAX_SECRETS, "hashes", err, errlen) < 0)
+		return -1;
 	cJSON_ArrayForEach(s, secrets) {
 		char sp[160];
-		snprintf(sp, sizeof(sp), "%s.secrets[%d]", path, k->nsecrets);
-		const cJSON *h = cJSON_GetObjectItemCaseSensitive(s, "sha256");
-		if (!cJSON_IsString(h) || strlen(h->valuestring) != 64) {
-			snprintf(err, errlen, "%s.sha256: expected 64 lower-case hex digits", sp);
-			return -1;
-		}
-		struct vkey_secret *sec = &k->secrets[k->nsecrets];
-		for (int i = 0; i < 32; i++) {
-			int a = unhex(h->valuestring[2 * i]), b = unhex(h->valuestring[2 * i + 1]);
-			if (a < 0 || b < 0) {
-				snprintf(err, errlen, "%s.sha256: expected 64 lower-case hex digits", sp);
-				return -1;
-			}
-			sec->hash[i] = (uint8_t)(a << 4 | b);
-		}
-		if (int_field(s, "not_after", &sec->not_after, sp, err, errlen) < 0)
+		if (parse_secret(s, &k->secrets[k->nsecrets], cfg_path_idx(sp, sizeof(sp), path, "secrets", k->nsecrets), err,
+		                 errlen) < 0)
 			return -1;
 		k->nsecrets++;
 	}
@@ -275,22 +229,18 @@ static int parse_key(const cJSON *o, struct vkey *k, const char *path, char *err
 int keystore_parse(const char *json, size_t len, struct keystore *ks, char *err, size_t errlen)
 {
 	memset(ks, 0, sizeof(*ks));
-	cJSON *root = cJSON_ParseWithLength(json, len);
-	if (!root) {
-		snprintf(err, errlen, "not valid JSON");
+	cJSON *root = cfg_parse(json, len, 0, err, errlen);
+	if (!root)
 		return -1;
-	}
 	int rc = -1;
 	const cJSON *keys = cJSON_GetObjectItemCaseSensitive(root, "keys"), *o;
 	if (!cJSON_IsObject(root) || !cJSON_IsArray(keys)) {
-		snprintf(err, errlen, "$: expected {\"keys\": [...]}");
+		cfg_fail(err, errlen, "$", NULL, "expected {\"keys\": [...]}");
 		goto out;
 	}
+	if (cfg_array(keys, NULL, "keys", 0, 0, 100000, "keys", err, errlen) < 0)
+		goto out;
 	int n = cJSON_GetArraySize(keys);
-	if (n > 100000) {
-		snprintf(err, errlen, "keys: at most 100000 keys");
-		goto out;
-	}
 	ks->keys = calloc((size_t)(n ? n : 1), sizeof(*ks->keys));
 	if (!ks->keys) {
 		snprintf(err, errlen, "out of memory");
@@ -298,15 +248,14 @@ int keystore_parse(const char *json, size_t len, struct keystore *ks, char *err,
 	}
 	cJSON_ArrayForEach(o, keys) {
 		char path[32];
-		snprintf(path, sizeof(path), "keys[%d]", ks->n);
-		if (parse_key(o, &ks->keys[ks->n], path, err, errlen) < 0)
+		if (parse_key(o, &ks->keys[ks->n], cfg_path_idx(path, sizeof(path), NULL, "keys", ks->n), err, errlen) < 0)
 			goto out;
 		ks->n++;
 	}
 	qsort(ks->keys, (size_t)ks->n, sizeof(*ks->keys), cmp_id);
 	for (int i = 1; i < ks->n; i++)
 		if (strcmp(ks->keys[i - 1].id, ks->keys[i].id) == 0) {
-			snprintf(err, errlen, "keys: id \"%s\" appears twice", ks->keys[i].id);
+			cfg_fail(err, errlen, "keys", NULL, "id \"%s\" appears twice", ks->keys[i].id);
 			goto out;
 		}
 	rc = 0;

@@ -52,6 +52,8 @@ struct keystore {
 	int n;
 };
 
+/* Reads a keys file. Returns 0 with ks filled (the caller frees it with
+ * keystore_free), or -1 with err set and ks holding nothing. */
 int keystore_parse(const char *json, size_t len, struct keystore *ks, char *err, size_t errlen);
 void keystore_free(struct keystore *ks);
 

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "keyscli.h"
 #include "log.h"
+#include "request.h"
 #include "server.h"
 #include "spop.h"
 
@@ -23,7 +24,7 @@ static struct server *g_server;
 static void on_term(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	(void)revents;
-	LOG(LOG_INFO, "stopping", "signal=%s", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
+	LOG(LL_INFO, "stopping", "signal=%s", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
 	server_stop(g_server);
 	ev_break(loop, EVBREAK_ALL);
 }
@@ -34,10 +35,10 @@ static void reload(const char *why)
 	int n = server_reload_auth(g_server, err, sizeof(err));
 	char q[2 * CONFIG_ERR_LEN];
 	if (n < 0)
-		LOG(LOG_ERROR, "reload", "trigger=%s result=refused error=\"%s\" (the previous snapshot stays in force)", why,
+		LOG(LL_ERROR, "reload", "trigger=%s result=refused error=\"%s\" (the previous snapshot stays in force)", why,
 		    log_quote(err, q, sizeof(q)));
 	else
-		LOG(LOG_INFO, "reload", "trigger=%s result=ok virtual_keys=%d", why, n);
+		LOG(LL_INFO, "reload", "trigger=%s result=ok virtual_keys=%d", why, n);
 }
 
 static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
@@ -127,7 +128,7 @@ int main(int argc, char **argv)
 	}
 	char caps[64];
 	spop_caps_string(cfg.caps, caps, sizeof(caps));
-	LOG(LOG_INFO, "ready", "version=%s listen=%s threads=%d max_frame_size=%u capabilities=%s handler=%s",
+	LOG(LL_INFO, "ready", "version=%s listen=%s threads=%d max_frame_size=%u capabilities=%s handler=%s",
 	    SPOA_VERSION, listen, server_threads(g_server), cfg.max_frame_size, caps[0] ? caps : "none",
 	    cfg.ack_only ? "ack-only" : "archestra");
 
@@ -136,7 +137,7 @@ int main(int argc, char **argv)
 	struct server_stats st;
 	server_wait(g_server, &st);
 	server_free(g_server);
-	LOG(LOG_INFO, "stopped", "connections=%llu rejected=%llu notifies=%llu protocol_errors=%llu timeouts=%llu",
+	LOG(LL_INFO, "stopped", "connections=%llu rejected=%llu notifies=%llu protocol_errors=%llu timeouts=%llu",
 	    (unsigned long long)st.accepted, (unsigned long long)st.rejected, (unsigned long long)st.notifies,
 	    (unsigned long long)st.proto_errors, (unsigned long long)st.timeouts);
 	return 0;

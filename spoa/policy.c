@@ -6,370 +6,319 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfgjson.h"
 #include "glob.h"
+#include "identity.h"
 #include "jsonscan.h"
 
 #include <regex.h>
 
-static const char *const scope_names[SC_FIELDS] = {
-	"provider", "model", "key_id", "key_owner", "agent_id", "user_id",
+/* The scope fields "when" may name, by enum scope_field, then the JWT claim. */
+static const char *const scope_names[] = {
+	"provider", "model", "key_id", "key_owner", "agent_id", "user_id", "jwt_claim", NULL,
 };
+_Static_assert(sizeof(scope_names) / sizeof(scope_names[0]) == SC_FIELDS + 2, "a name for each scope field");
 
-static int patterns(const cJSON *v, struct pattern_list *out, const char *path, char *err, size_t errlen)
+static int patterns(const cJSON *v, const char *path, const char *key, struct pattern_list *out, char *err,
+                    size_t errlen)
 {
-	const cJSON *it;
+	char want[128];
+	snprintf(want, sizeof(want), "expected a pattern or a list of 1 to %d patterns like [\"gpt-4o*\"] (%zu bytes at most)",
+	         POLICY_MAX_PATTERNS, sizeof(out->p[0]) - 1);
 	memset(out, 0, sizeof(*out));
-	if (cJSON_IsString(v)) {
-		if (!v->valuestring[0] || strlen(v->valuestring) >= sizeof(out->p[0]))
-			goto bad;
-		strcpy(out->p[0], v->valuestring);
-		out->n = 1;
-		return 0;
-	}
-	if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1 || cJSON_GetArraySize(v) > POLICY_MAX_PATTERNS)
-		goto bad;
-	cJSON_ArrayForEach(it, v) {
-		if (!cJSON_IsString(it) || !it->valuestring[0] || strlen(it->valuestring) >= sizeof(out->p[0]))
-			goto bad;
-		strcpy(out->p[out->n++], it->valuestring);
-	}
-	return 0;
-bad:
-	snprintf(err, errlen, "%s: expected a pattern or a list of 1 to %d patterns like [\"gpt-4o*\"] (63 bytes at most)",
-	         path, POLICY_MAX_PATTERNS);
-	return -1;
+	return cfg_strings(v, path, key, CFG_SCALAR | CFG_NONEMPTY, 1, POLICY_MAX_PATTERNS, out->p[0], sizeof(out->p[0]),
+	                   &out->n, want, err, errlen);
 }
 
-static int allow_deny(const cJSON *v, struct pattern_list *allow, struct pattern_list *deny, const char *path, char *err,
-                      size_t errlen)
+static int allow_deny(const cJSON *v, const char *path, const char *key, struct pattern_list *allow,
+                      struct pattern_list *deny, char *err, size_t errlen)
 {
-	char p[160];
+	static const char *const keys[] = { "allow", "deny", NULL };
+	char p[CFG_PATH_MAX];
 	const cJSON *it;
-	if (!cJSON_IsObject(v)) {
-		snprintf(err, errlen, "%s: expected {\"allow\": [...]} and/or {\"deny\": [...]}", path);
+	cfg_path(p, sizeof(p), path, key);
+	if (cfg_object(v, p, NULL, 0, NULL, "expected {\"allow\": [...]} and/or {\"deny\": [...]}", err, errlen) < 0)
 		return -1;
-	}
 	cJSON_ArrayForEach(it, v) {
-		snprintf(p, sizeof(p), "%s.%s", path, it->string);
-		if (strcmp(it->string, "allow") == 0) {
-			if (patterns(it, allow, p, err, errlen) < 0)
-				return -1;
-		} else if (strcmp(it->string, "deny") == 0) {
-			if (patterns(it, deny, p, err, errlen) < 0)
-				return -1;
-		} else {
-			snprintf(err, errlen, "%s: unknown key (allow or deny)", p);
+		int k = cfg_lookup(it->string, keys);
+		if (k < 0)
+			return cfg_unknown(err, errlen, p, it->string, "key", keys);
+		if (patterns(it, p, it->string, k == 0 ? allow : deny, err, errlen) < 0)
 			return -1;
-		}
 	}
 	return 0;
 }
 
-static int limit(const cJSON *v, int64_t *out, const char *path, char *err, size_t errlen)
+static int limit(const cJSON *v, const char *path, const char *key, int64_t *out, char *err, size_t errlen)
 {
-	if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 1e12 || v->valuedouble != (double)(int64_t)v->valuedouble) {
-		snprintf(err, errlen, "%s: expected a positive whole number", path);
+	return cfg_int(v, path, key, 0, 1, 1000000000000, out, "expected a positive whole number", err, errlen);
+}
+
+/* One condition of "args": {"path": "to", "<op>": value}. */
+static int parse_arg(const cJSON *a, struct arg_cond *ac, const char *path, char *err, size_t errlen)
+{
+	static const char *const ops[] = {
+		[ARG_EQUALS] = "equals", [ARG_GLOB] = "glob", [ARG_REGEX] = "regex", [ARG_NOT_IN] = "not_in", NULL,
+	};
+	static const char want[] = "expected {\"path\": \"arg.path\", and one of equals, glob, regex, not_in}";
+	const cJSON *pth = cJSON_GetObjectItemCaseSensitive(a, "path");
+	if (cfg_object(a, path, NULL, 0, NULL, want, err, errlen) < 0 || cJSON_GetArraySize(a) != 2 ||
+	    cfg_str(pth, path, NULL, CFG_NONEMPTY, ac->path, sizeof(ac->path), want, err, errlen) < 0)
+		return cfg_fail(err, errlen, path, NULL, "%s", want);
+	const cJSON *op = a->child == pth ? pth->next : a->child; /* the member that is not "path" */
+	int k = cfg_lookup(op->string, ops);
+	if (k < 0)
+		return cfg_unknown(err, errlen, path, op->string, "condition", ops);
+	ac->op = (enum arg_op)k;
+	if (ac->op == ARG_NOT_IN)
+		return patterns(op, path, op->string, &ac->not_in, err, errlen);
+	if (cfg_str(op, path, op->string, 0, ac->value, sizeof(ac->value), NULL, err, errlen) < 0)
 		return -1;
+	if (ac->op == ARG_REGEX) {
+		regex_t *re = calloc(1, sizeof(*re));
+		if (!re || regcomp(re, ac->value, REG_EXTENDED | REG_NOSUB) != 0) {
+			free(re);
+			return cfg_fail(err, errlen, path, "regex", "not a valid POSIX extended regular expression");
+		}
+		ac->re = re;
 	}
-	*out = (int64_t)v->valuedouble;
 	return 0;
 }
 
 /* "tool_calls": [{"name": "send_email", "args": [{"path": "to", "not_in": ["*@corp.example"]}]}] */
-static int parse_calls(const cJSON *v, struct policy_rule *r, const char *path, char *err, size_t errlen)
+static int parse_calls(const cJSON *v, struct policy_rule *r, const char *path, const char *key, char *err,
+                       size_t errlen)
 {
+	static const char *const fields[] = { "name", "args", NULL };
+	static const char want[] = "expected {\"name\": \"tool glob\"} with optional \"args\"";
 	const cJSON *c;
-	int n = cJSON_GetArraySize(v);
-	if (!cJSON_IsArray(v) || n < 1 || n > 16) {
-		snprintf(err, errlen, "%s: expected a list of 1 to 16 {\"name\": ..., \"args\": [...]}", path);
+	if (r->calls) /* a second "tool_calls" in the rule would write past the first's array */
+		return cfg_fail(err, errlen, path, key, "given twice");
+	if (cfg_array(v, path, key, 0, 1, 16, "{\"name\": ..., \"args\": [...]}", err, errlen) < 0)
 		return -1;
-	}
-	r->calls = calloc((size_t)n, sizeof(*r->calls));
+	r->calls = calloc((size_t)cJSON_GetArraySize(v), sizeof(*r->calls));
 	if (!r->calls) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	cJSON_ArrayForEach(c, v) {
-		char cp[256];
-		snprintf(cp, sizeof(cp), "%.200s[%d]", path, r->ncalls);
+		char cp[CFG_PATH_MAX];
+		cfg_path_idx(cp, sizeof(cp), path, key, r->ncalls);
 		struct tool_call_rule *t = &r->calls[r->ncalls++];
-		const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name"), *args = cJSON_GetObjectItemCaseSensitive(c, "args"), *a;
-		if (!cJSON_IsObject(c) || !cJSON_IsString(name) || !name->valuestring[0] || strlen(name->valuestring) >= sizeof(t->name) ||
-		    cJSON_GetArraySize(c) != (args ? 2 : 1)) {
-			snprintf(err, errlen, "%s: expected {\"name\": \"tool glob\"} with optional \"args\"", cp);
+		const cJSON *args = cJSON_GetObjectItemCaseSensitive(c, "args"), *a;
+		/* a name, maybe args, nothing else */
+		if (cfg_object(c, cp, NULL, 0, fields, want, err, errlen) < 0 ||
+		    cfg_str(cJSON_GetObjectItemCaseSensitive(c, "name"), cp, "name", CFG_NONEMPTY, t->name, sizeof(t->name), want,
+		            err, errlen) < 0)
 			return -1;
-		}
-		strcpy(t->name, name->valuestring);
 		if (!args)
 			continue;
-		if (!cJSON_IsArray(args) || cJSON_GetArraySize(args) < 1 || cJSON_GetArraySize(args) > POLICY_MAX_ARGS) {
-			snprintf(err, errlen, "%s.args: expected a list of 1 to %d conditions", cp, POLICY_MAX_ARGS);
+		if (cfg_array(args, cp, "args", 0, 1, POLICY_MAX_ARGS, "conditions", err, errlen) < 0)
 			return -1;
-		}
 		cJSON_ArrayForEach(a, args) {
-			char ap[300];
-			snprintf(ap, sizeof(ap), "%.256s.args[%d]", cp, t->nargs);
-			struct arg_cond *ac = &t->args[t->nargs++];
-			const cJSON *pth = cJSON_GetObjectItemCaseSensitive(a, "path");
-			if (!cJSON_IsObject(a) || cJSON_GetArraySize(a) != 2 || !cJSON_IsString(pth) || !pth->valuestring[0] ||
-			    strlen(pth->valuestring) >= sizeof(ac->path)) {
-				snprintf(err, errlen, "%s: expected {\"path\": \"arg.path\", and one of equals, glob, regex, not_in}", ap);
+			char ap[CFG_PATH_MAX];
+			cfg_path_idx(ap, sizeof(ap), cp, "args", t->nargs);
+			if (parse_arg(a, &t->args[t->nargs++], ap, err, errlen) < 0)
 				return -1;
-			}
-			strcpy(ac->path, pth->valuestring);
-			const cJSON *op = a->child == pth ? pth->next : a->child; /* the member that is not "path" */
-			static const char *const ops[] = { "equals", "glob", "regex", "not_in" };
-			int k;
-			for (k = 0; k < 4; k++)
-				if (strcmp(op->string, ops[k]) == 0)
-					break;
-			if (k == 4) {
-				snprintf(err, errlen, "%s.%s: unknown condition (equals, glob, regex, not_in)", ap, op->string);
-				return -1;
-			}
-			ac->op = (enum arg_op)k;
-			if (ac->op == ARG_NOT_IN) {
-				char lp[320];
-				snprintf(lp, sizeof(lp), "%.300s.not_in", ap);
-				if (patterns(op, &ac->not_in, lp, err, errlen) < 0)
-					return -1;
-				continue;
-			}
-			if (!cJSON_IsString(op) || strlen(op->valuestring) >= sizeof(ac->value)) {
-				snprintf(err, errlen, "%s.%s: expected a string of at most %zu bytes", ap, op->string, sizeof(ac->value) - 1);
-				return -1;
-			}
-			strcpy(ac->value, op->valuestring);
-			if (ac->op == ARG_REGEX) {
-				regex_t *re = calloc(1, sizeof(*re));
-				if (!re || regcomp(re, ac->value, REG_EXTENDED | REG_NOSUB) != 0) {
-					free(re);
-					snprintf(err, errlen, "%s.regex: not a valid POSIX extended regular expression", ap);
-					return -1;
-				}
-				ac->re = re;
-			}
 		}
+	}
+	return 0;
+}
+
+/* "when": {"provider": ..., "key_owner": ..., "jwt_claim": ...}: globs each scope field must match */
+static int parse_when(const cJSON *v, struct policy_rule *r, const char *path, const char *key, char *err,
+                      size_t errlen)
+{
+	char p[CFG_PATH_MAX];
+	const cJSON *w;
+	cfg_path(p, sizeof(p), path, key);
+	if (cfg_object(v, p, NULL, 0, NULL, "expected an object like {\"provider\": \"openai\", \"key_owner\": \"team-*\"}",
+	               err, errlen) < 0)
+		return -1;
+	cJSON_ArrayForEach(w, v) {
+		int f = cfg_lookup(w->string, scope_names);
+		if (f < 0)
+			return cfg_unknown(err, errlen, p, w->string, "scope", scope_names);
+		if (patterns(w, p, w->string, f == SC_FIELDS ? &r->when_claim : &r->when[f], err, errlen) < 0)
+			return -1;
 	}
 	return 0;
 }
 
 static int parse_rule(const cJSON *o, struct policy_rule *r, int idx, char *err, size_t errlen)
 {
-	char path[128], p[200];
-	snprintf(path, sizeof(path), "rules[%d]", idx);
+	enum { K_ID, K_WHEN, K_SHADOW, K_MODELS, K_PROVIDERS, K_TOOLS, K_TOOL_CALLS, K_MAX_OUTPUT_TOKENS, K_MAX_MESSAGES,
+	       K_MAX_BODY_BYTES, K_STREAM, K_REQUIRE_HEADERS, NKEYS };
+	static const char *const keys[] = {
+		"id", "when", "shadow", "models", "providers", "tools", "tool_calls", "max_output_tokens", "max_messages",
+		"max_body_bytes", "stream", "require_headers", NULL,
+	};
+	_Static_assert(sizeof(keys) / sizeof(keys[0]) == NKEYS + 1, "a name for each key");
+	static const char want_id[] = "expected a name of letters, digits, '_', '-', '.' (it becomes the refusal's reason)";
+	struct pattern_list *const allow[NKEYS] = {
+		[K_MODELS] = &r->models_allow, [K_PROVIDERS] = &r->providers_allow, [K_TOOLS] = &r->tools_allow,
+	};
+	struct pattern_list *const deny[NKEYS] = {
+		[K_MODELS] = &r->models_deny, [K_PROVIDERS] = &r->providers_deny, [K_TOOLS] = &r->tools_deny,
+	};
+	int64_t *const limits[NKEYS] = {
+		[K_MAX_OUTPUT_TOKENS] = &r->max_output_tokens, [K_MAX_MESSAGES] = &r->max_messages,
+		[K_MAX_BODY_BYTES] = &r->max_body_bytes,
+	};
+	char path[128];
+	cfg_path_idx(path, sizeof(path), NULL, "rules", idx);
 	memset(r, 0, sizeof(*r));
 	r->stream = -1;
-	if (!cJSON_IsObject(o)) {
-		snprintf(err, errlen, "%s: expected an object like {\"id\": \"...\", \"models\": {\"allow\": [...]}}", path);
+	if (cfg_object(o, path, NULL, 0, NULL, "expected an object like {\"id\": \"...\", \"models\": {\"allow\": [...]}}",
+	               err, errlen) < 0)
 		return -1;
-	}
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id"), *it;
-	if (!cJSON_IsString(id) || !id->valuestring[0] || strlen(id->valuestring) >= sizeof(r->id) ||
-	    strspn(id->valuestring, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != strlen(id->valuestring)) {
-		snprintf(err, errlen, "%s.id: expected a name of letters, digits, '_', '-', '.' (it becomes the refusal's reason)", path);
-		return -1;
-	}
-	strcpy(r->id, id->valuestring);
+	if (cfg_str(cJSON_GetObjectItemCaseSensitive(o, "id"), path, "id", CFG_NONEMPTY, r->id, sizeof(r->id), want_id, err,
+	            errlen) < 0 ||
+	    strspn(r->id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != strlen(r->id))
+		return cfg_fail(err, errlen, path, "id", "%s", want_id);
 	snprintf(path, sizeof(path), "rules[%d] (\"%.60s\")", idx, r->id);
 	int checks = 0;
+	const cJSON *it;
 	cJSON_ArrayForEach(it, o) {
 		const char *k = it->string;
-		snprintf(p, sizeof(p), "%s.%s", path, k);
-		if (strcmp(k, "id") == 0) {
-			continue;
-		} else if (strcmp(k, "shadow") == 0) {
-			if (!cJSON_IsBool(it)) {
-				snprintf(err, errlen, "%s: expected true or false", p);
-				return -1;
-			}
-			r->shadow = cJSON_IsTrue(it);
-		} else if (strcmp(k, "when") == 0) {
-			const cJSON *w;
-			if (!cJSON_IsObject(it)) {
-				snprintf(err, errlen, "%s: expected an object like {\"provider\": \"openai\", \"key_owner\": \"team-*\"}", p);
-				return -1;
-			}
-			cJSON_ArrayForEach(w, it) {
-				int f;
-				for (f = 0; f < SC_FIELDS; f++)
-					if (strcmp(w->string, scope_names[f]) == 0)
-						break;
-				char wp[260];
-				snprintf(wp, sizeof(wp), "%s.%s", p, w->string);
-				if (f == SC_FIELDS && strcmp(w->string, "jwt_claim") == 0) {
-					if (patterns(w, &r->when_claim, wp, err, errlen) < 0)
-						return -1;
-					continue;
-				}
-				if (f == SC_FIELDS) {
-					snprintf(err, errlen, "%s: unknown scope (provider, model, key_id, key_owner, agent_id, user_id, "
-					         "jwt_claim)", wp);
-					return -1;
-				}
-				if (patterns(w, &r->when[f], wp, err, errlen) < 0)
-					return -1;
-			}
-		} else if (strcmp(k, "models") == 0) {
-			if (allow_deny(it, &r->models_allow, &r->models_deny, p, err, errlen) < 0)
-				return -1;
-			checks++;
-		} else if (strcmp(k, "tool_calls") == 0) {
-			if (parse_calls(it, r, p, err, errlen) < 0)
-				return -1;
-			checks++;
-		} else if (strcmp(k, "tools") == 0) {
-			if (allow_deny(it, &r->tools_allow, &r->tools_deny, p, err, errlen) < 0)
-				return -1;
-			checks++;
-		} else if (strcmp(k, "providers") == 0) {
-			if (allow_deny(it, &r->providers_allow, &r->providers_deny, p, err, errlen) < 0)
-				return -1;
-			checks++;
-		} else if (strcmp(k, "max_output_tokens") == 0) {
-			if (limit(it, &r->max_output_tokens, p, err, errlen) < 0)
-				return -1;
-			checks++;
-		} else if (strcmp(k, "max_messages") == 0) {
-			if (limit(it, &r->max_messages, p, err, errlen) < 0)
-				return -1;
-			checks++;
-		} else if (strcmp(k, "max_body_bytes") == 0) {
-			if (limit(it, &r->max_body_bytes, p, err, errlen) < 0)
-				return -1;
-			checks++;
-		} else if (strcmp(k, "stream") == 0) {
-			if (!cJSON_IsBool(it)) {
-				snprintf(err, errlen, "%s: expected true (allowed) or false (refused)", p);
-				return -1;
-			}
-			r->stream = cJSON_IsTrue(it);
-			checks++;
-		} else if (strcmp(k, "require_headers") == 0) {
-			const cJSON *h;
-			if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) == 0) {
-				snprintf(err, errlen, "%s: expected a list of agent_id, user_id, session_id, execution_id", p);
-				return -1;
-			}
-			cJSON_ArrayForEach(h, it) {
-				int f;
-				for (f = 0; f < ID_FIELDS; f++)
-					if (cJSON_IsString(h) && strcmp(h->valuestring, identity_field_name((enum id_field)f)) == 0)
-						break;
-				if (f == ID_FIELDS) {
-					snprintf(err, errlen, "%s: expected a list of agent_id, user_id, session_id, execution_id", p);
-					return -1;
-				}
-				r->require |= 1u << f;
-			}
-			checks++;
-		} else {
-			snprintf(err, errlen,
-			         "%s: unknown key (known: id, when, shadow, models, providers, tools, tool_calls, max_output_tokens, max_messages, max_body_bytes, stream, require_headers)",
-			         p);
-			return -1;
+		int key = cfg_lookup(k, keys), rc = 0;
+		bool on;
+		unsigned require;
+		switch (key) {
+		case K_ID:
+			break;
+		case K_SHADOW:
+			rc = cfg_bool(it, path, k, 0, &r->shadow, NULL, err, errlen);
+			break;
+		case K_WHEN:
+			rc = parse_when(it, r, path, k, err, errlen);
+			break;
+		case K_MODELS:
+		case K_PROVIDERS:
+		case K_TOOLS:
+			rc = allow_deny(it, path, k, allow[key], deny[key], err, errlen);
+			break;
+		case K_TOOL_CALLS:
+			rc = parse_calls(it, r, path, k, err, errlen);
+			break;
+		case K_MAX_OUTPUT_TOKENS:
+		case K_MAX_MESSAGES:
+		case K_MAX_BODY_BYTES:
+			rc = limit(it, path, k, limits[key], err, errlen);
+			break;
+		case K_STREAM:
+			if ((rc = cfg_bool(it, path, k, 0, &on, "expected true (allowed) or false (refused)", err, errlen)) == 0)
+				r->stream = on;
+			break;
+		case K_REQUIRE_HEADERS:
+			if ((rc = cfg_enum_set(it, path, k, 0, identity_field_names, &require, NULL, err, errlen)) == 0)
+				r->require |= require;
+			break;
+		default:
+			return cfg_unknown(err, errlen, path, k, "key", keys);
 		}
+		if (rc < 0)
+			return -1;
+		checks += key != K_ID && key != K_WHEN && key != K_SHADOW;
 	}
-	if (!checks) {
-		snprintf(err, errlen, "%s: a rule needs at least one check (models, providers, tools, max_*, stream, require_headers)",
-		         path);
-		return -1;
-	}
+	if (!checks)
+		return cfg_fail(err, errlen, path, NULL,
+		                "a rule needs at least one check (models, providers, tools, max_*, stream, require_headers)");
 	return 0;
 }
 
 /* "trusted_data": {"id", "trusted_tools", "untrusted_tools", "default", "sensitive_tools", "shadow"} */
 static int parse_trusted(const cJSON *o, struct trusted_cfg *t, char *err, size_t errlen)
 {
+	enum { K_ID, K_TRUSTED_TOOLS, K_UNTRUSTED_TOOLS, K_DEFAULT, K_UNTRUSTED_CONTENT, K_SENSITIVE_TOOLS, K_SHADOW, NKEYS };
+	static const char *const keys[] = {
+		"id", "trusted_tools", "untrusted_tools", "default", "untrusted_content", "sensitive_tools", "shadow", NULL,
+	};
+	_Static_assert(sizeof(keys) / sizeof(keys[0]) == NKEYS + 1, "a name for each key");
+	static const char *const defaults[] = { "trusted", "untrusted", NULL };   /* index: default_untrusted */
+	struct pattern_list *const lists[NKEYS] = {
+		[K_TRUSTED_TOOLS] = &t->trusted, [K_UNTRUSTED_TOOLS] = &t->untrusted,
+		[K_UNTRUSTED_CONTENT] = &t->untrusted_content, [K_SENSITIVE_TOOLS] = &t->sensitive,
+	};
 	const cJSON *it;
-	if (!cJSON_IsObject(o)) {
-		snprintf(err, errlen, "trusted_data: expected an object {\"untrusted_tools\": [...], \"sensitive_tools\": [...]}");
+	if (cfg_object(o, NULL, "trusted_data", 0, NULL,
+	               "expected an object {\"untrusted_tools\": [...], \"sensitive_tools\": [...]}", err, errlen) < 0)
 		return -1;
-	}
 	snprintf(t->rule.id, sizeof(t->rule.id), "untrusted-data");
 	cJSON_ArrayForEach(it, o) {
-		char path[96];
-		snprintf(path, sizeof(path), "trusted_data.%.40s", it->string);
-		if (strcmp(it->string, "trusted_tools") == 0) {
-			if (patterns(it, &t->trusted, path, err, errlen) < 0)
-				return -1;
-		} else if (strcmp(it->string, "untrusted_tools") == 0) {
-			if (patterns(it, &t->untrusted, path, err, errlen) < 0)
-				return -1;
-		} else if (strcmp(it->string, "untrusted_content") == 0) {
-			if (patterns(it, &t->untrusted_content, path, err, errlen) < 0)
-				return -1;
-		} else if (strcmp(it->string, "sensitive_tools") == 0) {
-			if (patterns(it, &t->sensitive, path, err, errlen) < 0)
-				return -1;
-		} else if (strcmp(it->string, "default") == 0 && cJSON_IsString(it) &&
-		           (strcmp(it->valuestring, "trusted") == 0 || strcmp(it->valuestring, "untrusted") == 0)) {
-			t->default_untrusted = strcmp(it->valuestring, "untrusted") == 0;
-		} else if (strcmp(it->string, "shadow") == 0 && cJSON_IsBool(it)) {
-			t->rule.shadow = cJSON_IsTrue(it);
-		} else if (strcmp(it->string, "id") == 0 && cJSON_IsString(it) && it->valuestring[0] &&
-		           strlen(it->valuestring) < sizeof(t->rule.id)) {
-			snprintf(t->rule.id, sizeof(t->rule.id), "%s", it->valuestring);
-		} else if (strcmp(it->string, "default") == 0) {
-			snprintf(err, errlen, "%s: expected \"trusted\" or \"untrusted\" (for tools in neither list)", path);
-			return -1;
-		} else {
-			snprintf(err, errlen, "%s: unknown key or bad value (known: id, trusted_tools, untrusted_tools, default, "
-			         "untrusted_content, sensitive_tools, shadow)", path);
-			return -1;
+		const char *k = it->string;
+		int rc, untrusted, key = cfg_lookup(k, keys);
+		switch (key) {
+		case K_TRUSTED_TOOLS:
+		case K_UNTRUSTED_TOOLS:
+		case K_UNTRUSTED_CONTENT:
+		case K_SENSITIVE_TOOLS:
+			rc = patterns(it, "trusted_data", k, lists[key], err, errlen);
+			break;
+		case K_DEFAULT:
+			if ((rc = cfg_enum(it, "trusted_data", k, 0, defaults, &untrusted,
+			                   "expected \"trusted\" or \"untrusted\" (for tools in neither list)", err, errlen)) == 0)
+				t->default_untrusted = untrusted;
+			break;
+		case K_SHADOW:
+			rc = cfg_bool(it, "trusted_data", k, 0, &t->rule.shadow, NULL, err, errlen);
+			break;
+		case K_ID:
+			rc = cfg_str(it, "trusted_data", k, CFG_NONEMPTY, t->rule.id, sizeof(t->rule.id), NULL, err, errlen);
+			break;
+		default:
+			return cfg_unknown(err, errlen, "trusted_data", k, "key", keys);
 		}
+		if (rc < 0)
+			return -1;
 	}
-	if (!t->sensitive.n) {
-		snprintf(err, errlen, "trusted_data.sensitive_tools: required (the tools not to call after untrusted data)");
-		return -1;
-	}
+	if (!t->sensitive.n)
+		return cfg_fail(err, errlen, "trusted_data", "sensitive_tools",
+		                "required (the tools not to call after untrusted data)");
 	t->enabled = true;
 	return 0;
 }
 
 int policy_parse(const char *json, size_t len, struct policy *p, char *err, size_t errlen)
 {
+	enum { K_RULES, K_SHADOW, K_DLP, K_TRUSTED_DATA, K_DESCRIPTION, K_SCHEMA, NKEYS };
+	static const char *const keys[] = { "rules", "shadow", "dlp", "trusted_data", "description", "$schema", NULL };
+	_Static_assert(sizeof(keys) / sizeof(keys[0]) == NKEYS + 1, "a name for each key");
 	memset(p, 0, sizeof(*p));
-	const char *end = NULL;
-	cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
-	if (!root) {
-		size_t at = end && end >= json ? (size_t)(end - json) : 0, line = 1;
-		for (size_t i = 0; i < at && i < len; i++)
-			line += json[i] == '\n';
-		snprintf(err, errlen, "not valid JSON (line %zu)", line);
+	cJSON *root = cfg_parse(json, len, 0, err, errlen);
+	if (!root)
 		return -1;
-	}
 	int rc = -1;
 	const cJSON *rules = cJSON_GetObjectItemCaseSensitive(root, "rules"), *it;
 	if (!cJSON_IsObject(root) || !cJSON_IsArray(rules)) {
-		snprintf(err, errlen, "$: expected {\"rules\": [...]} (see policy/schema.json)");
+		cfg_fail(err, errlen, "$", NULL, "expected {\"rules\": [...]} (see policy/schema.json)");
 		goto out;
 	}
 	cJSON_ArrayForEach(it, root) {
-		if (strcmp(it->string, "rules") == 0 || strcmp(it->string, "$schema") == 0 || strcmp(it->string, "description") == 0)
-			continue;
-		if (strcmp(it->string, "shadow") == 0 && cJSON_IsBool(it)) {
-			p->shadow = cJSON_IsTrue(it);
-			continue;
+		int r = 0;
+		switch (cfg_lookup(it->string, keys)) {
+		case K_RULES:       /* below, once the rest is read */
+		case K_DESCRIPTION: /* for people */
+		case K_SCHEMA:
+			break;
+		case K_SHADOW:
+			r = cfg_bool(it, NULL, it->string, 0, &p->shadow, NULL, err, errlen);
+			break;
+		case K_TRUSTED_DATA:
+			r = parse_trusted(it, &p->trusted, err, errlen);
+			break;
+		case K_DLP:
+			r = dlp_parse(&p->dlp, it, err, errlen);
+			break;
+		default:
+			r = cfg_unknown(err, errlen, NULL, it->string, "key", keys);
 		}
-		if (strcmp(it->string, "trusted_data") == 0) {
-			if (parse_trusted(it, &p->trusted, err, errlen) < 0)
-				goto out;
-			continue;
-		}
-		if (strcmp(it->string, "dlp") == 0) {
-			if (dlp_parse(&p->dlp, it, err, errlen) < 0)
-				goto out;
-			continue;
-		}
-		snprintf(err, errlen, "%s: unknown key (known: rules, shadow, dlp, trusted_data, description)", it->string);
-		goto out;
+		if (r < 0)
+			goto out;
 	}
+	if (cfg_array(rules, NULL, "rules", 0, 0, POLICY_MAX_RULES, "rules", err, errlen) < 0)
+		goto out;
 	int n = cJSON_GetArraySize(rules);
-	if (n > POLICY_MAX_RULES) {
-		snprintf(err, errlen, "rules: at most %d rules", POLICY_MAX_RULES);
-		goto out;
-	}
 	p->rules = calloc((size_t)(n ? n : 1), sizeof(*p->rules));
 	if (!p->rules) {
 		snprintf(err, errlen, "out of memory");
@@ -383,7 +332,10 @@ int policy_parse(const char *json, size_t len, struct policy *p, char *err, size
 		p->has_tool_calls |= p->rules[p->n].ncalls > 0;
 		for (int i = 0; i < p->n; i++)
 			if (strcmp(p->rules[i].id, p->rules[p->n].id) == 0) {
-				snprintf(err, errlen, "rules[%d].id: \"%s\" is already the id of rules[%d]", p->n, p->rules[i].id, i);
+				char path[32];
+				cfg_fail(err, errlen, cfg_path_idx(path, sizeof(path), NULL, "rules", p->n), "id",
+				         "\"%s\" is already the id of rules[%d]", p->rules[i].id, i);
+				p->n++; /* so policy_free releases what the rule holds */
 				goto out;
 			}
 		p->n++;

@@ -16,8 +16,9 @@
 #include <stdint.h>
 
 #include "dlp.h"
-#include "identity.h"
 #include "spop.h"
+
+struct identity;   /* identity.h */
 
 #define POLICY_MAX_RULES    256
 #define POLICY_MAX_PATTERNS 16
@@ -115,7 +116,9 @@ struct policy_result {
 	int nshadow;
 };
 
-/* Compiles a policy document. Errors name the JSON path and give a hint. */
+/* Compiles a policy document. Errors name the JSON path and give a hint. On 0,
+ * p owns its rules, tool-call regexes and DLP config: the caller releases them
+ * with policy_free. On -1 p holds nothing (policy_free is still safe). */
 int policy_parse(const char *json, size_t len, struct policy *p, char *err, size_t errlen);
 void policy_free(struct policy *p);
 

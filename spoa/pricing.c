@@ -2,9 +2,11 @@
 #include "pricing.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "cfgjson.h"
 #include "glob.h"
 
 /* List prices in USD per million tokens (input, output) as published by the
@@ -61,40 +63,32 @@ double price_cost(const struct price *p, int64_t in, int64_t out)
 
 int prices_apply_json(struct price_table *t, const cJSON *arr, char *err, size_t errlen)
 {
-	if (!cJSON_IsArray(arr)) {
-		snprintf(err, errlen, "prices: expected an array like [{\"provider\": \"openai\", \"model\": \"gpt-4o*\", \"input\": 2.5, \"output\": 10}]");
+	static const char *const fields[] = { "provider", "model", "input", "output", NULL };
+	static const char usd[] = "expected USD per million tokens, from 0 to 1000000";
+	if (cfg_array(arr, NULL, "prices", 0, 0, INT_MAX,
+	              "prices like {\"provider\": \"openai\", \"model\": \"gpt-4o*\", \"input\": 2.5, \"output\": 10}",
+	              err, errlen) < 0)
 		return -1;
-	}
 	struct price add[PRICES_MAX];
 	int n = 0;
 	const cJSON *o;
 	cJSON_ArrayForEach(o, arr) {
-		const cJSON *prov = cJSON_GetObjectItemCaseSensitive(o, "provider");
-		const cJSON *model = cJSON_GetObjectItemCaseSensitive(o, "model");
-		const cJSON *in = cJSON_GetObjectItemCaseSensitive(o, "input");
-		const cJSON *out = cJSON_GetObjectItemCaseSensitive(o, "output");
-		if (!cJSON_IsObject(o) || cJSON_GetArraySize(o) != 4 || !cJSON_IsString(prov) || !cJSON_IsString(model) ||
-		    !cJSON_IsNumber(in) || !cJSON_IsNumber(out)) {
-			snprintf(err, errlen, "prices[%d]: expected exactly {\"provider\", \"model\", \"input\", \"output\"}", n);
+		char path[32];
+		cfg_path_idx(path, sizeof(path), NULL, "prices", n);
+		if (n + t->n >= PRICES_MAX)
+			return cfg_fail(err, errlen, "prices", NULL, "at most %d entries with the built-in ones", PRICES_MAX);
+		/* all four, nothing else */
+		if (cfg_object(o, path, NULL, 0, fields, "expected exactly {\"provider\", \"model\", \"input\", \"output\"}", err,
+		               errlen) < 0 ||
+		    cfg_str(cJSON_GetObjectItemCaseSensitive(o, "provider"), path, "provider", 0, add[n].provider,
+		            sizeof(add[n].provider), NULL, err, errlen) < 0 ||
+		    cfg_str(cJSON_GetObjectItemCaseSensitive(o, "model"), path, "model", CFG_NONEMPTY, add[n].model,
+		            sizeof(add[n].model), NULL, err, errlen) < 0 ||
+		    cfg_number(cJSON_GetObjectItemCaseSensitive(o, "input"), path, "input", 0, 0, 1e6, &add[n].in_per_m, usd, err,
+		               errlen) < 0 ||
+		    cfg_number(cJSON_GetObjectItemCaseSensitive(o, "output"), path, "output", 0, 0, 1e6, &add[n].out_per_m, usd,
+		               err, errlen) < 0)
 			return -1;
-		}
-		if (strlen(prov->valuestring) >= sizeof(add[0].provider) || strlen(model->valuestring) >= sizeof(add[0].model) ||
-		    !model->valuestring[0]) {
-			snprintf(err, errlen, "prices[%d]: provider or model pattern too long or empty", n);
-			return -1;
-		}
-		if (in->valuedouble < 0 || out->valuedouble < 0 || in->valuedouble > 1e6 || out->valuedouble > 1e6) {
-			snprintf(err, errlen, "prices[%d]: input and output are USD per million tokens, from 0 to 1000000", n);
-			return -1;
-		}
-		if (n + t->n >= PRICES_MAX) {
-			snprintf(err, errlen, "prices: at most %d entries with the built-in ones", PRICES_MAX);
-			return -1;
-		}
-		snprintf(add[n].provider, sizeof(add[n].provider), "%s", prov->valuestring);
-		snprintf(add[n].model, sizeof(add[n].model), "%s", model->valuestring);
-		add[n].in_per_m = in->valuedouble;
-		add[n].out_per_m = out->valuedouble;
 		n++;
 	}
 	memmove(&t->p[n], &t->p[0], sizeof(t->p[0]) * (size_t)t->n);

@@ -27,7 +27,8 @@ const struct price *price_find(const struct price_table *t, const char *provider
 double price_cost(const struct price *p, int64_t in, int64_t out);
 
 struct cJSON;
-/* The config's "prices" array goes before the built-in entries. */
+/* The config's "prices" array goes before the built-in entries. Returns 0, or -1
+ * with err set ("prices[2].input: ..."); nothing is allocated. */
 int prices_apply_json(struct price_table *t, const struct cJSON *arr, char *err, size_t errlen);
 
 #endif

@@ -2,8 +2,11 @@
 #include "provider.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "cfgjson.h"
 
 static const struct provider builtin[] = {
 	{ "openai", "/v1/openai", "/v1", "api.openai.com", CRED_BEARER, SHAPE_OPENAI, true, true, { .n = 0 } },
@@ -115,58 +118,25 @@ static bool valid_path(const char *s, size_t max, bool may_be_empty)
 	return strpbrk(s, "?#% \t\r\n\"") == NULL;
 }
 
-static int set_str(char *dst, size_t room, const cJSON *v, const char *path, const char *field, char *err,
-                   size_t errlen)
-{
-	if (!cJSON_IsString(v) || strlen(v->valuestring) >= room) {
-		snprintf(err, errlen, "%s.%s: expected a string of at most %zu bytes", path, field, room - 1);
-		return -1;
-	}
-	strcpy(dst, v->valuestring);
-	return 0;
-}
-
-static int parse_cred(const cJSON *v, unsigned *out)
-{
-	static const struct { const char *name; unsigned bit; } names[] = {
-		{ "bearer", CRED_BEARER }, { "x-api-key", CRED_X_API_KEY },
-		{ "x-goog-api-key", CRED_GOOG }, { "query-key", CRED_QUERY_KEY },
-	};
-	const cJSON *it;
-	unsigned set = 0;
-	if (cJSON_IsString(v)) {
-		for (size_t i = 0; i < 4; i++)
-			if (strcmp(v->valuestring, names[i].name) == 0)
-				set = names[i].bit;
-		*out = set;
-		return set ? 0 : -1;
-	}
-	if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) == 0)
-		return -1;
-	cJSON_ArrayForEach(it, v) {
-		unsigned one;
-		if (parse_cred(it, &one) < 0 || cJSON_IsArray(it))
-			return -1;
-		set |= one;
-	}
-	*out = set;
-	return 0;
-}
-
 static int apply_one(struct provider_table *t, const cJSON *o, int idx, char *err, size_t errlen)
 {
+	enum { K_NAME, K_ENABLED, K_PREFIX, K_UPSTREAM_BASE, K_HOST, K_CREDENTIAL, K_ERROR_SHAPE, K_ENDPOINTS, K_DIRECT_KEYS,
+	       K_REQUIRE_KEY, NKEYS };
+	static const char *const keys[] = {
+		"name", "enabled", "prefix", "upstream_base", "host", "credential", "error_shape", "endpoints", "direct_keys",
+		"require_key", NULL,
+	};
+	_Static_assert(sizeof(keys) / sizeof(keys[0]) == NKEYS + 1, "a name for each key");
+	/* by CRED_* bit: bearer 0x1, x-api-key 0x2, x-goog-api-key 0x4, query-key 0x8 */
+	static const char *const creds[] = { "bearer", "x-api-key", "x-goog-api-key", "query-key", NULL };
 	char path[48];
-	snprintf(path, sizeof(path), "providers[%d]", idx);
-	if (!cJSON_IsObject(o)) {
-		snprintf(err, errlen, "%s: expected an object like {\"name\": \"mistral\", \"prefix\": \"/v1/mistral\", ...}",
-		         path);
+	cfg_path_idx(path, sizeof(path), NULL, "providers", idx);
+	if (cfg_object(o, path, NULL, 0, NULL,
+	               "expected an object like {\"name\": \"mistral\", \"prefix\": \"/v1/mistral\", ...}", err, errlen) < 0)
 		return -1;
-	}
 	const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
-	if (!cJSON_IsString(name) || !valid_name(name->valuestring)) {
-		snprintf(err, errlen, "%s.name: expected 1-31 characters of a-z, 0-9, '_' or '-'", path);
-		return -1;
-	}
+	if (!cJSON_IsString(name) || !valid_name(name->valuestring))
+		return cfg_fail(err, errlen, path, "name", "expected 1-31 characters of a-z, 0-9, '_' or '-'");
 	struct provider *p = NULL;
 	int at = -1;
 	for (int i = 0; i < t->n; i++)
@@ -174,12 +144,11 @@ static int apply_one(struct provider_table *t, const cJSON *o, int idx, char *er
 			p = &t->p[i];
 			at = i;
 		}
-	const cJSON *en = cJSON_GetObjectItemCaseSensitive(o, "enabled");
-	if (en && !cJSON_IsBool(en)) {
-		snprintf(err, errlen, "%s.enabled: expected true or false", path);
+	bool enabled = true;
+	if (cfg_bool(cJSON_GetObjectItemCaseSensitive(o, "enabled"), path, "enabled", CFG_OPTIONAL, &enabled, NULL, err,
+	             errlen) < 0)
 		return -1;
-	}
-	if (en && cJSON_IsFalse(en)) {
+	if (!enabled) {
 		if (p) {
 			memmove(&t->p[at], &t->p[at + 1], sizeof(*p) * (size_t)(t->n - at - 1));
 			t->n--;
@@ -190,10 +159,8 @@ static int apply_one(struct provider_table *t, const cJSON *o, int idx, char *er
 	if (p) {
 		np = *p;
 	} else {
-		if (t->n == PROVIDERS_MAX) {
-			snprintf(err, errlen, "%s: at most %d providers", path, PROVIDERS_MAX);
-			return -1;
-		}
+		if (t->n == PROVIDERS_MAX)
+			return cfg_fail(err, errlen, path, NULL, "at most %d providers", PROVIDERS_MAX);
 		memset(&np, 0, sizeof(np));
 		strcpy(np.name, name->valuestring);
 		np.cred = CRED_BEARER;
@@ -205,73 +172,61 @@ static int apply_one(struct provider_table *t, const cJSON *o, int idx, char *er
 	const cJSON *it;
 	cJSON_ArrayForEach(it, o) {
 		const char *k = it->string;
-		if (strcmp(k, "name") == 0 || strcmp(k, "enabled") == 0)
-			continue;
-		if (strcmp(k, "prefix") == 0) {
-			if (set_str(np.prefix, sizeof(np.prefix), it, path, k, err, errlen) < 0)
-				return -1;
-			if (!valid_path(np.prefix, sizeof(np.prefix), false)) {
-				snprintf(err, errlen, "%s.prefix: expected a path like \"/v1/mistral\" (leading '/', no trailing '/')",
-				         path);
-				return -1;
-			}
-		} else if (strcmp(k, "upstream_base") == 0) {
-			if (set_str(np.upstream_base, sizeof(np.upstream_base), it, path, k, err, errlen) < 0)
-				return -1;
-			if (!valid_path(np.upstream_base, sizeof(np.upstream_base), true)) {
-				snprintf(err, errlen, "%s.upstream_base: expected \"\" or a path like \"/v1\"", path);
-				return -1;
-			}
-		} else if (strcmp(k, "host") == 0) {
-			if (set_str(np.host, sizeof(np.host), it, path, k, err, errlen) < 0)
-				return -1;
-			if (!np.host[0] || strpbrk(np.host, " \t\r\n/\"")) {
-				snprintf(err, errlen, "%s.host: expected a host name like \"api.mistral.ai\"", path);
-				return -1;
-			}
-		} else if (strcmp(k, "credential") == 0) {
-			if (parse_cred(it, &np.cred) < 0) {
-				snprintf(err, errlen,
-				         "%s.credential: expected \"bearer\", \"x-api-key\", \"x-goog-api-key\", \"query-key\" or an array of them",
-				         path);
-				return -1;
-			}
-		} else if (strcmp(k, "error_shape") == 0) {
-			if (!cJSON_IsString(it) || errjson_shape_parse(it->valuestring, &np.shape) < 0) {
-				snprintf(err, errlen, "%s.error_shape: expected \"openai\", \"anthropic\" or \"gemini\"", path);
-				return -1;
-			}
-		} else if (strcmp(k, "endpoints") == 0) {
-			char where[64];
-			snprintf(where, sizeof(where), "%s.endpoints", path);
-			if (endpoint_list_parse(it, &np.endpoints, where, err, errlen) < 0)
-				return -1;
+		int shape, rc = 0;
+		switch (cfg_lookup(k, keys)) {
+		case K_NAME:
+		case K_ENABLED:
+			break;
+		case K_PREFIX:
+			rc = cfg_str(it, path, k, 0, np.prefix, sizeof(np.prefix), NULL, err, errlen);
+			if (rc == 0 && !valid_path(np.prefix, sizeof(np.prefix), false))
+				rc = cfg_fail(err, errlen, path, k, "expected a path like \"/v1/mistral\" (leading '/', no trailing '/')");
+			break;
+		case K_UPSTREAM_BASE:
+			rc = cfg_str(it, path, k, 0, np.upstream_base, sizeof(np.upstream_base), NULL, err, errlen);
+			if (rc == 0 && !valid_path(np.upstream_base, sizeof(np.upstream_base), true))
+				rc = cfg_fail(err, errlen, path, k, "expected \"\" or a path like \"/v1\"");
+			break;
+		case K_HOST:
+			rc = cfg_str(it, path, k, 0, np.host, sizeof(np.host), NULL, err, errlen);
+			if (rc == 0 && (!np.host[0] || strpbrk(np.host, " \t\r\n/\"")))
+				rc = cfg_fail(err, errlen, path, k, "expected a host name like \"api.mistral.ai\"");
+			break;
+		case K_CREDENTIAL:
+			rc = cfg_enum_set(it, path, k, CFG_SCALAR, creds, &np.cred,
+			                  "expected \"bearer\", \"x-api-key\", \"x-goog-api-key\", \"query-key\" or an array of them",
+			                  err, errlen);
+			break;
+		case K_ERROR_SHAPE:
+			rc = cfg_enum(it, path, k, 0, errjson_shape_names, &shape, "expected \"openai\", \"anthropic\" or \"gemini\"",
+			              err, errlen);
+			if (rc == 0)
+				np.shape = (enum err_shape)shape;
+			break;
+		case K_ENDPOINTS:
+			rc = endpoint_list_parse(it, path, k, &np.endpoints, err, errlen);
 			own_endpoints = true;
-		} else if (strcmp(k, "direct_keys") == 0 || strcmp(k, "require_key") == 0) {
-			if (!cJSON_IsBool(it)) {
-				snprintf(err, errlen, "%s.%s: expected true or false", path, k);
-				return -1;
-			}
-			*(k[0] == 'd' ? &np.direct_keys : &np.require_key) = cJSON_IsTrue(it);
-		} else {
-			snprintf(err, errlen,
-			         "%s.%s: unknown key (known: name, enabled, prefix, upstream_base, host, credential, error_shape, endpoints, direct_keys, require_key)",
-			         path, k);
-			return -1;
+			break;
+		case K_DIRECT_KEYS:
+			rc = cfg_bool(it, path, k, 0, &np.direct_keys, NULL, err, errlen);
+			break;
+		case K_REQUIRE_KEY:
+			rc = cfg_bool(it, path, k, 0, &np.require_key, NULL, err, errlen);
+			break;
+		default:
+			return cfg_unknown(err, errlen, path, k, "key", keys);
 		}
+		if (rc < 0)
+			return -1;
 	}
 	if (!own_endpoints && (!p || np.shape != p->shape))
 		default_endpoints(&np); /* a new provider, or one whose dialect changed */
-	if (!np.prefix[0] || !np.host[0]) {
-		snprintf(err, errlen, "%s: a new provider needs \"prefix\" and \"host\"", path);
-		return -1;
-	}
+	if (!np.prefix[0] || !np.host[0])
+		return cfg_fail(err, errlen, path, NULL, "a new provider needs \"prefix\" and \"host\"");
 	for (int i = 0; i < t->n; i++)
-		if (i != at && strcmp(t->p[i].prefix, np.prefix) == 0) {
-			snprintf(err, errlen, "%s.prefix: \"%s\" is already the prefix of provider \"%s\"", path, np.prefix,
-			         t->p[i].name);
-			return -1;
-		}
+		if (i != at && strcmp(t->p[i].prefix, np.prefix) == 0)
+			return cfg_fail(err, errlen, path, "prefix", "\"%s\" is already the prefix of provider \"%s\"", np.prefix,
+			                t->p[i].name);
 	if (p)
 		*p = np;
 	else
@@ -281,10 +236,8 @@ static int apply_one(struct provider_table *t, const cJSON *o, int idx, char *er
 
 int providers_apply_json(struct provider_table *t, const cJSON *arr, char *err, size_t errlen)
 {
-	if (!cJSON_IsArray(arr)) {
-		snprintf(err, errlen, "providers: expected an array of provider objects");
+	if (cfg_array(arr, NULL, "providers", 0, 0, INT_MAX, "provider objects", err, errlen) < 0)
 		return -1;
-	}
 	int i = 0;
 	const cJSON *o;
 	cJSON_ArrayForEach(o, arr) {

@@ -53,7 +53,7 @@ size_t providers_list(const struct provider_table *t, char *dst, size_t room);
 struct cJSON;
 /* Applies the config's "providers" array: entries naming a known provider
  * override its fields, others add one; {"name": X, "enabled": false} removes X.
- * Returns 0, or -1 with err set ("providers[2].prefix: ..."). */
+ * Returns 0, or -1 with err set ("providers[2].prefix: ..."); nothing is allocated. */
 int providers_apply_json(struct provider_table *t, const struct cJSON *arr, char *err, size_t errlen);
 
 #endif

@@ -9,6 +9,7 @@
 #include "glob.h"
 #include "hdrs.h"
 #include "jsonscan.h"
+#include "provider.h"
 
 #define is_text spop_data_is_text
 #define as_int  spop_data_as_int

@@ -7,31 +7,31 @@
  * body is one JSON reading (jsonscan.h's json_check) and its values are read
  * decoded; a body HAProxy could not buffer whole is never taken as inspected.
  *
- * Lifetimes: slices in struct req_decision point into the frame (live until the
- * ACK is written), into the read_scratch arena (until the next decision on the same
- * scratch), or into the auth snapshot (until it is released). */
+ * Lifetimes: each pointer and slice of struct req_decision says where it points,
+ * and so how long it may be read:
+ *   [frame]    the NOTIFY frame being answered: until its ACK is written
+ *   [scratch]  the read_scratch arena (decide_env.scratch, or the thread's own when
+ *              NULL): until the next decision on it, which may move it
+ *   [snapshot] the struct auth decided with (decide_env.auth): the worker holds it
+ *              until it takes a newer one, at a later message
+ *   [config]   the request_cfg's provider table: as long as the server
+ *   [static]   string literals and static tables
+ *   [self]     a member of the decision itself: as long as the decision (do not
+ *              copy the decision and drop the original)
+ * Nothing in a decision is owned or freed by it. */
 #ifndef SPOA_REQUEST_H
 #define SPOA_REQUEST_H
 
 #include <stdbool.h>
 
 #include "identity.h"
-#include "jsonscan.h"
 #include "jwt.h"
 #include "keys.h"
 #include "policy.h"
-#include "provider.h"
+#include "request_types.h"   /* enum truncated_policy, struct request_cfg, struct read_scratch */
 #include "spop.h"
 
-/* What the agent does when HAProxy could not buffer the whole body. */
-enum truncated_policy { TRUNC_DENY = 0, TRUNC_ALLOW };
-
-struct request_cfg {
-	const struct provider_table *providers;
-	enum truncated_policy truncated;
-	bool inspect_responses;         /* ask HAProxy for the response (archestra-res) */
-	bool drop_invalid_identity;     /* invalid X-Archestra-* values: drop (true) or 400 */
-};
+struct provider;
 
 /* What authentication needs that can change at run time (SIGHUP, file change):
  * one immutable snapshot, swapped whole. */
@@ -61,14 +61,6 @@ struct jwt_cache {
 	uint64_t hits, misses;
 };
 
-/* Per-worker room for reading one message: decoded identifiers and the rewritten
- * path (arena), the decoded text of strings holding \u escapes (text, for the
- * DLP), and json_check's key table. Grown to the largest body seen (an allocation
- * only then), reset per message, freed with the worker. */
-struct read_scratch {
-	struct json_arena arena, text;
-	struct json_keytab keys;
-};
 /* Room for a body of body_len bytes and `extra` bytes of paths and names; false
  * when memory is short. */
 bool read_scratch_fit(struct read_scratch *s, size_t body_len, size_t extra);
@@ -84,41 +76,47 @@ struct decide_env {
 
 struct req_decision {
 	int status;                     /* 0: allow; else the HTTP status of the refusal */
-	const char *reason;             /* machine-readable, e.g. "unknown_provider" */
+	const char *reason;             /* machine-readable, e.g. "unknown_provider": [static], or a policy rule's
+	                                 * id or a custom DLP detector's reason [snapshot] */
 	char message[240];              /* human text of a refusal; never holds a secret */
-	const struct provider *prov;    /* NULL when the path matched none */
-	struct spop_slice rest;         /* normalized path after the provider prefix */
-	struct spop_slice upstream;     /* what goes upstream: base + rest [+ '?' + query] */
-	struct spop_slice credential;   /* slice of the frame; never logged */
+	const struct provider *prov;    /* NULL when the path matched none [config] */
+	struct spop_slice rest;         /* normalized path after the provider prefix: [frame], or [scratch] when
+	                                 * percent escapes were decoded */
+	struct spop_slice upstream;     /* what goes upstream: base + rest [+ '?' + query] [scratch] */
+	struct spop_slice credential;   /* from a header or the query [frame]; never logged */
 	unsigned cred_where;            /* CRED_* bit it was found at, 0 if none */
 	bool inspect_res;               /* HAProxy should send archestra-res for this call */
 	bool truncated;                 /* HAProxy could not buffer the whole body */
 	bool user_overridden;           /* X-Archestra-User-Id differed from the credential's owner */
 	bool stream;                    /* the call asks for server-sent events */
-	struct spop_slice model;        /* from the body (or the path for Gemini); may be empty */
-	struct identity id;             /* X-Archestra-* values */
+	struct spop_slice model;        /* from the body (or the path for Gemini); may be empty. [frame], or
+	                                 * [scratch] when decoded (escapes in the JSON string or the path) */
+	struct identity id;             /* X-Archestra-* values [frame]; v[ID_USER] is owner's slice [scratch]
+	                                 * once the credential named its owner */
 	unsigned id_dropped;            /* invalid identity values dropped */
-	struct identity_error id_err;   /* set when status is 400 for an identity header */
+	struct identity_error id_err;   /* set when status is 400 for an identity header [static] */
 	char key_id[24];                /* "dk_<hash>" for a direct key, the id of a virtual key */
-	const char *auth_hdr;           /* set when the agent substitutes the real provider key */
-	const char *auth_scheme;        /* "Bearer " or "" before the real key */
-	struct spop_slice auth_key;     /* the real key; never logged */
-	struct spop_slice owner;        /* the virtual key's owner, or the JWT's user (safe characters) */
-	const struct endpoint_list *grant;  /* the credential's own endpoint grant, or NULL */
-	char jwt_user[128];
+	const char *auth_hdr;           /* set when the agent substitutes the real provider key [static] */
+	const char *auth_scheme;        /* "Bearer " or "" before the real key [static] */
+	struct spop_slice auth_key;     /* the real key [snapshot]; never logged */
+	struct spop_slice owner;        /* the virtual key's owner, or the JWT's user (safe characters): [scratch]
+	                                 * once decided; before that the key's [snapshot] or jwt_user [self] */
+	const struct endpoint_list *grant;  /* the credential's own endpoint grant, or NULL [snapshot] */
+	char jwt_user[128];             /* backing store for owner with a JWT */
 	char jwt_scope[8][64];          /* the token's scope_claim values */
-	int njwt_scope;             /* backing store for owner with a JWT */
+	int njwt_scope;
 	int64_t output_tokens;          /* asked for in the body (times the choices); -1: not said */
 	int64_t choices;                /* n (OpenAI), candidateCount (Gemini); -1: not said */
 	bool background;                /* OpenAI background mode: the output is fetched later */
 	bool tools_unknown;             /* a stored prompt or cached content may declare tools */
 	int64_t messages;               /* messages / contents in the body; -1: unknown */
-	struct policy_result policy;    /* the deciding rule, and shadow rules that would have denied */
+	struct policy_result policy;    /* the deciding rule, and shadow rules that would have denied: rules of
+	                                 * the policy [snapshot]; why [self] */
 	bool untrusted;                 /* a tool result from an untrusted tool is in the conversation */
 	uint32_t dlp_found;             /* detectors that matched (never the matched text) */
-	const struct dlp_cfg *dlp_cfg;  /* names the detectors; lives as long as the auth snapshot */
+	const struct dlp_cfg *dlp_cfg;  /* names the detectors [snapshot] */
 	bool dlp_shadow;                /* a deny detector matched under global shadow */
-	struct spop_slice tools[POLICY_MAX_TOOLS];   /* tools offered, as slices of the body */
+	struct spop_slice tools[POLICY_MAX_TOOLS];   /* tools offered: [frame], or [scratch] when decoded */
 	int ntools;
 	bool tools_truncated;
 };

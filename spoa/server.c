@@ -26,11 +26,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "handler.h"
-#include "log.h"
 #include "authload.h"
+#include "buf.h"
+#include "config.h"
+#include "handler.h"
 #include "jwksfetch.h"
+#include "log.h"
+#include "request.h"
 #include "session.h"
 #include "statsd.h"
 
@@ -153,10 +155,10 @@ static void on_jwks_fetched(void *arg)
 {
 	char err[CONFIG_ERR_LEN], q[2 * CONFIG_ERR_LEN];
 	if (server_reload_auth(arg, err, sizeof(err)) < 0)
-		LOG(LOG_ERROR, "reload", "trigger=jwks_url result=refused error=\"%s\" (the previous snapshot stays in force)",
+		LOG(LL_ERROR, "reload", "trigger=jwks_url result=refused error=\"%s\" (the previous snapshot stays in force)",
 		    log_quote(err, q, sizeof(q)));
 	else
-		LOG(LOG_INFO, "reload", "trigger=jwks_url result=ok");
+		LOG(LL_INFO, "reload", "trigger=jwks_url result=ok");
 }
 
 static void want_jwks(void *arg)
@@ -175,10 +177,10 @@ static void conn_close(struct conn *c, const char *why)
 {
 	struct worker *w = c->w;
 	if (c->s.status != SPOP_ST_OK && c->s.status != SPOP_ST_TIMEOUT)
-		LOG(LOG_WARN, "conn_close", "worker=%d peer=%s status=%d reason=\"%s\" detail=\"%s\"", w->id, c->peer,
+		LOG(LL_WARN, "conn_close", "worker=%d peer=%s status=%d reason=\"%s\" detail=\"%s\"", w->id, c->peer,
 		    c->s.status, spop_status_text(c->s.status), c->s.detail ? c->s.detail : why);
 	else
-		LOG(LOG_DEBUG, "conn_close", "worker=%d peer=%s reason=\"%s\" notifies=%llu", w->id, c->peer,
+		LOG(LL_DEBUG, "conn_close", "worker=%d peer=%s reason=\"%s\" notifies=%llu", w->id, c->peer,
 		    c->s.detail ? c->s.detail : why, (unsigned long long)c->s.notifies);
 	if (c->s.state == SESS_CLOSING && c->s.status != SPOP_ST_OK) {
 		if (c->s.status == SPOP_ST_TIMEOUT)
@@ -430,7 +432,7 @@ static void conn_new(struct worker *w, int fd, const struct sockaddr_storage *ss
 	w->conns = c;
 	w->nconns++;
 	w->st.accepted++;
-	LOG(LOG_DEBUG, "conn_open", "worker=%d peer=%s", w->id, c->peer);
+	LOG(LL_DEBUG, "conn_open", "worker=%d peer=%s", w->id, c->peer);
 }
 
 /* Once the HELLO is done the timer switches from hello to idle; checked lazily
@@ -457,7 +459,7 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 				continue;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				/* Out of descriptors: pause accepting instead of spinning. */
-				LOG(LOG_ERROR, "accept_paused", "worker=%d error=\"%s\"", w->id, strerror(errno));
+				LOG(LL_ERROR, "accept_paused", "worker=%d error=\"%s\"", w->id, strerror(errno));
 				for (int k = 0; k < w->srv->cfg.nlisten; k++)
 					ev_io_stop(loop, &w->lio[k]);
 				ev_timer_set(&w->accept_pause, 0.1, 0.);
@@ -469,7 +471,7 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 			atomic_fetch_sub(&w->srv->nconns, 1);
 			close(fd);
 			w->st.rejected++;
-			LOG(LOG_WARN, "conn_rejected", "worker=%d reason=max_connections limit=%d", w->id,
+			LOG(LL_WARN, "conn_rejected", "worker=%d reason=max_connections limit=%d", w->id,
 			    w->srv->cfg.max_connections);
 			continue;
 		}
@@ -485,7 +487,7 @@ static void on_drain_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	(void)revents;
 	struct worker *w = t->data;
-	LOG(LOG_WARN, "drain_timeout", "worker=%d open=%d", w->id, w->nconns);
+	LOG(LL_WARN, "drain_timeout", "worker=%d open=%d", w->id, w->nconns);
 	while (w->conns)
 		conn_close(w->conns, "drain timeout");
 	ev_break(loop, EVBREAK_ONE);

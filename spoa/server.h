@@ -7,8 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-
+struct config;   /* config.h */
 struct server;
 
 /* Totals over all workers, read after server_wait(). */

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "handler.h"
+
 /* Room reserved in `out` for one ACK before handlers write into it; an ACK can
  * never be larger than the negotiated max-frame-size. */
 #define ACK_ROOM(s) ((size_t)(s)->max_frame + SPOP_LEN_PREFIX)

@@ -11,8 +11,9 @@
 #include <stdbool.h>
 
 #include "buf.h"
-#include "handler.h"
 #include "spop.h"
+
+struct spoa_handlers;   /* handler.h */
 
 struct session_cfg {
 	uint32_t max_frame_size;     /* the agent's ceiling; also the limit before HELLO */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cfgjson.h"
 #include "config.h"
 #include "fasthash.h"
 
@@ -26,73 +27,63 @@ void statsd_cfg_defaults(struct statsd_cfg *c)
 
 int statsd_cfg_apply_json(struct statsd_cfg *c, const cJSON *obj, char *err, size_t errlen)
 {
-	if (!cJSON_IsObject(obj)) {
-		snprintf(err, errlen, "statsd: expected an object like {\"address\": \"127.0.0.1:8125\"}");
-		return -1;
-	}
+	enum { K_ADDRESS, K_ENABLED, K_PREFIX, K_TAGS, K_MAX_PAYLOAD, K_FLUSH_MS, K_MAX_TAG_VALUES, K_MAX_ID_LEN, K_WINDOW_S,
+	       K_TIMER_SAMPLE, NKEYS };
+	static const char *const keys[] = {
+		"address", "enabled", "prefix", "tags", "max_payload", "flush_ms", "max_tag_values", "max_id_len", "window_s",
+		"timer_sample", NULL,
+	};
+	_Static_assert(sizeof(keys) / sizeof(keys[0]) == NKEYS + 1, "a name for each key");
+	static const char *const styles[] = { [STATSD_DOGSTATSD] = "dogstatsd", [STATSD_DOTTED] = "dotted", NULL };
+	static const struct { int64_t lo, hi; } range[NKEYS] = {   /* the numbers, by key */
+		[K_MAX_PAYLOAD] = { 512, 65000 }, [K_FLUSH_MS] = { 10, 10000 }, [K_MAX_TAG_VALUES] = { 1, 1000 },
+		[K_MAX_ID_LEN] = { 8, 256 }, [K_WINDOW_S] = { 1, 86400 }, [K_TIMER_SAMPLE] = { 1, 1000 },
+	};
 	const cJSON *it;
+	if (cfg_object(obj, NULL, "statsd", 0, NULL, "expected an object like {\"address\": \"127.0.0.1:8125\"}", err,
+	               errlen) < 0)
+		return -1;
 	cJSON_ArrayForEach(it, obj) {
 		const char *k = it->string;
-		if (strcmp(k, "address") == 0) {
-			struct listen_addr la;
-			char e[CONFIG_ERR_LEN];
-			if (!cJSON_IsString(it) || config_parse_listen(it->valuestring, &la, e, sizeof(e)) < 0 || la.is_unix) {
-				snprintf(err, errlen, "statsd.address: expected HOST:PORT or [IPV6]:PORT, like \"127.0.0.1:8125\"");
-				return -1;
-			}
+		struct listen_addr la;
+		char e[CONFIG_ERR_LEN];
+		int key = cfg_lookup(k, keys), style;
+		int64_t v;
+		switch (key) {
+		case -1:
+			return cfg_unknown(err, errlen, "statsd", k, "key", keys);
+		case K_ADDRESS:
+			if (!cJSON_IsString(it) || config_parse_listen(it->valuestring, &la, e, sizeof(e)) < 0 || la.is_unix)
+				return cfg_fail(err, errlen, "statsd", k, "expected HOST:PORT or [IPV6]:PORT, like \"127.0.0.1:8125\"");
 			c->addr = la.ss;
 			c->addr_len = la.sslen;
 			snprintf(c->addr_text, sizeof(c->addr_text), "%s", la.text);
 			c->enabled = true;
-		} else if (strcmp(k, "enabled") == 0) {
-			if (!cJSON_IsBool(it)) {
-				snprintf(err, errlen, "statsd.enabled: expected true or false");
+			break;
+		case K_ENABLED:
+			if (cfg_bool(it, "statsd", k, 0, &c->enabled, NULL, err, errlen) < 0)
 				return -1;
-			}
-			c->enabled = cJSON_IsTrue(it);
-		} else if (strcmp(k, "prefix") == 0) {
-			if (!cJSON_IsString(it) || strlen(it->valuestring) >= sizeof(c->prefix) ||
-			    strpbrk(it->valuestring, ":|#@, \n")) {
-				snprintf(err, errlen, "statsd.prefix: expected a short name like \"archestra.\" (no : | # @ , or spaces)");
+			break;
+		case K_PREFIX:
+			if (!cJSON_IsString(it) || strpbrk(it->valuestring, ":|#@, \n") ||
+			    cfg_str(it, "statsd", k, 0, c->prefix, sizeof(c->prefix), NULL, err, errlen) < 0)
+				return cfg_fail(err, errlen, "statsd", k, "expected a short name like \"archestra.\" (no : | # @ , or spaces)");
+			break;
+		case K_TAGS:
+			if (cfg_enum(it, "statsd", k, 0, styles, &style, "expected \"dogstatsd\" (|#k:v tags) or \"dotted\" (names)",
+			             err, errlen) < 0)
 				return -1;
-			}
-			snprintf(c->prefix, sizeof(c->prefix), "%s", it->valuestring);
-		} else if (strcmp(k, "tags") == 0) {
-			if (cJSON_IsString(it) && strcmp(it->valuestring, "dogstatsd") == 0)
-				c->style = STATSD_DOGSTATSD;
-			else if (cJSON_IsString(it) && strcmp(it->valuestring, "dotted") == 0)
-				c->style = STATSD_DOTTED;
-			else {
-				snprintf(err, errlen, "statsd.tags: expected \"dogstatsd\" (|#k:v tags) or \"dotted\" (names)");
+			c->style = (enum statsd_style)style;
+			break;
+		default:
+			if (cfg_int(it, "statsd", k, 0, range[key].lo, range[key].hi, &v, NULL, err, errlen) < 0)
 				return -1;
-			}
-		} else {
-			struct { const char *name; long lo, hi; } nums[] = {
-				{ "max_payload", 512, 65000 }, { "flush_ms", 10, 10000 }, { "max_tag_values", 1, 1000 },
-				{ "max_id_len", 8, 256 }, { "window_s", 1, 86400 }, { "timer_sample", 1, 1000 },
-			};
-			size_t i;
-			for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
-				if (strcmp(k, nums[i].name) == 0)
-					break;
-			if (i == sizeof(nums) / sizeof(nums[0])) {
-				snprintf(err, errlen,
-				         "statsd.%s: unknown key (known: address, enabled, prefix, tags, max_payload, flush_ms, max_tag_values, max_id_len, window_s, timer_sample)",
-				         k);
-				return -1;
-			}
-			if (!cJSON_IsNumber(it) || it->valuedouble != (double)(long)it->valuedouble ||
-			    it->valuedouble < nums[i].lo || it->valuedouble > nums[i].hi) {
-				snprintf(err, errlen, "statsd.%s: expected an integer from %ld to %ld", k, nums[i].lo, nums[i].hi);
-				return -1;
-			}
-			long v = (long)it->valuedouble;
-			switch (i) {
-			case 0: c->max_payload = (size_t)v; break;
-			case 1: c->flush_ms = (unsigned)v; break;
-			case 2: c->max_tag_values = (unsigned)v; break;
-			case 3: c->max_id_len = (unsigned)v; break;
-			case 4: c->window_s = (unsigned)v; break;
+			switch (key) {
+			case K_MAX_PAYLOAD: c->max_payload = (size_t)v; break;
+			case K_FLUSH_MS: c->flush_ms = (unsigned)v; break;
+			case K_MAX_TAG_VALUES: c->max_tag_values = (unsigned)v; break;
+			case K_MAX_ID_LEN: c->max_id_len = (unsigned)v; break;
+			case K_WINDOW_S: c->window_s = (unsigned)v; break;
 			default: c->timer_sample = (unsigned)v; break;
 			}
 		}

@@ -42,6 +42,8 @@ struct statsd_cfg {
 void statsd_cfg_defaults(struct statsd_cfg *c);
 
 struct cJSON;
+/* Applies the config's "statsd" object over c. Returns 0, or -1 with err set
+ * ("statsd.flush_ms: ..."); nothing is allocated. */
 int statsd_cfg_apply_json(struct statsd_cfg *c, const struct cJSON *obj, char *err, size_t errlen);
 
 struct statsd_tag {

@@ -16,8 +16,10 @@
 #include <stdint.h>
 
 #include "errjson.h"
-#include "jsonscan.h"
 #include "spop.h"
+
+struct json_arena;    /* jsonscan.h */
+struct json_keytab;   /* jsonscan.h */
 
 struct usage {
 	int64_t in, out, cached, reasoning;

@@ -9,7 +9,11 @@
 #include <string.h>
 
 #include "handler.h"
+#include "pricing.h"
+#include "provider.h"
+#include "request.h"
 #include "session.h"
+#include "statsd.h"
 
 static void check_replies(const struct buf *out, uint32_t max_frame)
 {

@@ -7,6 +7,7 @@
 
 #include "handler.h"
 #include "keys.h"
+#include "provider.h"
 #include "request.h"
 
 static struct spop_slice S(const char *s)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "policy.h"
+#include "provider.h"
 #include "request.h"
 #include "usage.h"
 
@@ -238,7 +239,7 @@ static void tool_calls_in_responses(void **st)
 		"{\"rules\":[{\"id\":\"a\",\"tool_calls\":[]}]}",
 		"{\"rules\":[{\"id\":\"a\",\"tool_calls\":[{\"nom\":\"x\"}]}]}",
 	};
-	const char *want[] = { "regex: not a valid", "like: unknown condition", "tool_calls: expected a list", "tool_calls[0]" };
+	const char *want[] = { "regex: not a valid", "like: unknown condition", "tool_calls: expected an array", "tool_calls[0]" };
 	for (int i = 0; i < 4; i++) {
 		struct policy p;
 		char err[256];
@@ -289,6 +290,11 @@ static void parse_errors_name_the_path(void **st)
 		{ "{\"rules\":[{\"id\":\"a\",\"require_headers\":[\"agent\"]}]}", "require_headers" },
 		{ "{\"rules\":[{\"id\":\"a\",\"when\":{\"team\":\"x\"},\"stream\":false}]}", "when.team: unknown scope" },
 		{ "{\"rules\":[{\"id\":\"a\",\"stream\":false},{\"id\":\"a\",\"stream\":true}]}", "already the id of rules[0]" },
+		/* what the rule holds is released (the ASan build checks), and a second tool_calls is no overflow */
+		{ "{\"rules\":[{\"id\":\"a\",\"stream\":false},{\"id\":\"a\",\"tool_calls\":[{\"name\":\"x\",\"args\":"
+		  "[{\"path\":\"p\",\"regex\":\"^a\"}]}]}]}", "already the id of rules[0]" },
+		{ "{\"rules\":[{\"id\":\"a\",\"tool_calls\":[{\"name\":\"x\"}],\"tool_calls\":[{\"name\":\"y\"}]}]}",
+		  "rules[0] (\"a\").tool_calls: given twice" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct policy p;

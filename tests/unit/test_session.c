@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "handler.h"
 #include "session.h"
 
 static struct session_cfg cfg;
