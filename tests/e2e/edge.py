@@ -254,6 +254,50 @@ class Edge:
         finally:
             c.close()
 
+    def call_early(self, method, path, body, headers=None, tls=True, timeout=15.0):
+        """HTTP/1.1 as curl does it: reads while it sends, so an answer HAProxy gives before the
+        body is all sent (a 413, a refusal) is read even when HAProxy then resets the
+        connection. Returns (status, headers dict lower-cased, body bytes); status 0 when no
+        answer came."""
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            headers = dict(headers or {}, **{"Content-Type": "application/json"})
+        raw = socket.create_connection(("127.0.0.1", self.https_port if tls else self.http_port), timeout)
+        s = self.client_ctx().wrap_socket(raw, server_hostname="localhost") if tls else raw
+        head = f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()) + "\r\n"
+        out, got = head.encode() + body, b""
+        s.setblocking(False)
+        end = time.monotonic() + timeout
+        try:
+            while time.monotonic() < end:
+                r, w, _ = select.select([s], [s] if out else [], [], 0.2)
+                if w and out:
+                    try:
+                        out = out[s.send(out[:65536]):]
+                    except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                        pass
+                    except OSError:
+                        out = b""  # the server stopped reading: keep what it answered
+                if r or (tls and s.pending()):
+                    try:
+                        chunk = s.recv(65536)
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                        continue
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    got += chunk
+        finally:
+            s.close()
+        head, _, data = got.partition(b"\r\n\r\n")
+        lines = head.decode(errors="replace").split("\r\n")
+        if not lines[0].startswith("HTTP/1."):
+            return 0, {}, b""
+        hdrs = dict((k.strip().lower(), v.strip()) for k, _, v in (ln.partition(":") for ln in lines[1:]))
+        return int(lines[0].split()[1]), hdrs, data
+
     def h2_call(self, method, path, body=b"", headers=None, content_length=True, timeout=15.0):
         """One HTTP/2 request over TLS (ALPN h2), stdlib only: the body goes in DATA frames as
         flow control allows, with a content-length header only if content_length. Reads until

@@ -164,9 +164,10 @@ def exercise(edge, vk):
         return len(edge.mock_requests())
 
     def refused(method, path, body, headers, status, tls=True):
-        """A call the snippet must answer itself with the agent's status and body."""
+        """A call the snippet must answer itself with the agent's status and body (read while
+        sending, as curl does: HAProxy answers a 413 before the body is all in)."""
         before = upstream_count()
-        st, rh, data = edge.call(method, path, body, headers, tls=tls)
+        st, rh, data = edge.call_early(method, path, body, headers, tls=tls)
         check(st == status, f"{method} {path}: status {st}, want {status}: {data[:300]!r}")
         check(rh.get("content-type", "").startswith("application/json"), f"content-type {rh.get('content-type')}")
         check(upstream_count() == before, f"{method} {path}: a refused call reached the upstream")
