@@ -204,6 +204,9 @@ install: all
 	  install -m 0644 policy/*.json $(DESTDIR)$(SYSCONFDIR)/archestra-spoa/policy/; fi
 	install -m 0644 haproxy-cfg/haproxy.cfg haproxy-cfg/spoe-archestra.conf haproxy-cfg/snippet.cfg \
 	  $(DESTDIR)$(SHAREDIR)/haproxy-cfg/
+	@# HAProxy's provider backends, from the agent's built-in table; regenerate with
+	@# `archestra-spoa haproxy-backends --config ...` when the config adds providers
+	$(AGENT) haproxy-backends > $(DESTDIR)$(SHAREDIR)/haproxy-cfg/providers.cfg
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/archestra-spoa/
 	for u in archestra-spoa.service archestra-spoa@.service; do \
 	  $(SUBST) systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done

@@ -12,6 +12,7 @@ HTTPS_PORT=${HTTPS_PORT:-8443}
 AGENT1_PORT=${AGENT1_PORT:-12345}
 AGENT2_PORT=${AGENT2_PORT:-12346}
 MOCK_PORT=${MOCK_PORT:-9443}
+PLAIN_MOCK_PORT=${PLAIN_MOCK_PORT:-9080}
 UPSTREAM=${UPSTREAM:-mock}
 RUN_DIR=${RUN_DIR:-$top/build/run}
 CERTS=${CERTS:-$top/build/certs}
@@ -54,11 +55,11 @@ else
 		>"$RUN_DIR/mock.log" 2>&1 &
 	pids+=($!)
 	wait_port "$MOCK_PORT" mock $!
+	# The local servers' providers (ollama, vllm...) speak plain HTTP: a second mock.
+	"$PYTHON" tests/mock/mock_provider.py --port "$PLAIN_MOCK_PORT" >"$RUN_DIR/mock-plain.log" 2>&1 &
+	pids+=($!)
+	wait_port "$PLAIN_MOCK_PORT" mock-plain $!
 	export ARCHESTRA_CA_FILE="$CERTS/ca.pem"
-	export ARCHESTRA_OPENAI_ADDR="127.0.0.1:$MOCK_PORT"
-	export ARCHESTRA_ANTHROPIC_ADDR="127.0.0.1:$MOCK_PORT"
-	export ARCHESTRA_GEMINI_ADDR="127.0.0.1:$MOCK_PORT"
-	export ARCHESTRA_LOCAL_ADDR="127.0.0.1:$MOCK_PORT"
 	export ARCHESTRA_NO_DNS=1
 	echo "upstream: mock provider on https://127.0.0.1:$MOCK_PORT (certificate from the local test CA)"
 fi
@@ -93,7 +94,16 @@ for port in "$AGENT1_PORT" "$AGENT2_PORT"; do
 	wait_port "$port" "agent-$port" $!
 done
 
-"${HAPROXY:-haproxy}" -db -f haproxy-cfg/haproxy.cfg >"$RUN_DIR/haproxy.log" 2>&1 &
+# HAProxy's provider backends, from the same table the agents route by.
+spoa/archestra-spoa haproxy-backends --config "$RUN_DIR/agent.json" >"$RUN_DIR/providers.cfg"
+if [ "$UPSTREAM" != real ]; then
+	# every provider to the mock: HTTPS ones to the TLS mock, local servers to the plain one
+	while read -r var tls; do
+		if [ "$tls" = 1 ]; then export "$var=127.0.0.1:$MOCK_PORT"; else export "$var=127.0.0.1:$PLAIN_MOCK_PORT"; fi
+	done < <(sed -nE 's/.*server [^ ]+ "\$\{(ARCHESTRA_[A-Z0-9_]+_ADDR)-[^"]*"(.*)/\1 \2/p' "$RUN_DIR/providers.cfg" |
+		awk '{ print $1, (index($0, "ssl verify") ? 1 : 0) }')
+fi
+"${HAPROXY:-haproxy}" -db -f haproxy-cfg/haproxy.cfg -f "$RUN_DIR/providers.cfg" >"$RUN_DIR/haproxy.log" 2>&1 &
 hap=$!
 pids+=($hap)
 wait_port "$HTTP_PORT" haproxy $hap

@@ -21,6 +21,7 @@ const char config_usage[] =
 	"usage: archestra-spoa [--listen ADDR]... [--config FILE] [--threads N] [--check]\n"
 	"                      [--log-level error|warn|info|debug] [--version] [--help]\n"
 	"       archestra-spoa keys new|list|revoke|rotate --file KEYS_FILE ...   (virtual keys)\n"
+	"       archestra-spoa haproxy-backends [--config FILE] > providers.cfg  (HAProxy backends)\n"
 	"\n"
 	"  --listen ADDR     HOST:PORT, [IPV6]:PORT or unix:/path (repeatable;\n"
 	"                    default 127.0.0.1:12345)\n"

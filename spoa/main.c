@@ -10,6 +10,7 @@
 #include "authload.h"
 #include "config.h"
 #include "keyscli.h"
+#include "provider.h"
 #include "log.h"
 #include "request.h"
 #include "server.h"
@@ -57,6 +58,34 @@ static void on_keys_file(struct ev_loop *loop, ev_stat *w, int revents)
 		reload(w->path); /* the keys file or the policy file changed */
 }
 
+/* `archestra-spoa haproxy-backends [--config FILE]`: HAProxy's provider backends,
+ * from the same table (built in, plus the config's "providers") the agent routes by. */
+static int haproxy_backends(struct config *cfg, int argc, char **argv)
+{
+	char err[CONFIG_ERR_LEN];
+	switch (config_from_args(cfg, argc, argv, err, sizeof(err))) {
+	case CLI_HELP:
+		fputs("usage: archestra-spoa haproxy-backends [--config FILE] > providers.cfg\n"
+		      "  HAProxy's llm_<provider> backends, for a second -f after haproxy.cfg.\n", stdout);
+		return 0;
+	case CLI_ERROR:
+		fprintf(stderr, "archestra-spoa: %s\n", err);
+		return 2;
+	default:
+		break;
+	}
+	size_t need = provider_backends_text(&cfg->providers, NULL, 0);
+	char *text = malloc(need + 1);
+	if (!text) {
+		fprintf(stderr, "archestra-spoa: out of memory\n");
+		return 1;
+	}
+	provider_backends_text(&cfg->providers, text, need + 1);
+	int rc = fwrite(text, 1, need, stdout) == need && fflush(stdout) == 0 ? 0 : 1;
+	free(text);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -65,6 +94,8 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "keys") == 0)
 		return keys_cli(argc - 1, argv + 1);
 	config_defaults(&cfg);
+	if (argc > 1 && strcmp(argv[1], "haproxy-backends") == 0)
+		return haproxy_backends(&cfg, argc - 1, argv + 1);
 	switch (config_from_args(&cfg, argc, argv, err, sizeof(err))) {
 	case CLI_HELP:
 		fputs(config_usage, stdout);

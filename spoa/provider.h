@@ -2,9 +2,10 @@
  *
  * A provider owns a path prefix ("/v1/openai"): the rest of the path goes upstream
  * after `upstream_base`, so SDKs work by changing only their base URL. It also says
- * where its SDKs put the API key and how its errors look. Built in for OpenAI,
- * Anthropic, Gemini and a local OpenAI-compatible server; extended or overridden
- * by the "providers" array of the config file. Pure. */
+ * where its SDKs put the API key, how its errors look, and where HAProxy connects
+ * for it (provider_backends_text writes HAProxy's llm_<name> backends from the
+ * same table, so the two never disagree). Built in for Archestra's providers;
+ * extended or overridden by the "providers" array of the config file. Pure. */
 #ifndef SPOA_PROVIDER_H
 #define SPOA_PROVIDER_H
 
@@ -27,7 +28,9 @@ struct provider {
 	char name[32];           /* [a-z0-9_-]: HAProxy routes to backend "llm_<name>" */
 	char prefix[64];         /* "/v1/openai" */
 	char upstream_base[64];  /* prepended to the rest of the path: "/v1" or "" */
-	char host[128];          /* Host header upstream */
+	char host[128];          /* Host header upstream, TLS name (SNI, certificate) */
+	char addr[136];          /* where HAProxy connects, "host:port"; "" = host:443 */
+	bool tls;                /* HTTPS upstream (false: plain HTTP, local servers) */
 	unsigned cred;           /* accepted credential locations */
 	enum err_shape shape;
 	bool direct_keys;        /* the caller's own provider key passes through */
@@ -46,6 +49,12 @@ void providers_builtin(struct provider_table *t);
  * *rest receives the remainder (starting with '/' or empty). NULL when none. */
 const struct provider *provider_match(const struct provider_table *t, struct spop_slice path,
                                       struct spop_slice *rest);
+
+/* HAProxy's backends for every provider of t, "backend llm_<name>" each, as text
+ * for a file HAProxy loads with a second -f. Addresses can be moved without
+ * regenerating: ARCHESTRA_<NAME>_ADDR (and ARCHESTRA_CA_FILE) in HAProxy's
+ * environment. Returns the length it needed (as snprintf: >= room means cut). */
+size_t provider_backends_text(const struct provider_table *t, char *dst, size_t room);
 
 /* Comma-separated prefixes, for "unknown provider" messages. */
 size_t providers_list(const struct provider_table *t, char *dst, size_t room);

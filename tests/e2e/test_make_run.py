@@ -26,7 +26,8 @@ def port_open(p):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="arch-run-")
-    ports = {k: free_port() for k in ("HTTP_PORT", "HTTPS_PORT", "AGENT1_PORT", "AGENT2_PORT", "MOCK_PORT")}
+    ports = {k: free_port() for k in ("HTTP_PORT", "HTTPS_PORT", "AGENT1_PORT", "AGENT2_PORT", "MOCK_PORT",
+                                         "PLAIN_MOCK_PORT")}
     ready = os.path.join(tmp, "ready")
     env = dict(os.environ, RUN_DIR=os.path.join(tmp, "run"), CERTS=os.path.join(tmp, "certs"),
                RUN_LOCAL_READY_FILE=ready, **{k: str(v) for k, v in ports.items()})

@@ -3,9 +3,8 @@
 #
 # Creates, in OUTDIR:
 #   ca.pem, ca.key          test CA (EC P-256, 10 years)
-#   server.crt, server.key  mock provider cert, SAN: localhost, api.openai.com,
-#                           api.anthropic.com, generativelanguage.googleapis.com,
-#                           mock.provider.test, 127.0.0.1
+#   server.crt, server.key  mock provider cert, SAN: localhost, every built-in
+#                           provider's host, *.provider.test, 127.0.0.1
 #   server.pem              server.crt + server.key (what HAProxy's "crt" wants)
 #   gateway.crt, gateway.key, gateway.pem
 #                           the gateway's own client-facing cert, SAN: localhost, 127.0.0.1
@@ -82,8 +81,12 @@ EOF
 	rm -f "$tmp/$name.csr" "$tmp/$name.ext"
 }
 
+# Every built-in provider's host, and *.provider.test for providers a test adds.
+more="DNS:api.cerebras.ai, DNS:api.deepseek.com, DNS:api.groq.com, DNS:api.mistral.ai, DNS:openrouter.ai"
+more="$more, DNS:api.perplexity.ai, DNS:api.x.ai, DNS:open.bigmodel.cn, DNS:api.moonshot.ai, DNS:api.minimax.io"
+more="$more, DNS:api.cohere.com, DNS:*.openai.azure.com, DNS:*.provider.test"
 leaf server mock.provider.test \
-	"DNS:localhost, DNS:api.openai.com, DNS:api.anthropic.com, DNS:generativelanguage.googleapis.com, DNS:mock.provider.test, IP:127.0.0.1"
+	"DNS:localhost, DNS:api.openai.com, DNS:api.anthropic.com, DNS:generativelanguage.googleapis.com, DNS:mock.provider.test, $more, IP:127.0.0.1"
 leaf gateway localhost "DNS:localhost, IP:127.0.0.1"
 
 # server.pem goes last: its mtime is what the idempotency check compares, so a half-written

@@ -380,6 +380,21 @@ class Abort(Exception):
 
 RE_GEMINI = re.compile(r"^/(v1beta|v1|v1alpha)/models/([^/:]+):([A-Za-z]+)$")
 RE_OPENAI_MODEL = re.compile(r"^/v1/models/([^/]+)$")
+# OpenAI-compatible providers serve OpenAI's API under a base path of their own:
+# Groq /openai/v1, OpenRouter /api/v1, Zhipu AI /api/paas/v4, DeepSeek and Perplexity
+# at the root. The mock answers them all as OpenAI does.
+OPENAI_COMPATIBLE_BASES = ("/openai/v1", "/api/paas/v4", "/api/v1")
+OPENAI_ROOT_PATHS = ("/chat/completions", "/completions", "/embeddings", "/models")
+
+
+def openai_path(path):
+    """The OpenAI path an OpenAI-compatible provider's path stands for."""
+    for base in OPENAI_COMPATIBLE_BASES:
+        if path.startswith(base + "/"):
+            return "/v1" + path[len(base):]
+    if path in OPENAI_ROOT_PATHS or path.startswith("/models/"):
+        return "/v1" + path
+    return path
 RE_CHUNK_SIZE = re.compile(rb"^[0-9A-Fa-f]{1,15}$")
 RE_MOCK_ERROR = re.compile(r"^mock-error-([45][0-9][0-9])$")
 
@@ -716,6 +731,7 @@ class Handler(BaseHTTPRequestHandler):
 
         if path.startswith("/__mock/"):
             return self._harness(method, path)
+        path = openai_path(path)
 
         canned = self.headers.get("x-mock-response")
         if canned is not None:  # the test says exactly what the provider answers
