@@ -9,23 +9,38 @@
 
 #include "cfgjson.h"
 
+/* What a key the gateway lends out may reach on Azure (see default_endpoints). */
+static const char *const azure_endpoints[] = {
+	"POST /openai/deployments/*/chat/completions", "POST /openai/deployments/*/completions",
+	"POST /openai/deployments/*/embeddings", "POST /openai/v1/chat/completions", "POST /openai/v1/responses",
+	"POST /openai/v1/embeddings", "GET /openai/v1/models", "GET /openai/models", NULL,
+};
+
 /* Most providers speak OpenAI's API at a host of their own: three facts each. */
 #define OPENAI_COMPATIBLE(n, h, base)                                                                         \
 	{ .name = n, .prefix = "/v1/" n, .upstream_base = base, .host = h, .tls = true, .cred = CRED_BEARER,   \
-	  .shape = SHAPE_OPENAI, .direct_keys = true, .require_key = true }
+	  .shape = SHAPE_OPENAI, .model_in_body = true, .direct_keys = true, .require_key = true }
 /* Servers on the host itself (plain HTTP, no key needed). */
 #define LOCAL_SERVER(n, a)                                                                                    \
 	{ .name = n, .prefix = "/v1/" n, .upstream_base = "/v1", .host = "localhost", .addr = a, .tls = false, \
-	  .cred = CRED_BEARER, .shape = SHAPE_OPENAI, .direct_keys = true, .require_key = false }
+	  .cred = CRED_BEARER, .shape = SHAPE_OPENAI, .model_in_body = true, .direct_keys = true,          \
+	  .require_key = false }
 
 static const struct provider builtin[] = {
 	{ .name = "openai", .prefix = "/v1/openai", .upstream_base = "/v1", .host = "api.openai.com", .tls = true,
-	  .cred = CRED_BEARER, .shape = SHAPE_OPENAI, .direct_keys = true, .require_key = true },
+	  .cred = CRED_BEARER, .shape = SHAPE_OPENAI, .model_in_body = true, .direct_keys = true, .require_key = true },
 	{ .name = "anthropic", .prefix = "/v1/anthropic", .upstream_base = "", .host = "api.anthropic.com", .tls = true,
-	  .cred = CRED_X_API_KEY | CRED_BEARER, .shape = SHAPE_ANTHROPIC, .direct_keys = true, .require_key = true },
-	{ .name = "gemini", .prefix = "/v1/gemini", .upstream_base = "", .host = "generativelanguage.googleapis.com",
-	  .tls = true, .cred = CRED_GOOG | CRED_QUERY_KEY | CRED_BEARER, .shape = SHAPE_GEMINI, .direct_keys = true,
+	  .cred = CRED_X_API_KEY | CRED_BEARER, .shape = SHAPE_ANTHROPIC, .model_in_body = true, .direct_keys = true,
 	  .require_key = true },
+	{ .name = "gemini", .prefix = "/v1/gemini", .upstream_base = "", .host = "generativelanguage.googleapis.com",
+	  .tls = true, .cred = CRED_GOOG | CRED_QUERY_KEY | CRED_BEARER, .shape = SHAPE_GEMINI,
+	  .model_path = "/models/", .direct_keys = true, .require_key = true },
+	/* Azure OpenAI: one host per resource (the operator's: {"name": "azure", "host":
+	 * "RESOURCE.openai.azure.com"} turns it on), the deployment in the path, an
+	 * api-key header; the v1 API (/openai/v1/...) names the model in the body. */
+	{ .name = "azure", .prefix = "/v1/azure", .upstream_base = "", .host = "", .tls = true,
+	  .cred = CRED_API_KEY | CRED_BEARER, .shape = SHAPE_OPENAI, .model_path = "/openai/deployments/",
+	  .model_in_body = true, .direct_keys = true, .require_key = true, .endpoint_defaults = azure_endpoints },
 	OPENAI_COMPATIBLE("cerebras", "api.cerebras.ai", "/v1"),
 	OPENAI_COMPATIBLE("deepseek", "api.deepseek.com", ""),
 	OPENAI_COMPATIBLE("groq", "api.groq.com", "/openai/v1"),
@@ -68,7 +83,8 @@ static void set_endpoints(struct endpoint_list *l, const char *const *e)
 
 static void default_endpoints(struct provider *p)
 {
-	set_endpoints(&p->endpoints, p->shape == SHAPE_ANTHROPIC ? anthropic_endpoints
+	set_endpoints(&p->endpoints, p->endpoint_defaults         ? p->endpoint_defaults
+	                             : p->shape == SHAPE_ANTHROPIC ? anthropic_endpoints
 	                             : p->shape == SHAPE_GEMINI  ? gemini_endpoints
 	                                                         : openai_endpoints);
 }
@@ -90,6 +106,8 @@ const struct provider *provider_match(const struct provider_table *t, struct spo
 	for (int i = 0; i < t->n; i++) {
 		const struct provider *p = &t->p[i];
 		size_t n = strlen(p->prefix);
+		if (!p->host[0])
+			continue; /* not configured yet (Azure's resource) */
 		if (n < best_len || path.len < n || memcmp(path.ptr, p->prefix, n) != 0)
 			continue;
 		if (path.len > n && path.ptr[n] != '/')
@@ -136,6 +154,10 @@ size_t provider_backends_text(const struct provider_table *t, char *dst, size_t 
 	    "# health checks are TLS handshakes (no API call, no key needed).\n");
 	for (int i = 0; i < t->n; i++) {
 		const struct provider *p = &t->p[i];
+		if (!p->host[0]) {
+			OUT("\n# llm_%s: give its host in the agent's config to turn it on\n", p->name);
+			continue;
+		}
 		char var[48];
 		size_t v = (size_t)snprintf(var, sizeof(var), "ARCHESTRA_");
 		for (const char *c = p->name; *c && v + 6 < sizeof(var); c++)
@@ -202,8 +224,8 @@ static int apply_one(struct provider_table *t, const cJSON *o, int idx, char *er
 		"endpoints", "direct_keys", "require_key", NULL,
 	};
 	_Static_assert(sizeof(keys) / sizeof(keys[0]) == NKEYS + 1, "a name for each key");
-	/* by CRED_* bit: bearer 0x1, x-api-key 0x2, x-goog-api-key 0x4, query-key 0x8 */
-	static const char *const creds[] = { "bearer", "x-api-key", "x-goog-api-key", "query-key", NULL };
+	/* by CRED_* bit: bearer 0x1, x-api-key 0x2, x-goog-api-key 0x4, query-key 0x8, api-key 0x10 */
+	static const char *const creds[] = { "bearer", "x-api-key", "x-goog-api-key", "query-key", "api-key", NULL };
 	char path[48];
 	cfg_path_idx(path, sizeof(path), NULL, "providers", idx);
 	if (cfg_object(o, path, NULL, 0, NULL,
@@ -241,6 +263,7 @@ static int apply_one(struct provider_table *t, const cJSON *o, int idx, char *er
 		np.cred = CRED_BEARER;
 		np.tls = true;
 		np.shape = SHAPE_OPENAI;
+		np.model_in_body = true;
 		np.direct_keys = true;
 		np.require_key = true;
 	}
@@ -278,7 +301,8 @@ static int apply_one(struct provider_table *t, const cJSON *o, int idx, char *er
 			break;
 		case K_CREDENTIAL:
 			rc = cfg_enum_set(it, path, k, CFG_SCALAR, creds, &np.cred,
-			                  "expected \"bearer\", \"x-api-key\", \"x-goog-api-key\", \"query-key\" or an array of them",
+			                  "expected \"bearer\", \"x-api-key\", \"x-goog-api-key\", \"query-key\", \"api-key\" or an "
+			                  "array of them",
 			                  err, errlen);
 			break;
 		case K_ERROR_SHAPE:

@@ -23,19 +23,26 @@
 #define CRED_X_API_KEY 0x2u  /* x-api-key: <key> */
 #define CRED_GOOG      0x4u  /* x-goog-api-key: <key> */
 #define CRED_QUERY_KEY 0x8u  /* ?key=<key> */
+#define CRED_API_KEY   0x10u /* api-key: <key> (Azure OpenAI) */
 
 struct provider {
 	char name[32];           /* [a-z0-9_-]: HAProxy routes to backend "llm_<name>" */
 	char prefix[64];         /* "/v1/openai" */
 	char upstream_base[64];  /* prepended to the rest of the path: "/v1" or "" */
-	char host[128];          /* Host header upstream, TLS name (SNI, certificate) */
+	char host[128];          /* Host header upstream, TLS name (SNI, certificate); "" = not
+	                            configured yet (Azure: the resource is the operator's), off */
 	char addr[136];          /* where HAProxy connects, "host:port"; "" = host:443 */
 	bool tls;                /* HTTPS upstream (false: plain HTTP, local servers) */
 	unsigned cred;           /* accepted credential locations */
 	enum err_shape shape;
+	/* The model is named in the path after this marker (Gemini "/models/", Azure
+	 * "/openai/deployments/"); "" = in the body only. */
+	char model_path[24];
+	bool model_in_body;      /* when the path names none, the body's "model" counts */
 	bool direct_keys;        /* the caller's own provider key passes through */
 	bool require_key;        /* false for local servers that need none */
 	struct endpoint_list endpoints;   /* what a substituted key may reach by default */
+	const char *const *endpoint_defaults; /* a static list, or NULL: the dialect's */
 };
 
 struct provider_table {

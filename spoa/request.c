@@ -56,6 +56,9 @@ int request_credential(const struct spop_data *hdrs, const struct spop_data *que
 			} else if ((where & CRED_GOOG) && SLICE_IEQ(name, "x-goog-api-key")) {
 				if (!note_cred(val, CRED_GOOG, value, found_at, &n))
 					return 2;
+			} else if ((where & CRED_API_KEY) && SLICE_IEQ(name, "api-key")) {
+				if (!note_cred(val, CRED_API_KEY, value, found_at, &n))
+					return 2;
 			}
 		}
 	}
@@ -81,6 +84,8 @@ static const char *cred_hint(unsigned where)
 		return "an x-api-key header";
 	if (where & CRED_GOOG)
 		return "an x-goog-api-key header";
+	if (where & CRED_API_KEY)
+		return "an api-key header";
 	return "an Authorization: Bearer header";
 }
 
@@ -253,13 +258,16 @@ static void refuse(struct req_decision *d, int status, const char *reason, const
 }
 
 /* Gemini names the model in the path: .../models/{model}:{method}. */
-static void model_from_path(struct spop_slice rest, struct req_decision *d)
+/* The model a path names after marker ("/models/gemini-2.0-flash:generateContent",
+ * "/openai/deployments/prod-4o/chat/completions"), and whether it streams. */
+static void model_from_path(const char *marker, struct spop_slice rest, struct req_decision *d)
 {
 	const uint8_t *p = rest.ptr, *end = rest.ptr + rest.len;
-	for (; p + 8 <= end; p++) {
-		if (memcmp(p, "/models/", 8) != 0)
+	size_t ml = strlen(marker);
+	for (; p + ml <= end; p++) {
+		if (memcmp(p, marker, ml) != 0)
 			continue;
-		const uint8_t *m = p + 8, *e = m;
+		const uint8_t *m = p + ml, *e = m;
 		while (e < end && *e != ':' && *e != '/')
 			e++;
 		d->model = (struct spop_slice){ m, (size_t)(e - m) };
@@ -587,6 +595,7 @@ static void read_body(struct reader *rd, const struct provider *prov, struct spo
 	if (!json_iter_init(&it, body))
 		return; /* an array or a scalar: nothing the policy reads */
 	bool gemini = prov->shape == SHAPE_GEMINI;
+	bool path_model = d->model.ptr != NULL;
 	while (next_member(top, &idx, &it, &k, &v, &count)) {
 		if (JSON_KEY_IS(k, "model")) {
 			struct spop_slice s;
@@ -596,7 +605,8 @@ static void read_body(struct reader *rd, const struct provider *prov, struct spo
 				invalid(rd, "model must be a name of 1 to 256 characters of A-Z a-z 0-9 . _ : / @ + -");
 				continue;
 			}
-			if (!gemini) /* Gemini routes on the model in the path */
+			/* the path's model wins (Gemini and Azure route on it) */
+			if (prov->model_in_body && !path_model)
 				d->model = s;
 		} else if (JSON_KEY_IS(k, "stream")) {
 			if (v.kind != JSON_TRUE && v.kind != JSON_FALSE && v.kind != JSON_NULL)
@@ -695,6 +705,9 @@ static void substitute_key(const struct auth *auth, struct req_decision *d)
 		d->auth_scheme = "";
 	} else if (p->cred & CRED_GOOG) {
 		d->auth_hdr = "x-goog-api-key";
+		d->auth_scheme = "";
+	} else if (p->cred & CRED_API_KEY) {
+		d->auth_hdr = "api-key";
 		d->auth_scheme = "";
 	} else {
 		d->auth_hdr = "authorization";
@@ -912,8 +925,8 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 		return;
 	}
 
-	if (d->prov->shape == SHAPE_GEMINI) {
-		model_from_path(d->rest, d);
+	if (d->prov->model_path[0]) {
+		model_from_path(d->prov->model_path, d->rest, d);
 		if (d->model.ptr && !model_ok(d->model)) { /* what the body's model must be, the path's must be too */
 			refuse(d, 400, "invalid_field", "the request is refused: the model in the path must be a name of 1 to "
 			       "256 characters of A-Z a-z 0-9 . _ : / @ + -", NULL);

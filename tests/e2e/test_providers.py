@@ -39,6 +39,7 @@ OPENAI_COMPATIBLE = [
 ]
 SCHEMA = {"type": "object", "properties": {"to": {"type": "string"}, "body": {"type": "string"}}}
 TOOLS = [{"type": "function", "function": {"name": "notify_customer", "parameters": SCHEMA}}]
+AZURE_HOST = "myres.openai.azure.com"  # the operator's resource: the config turns Azure on
 
 
 def real_key(name):
@@ -57,12 +58,13 @@ def main():
             {"id": "no-big-models", "when": {"agent_id": "restricted-*"}, "models": {"deny": ["big-*"]}},
             {"id": "notify-inside-only",
              "tool_calls": [{"name": "notify_*", "args": [{"path": "to", "not_in": ["*@corp.example"]}]}]}]}, f)
-    for name, *_ in OPENAI_COMPATIBLE:
+    for name, *_ in OPENAI_COMPATIBLE + [("azure",)]:
         os.environ[f"ARCH_PROV_{name.upper()}"] = real_key(name)
     udp = statsd_listener()
     cfg = {"keys_file": keyfile, "policy_file": policy, "inspect_responses": True,
-           "provider_keys": {n: {"env": f"ARCH_PROV_{n.upper()}"} for n, *_ in OPENAI_COMPATIBLE},
-           "providers": [{"name": "acme", "prefix": "/v1/acme", "host": "acme.provider.test", "upstream_base": "/v1"}],
+           "provider_keys": {n: {"env": f"ARCH_PROV_{n.upper()}"} for n, *_ in OPENAI_COMPATIBLE + [("azure",)]},
+           "providers": [{"name": "acme", "prefix": "/v1/acme", "host": "acme.provider.test", "upstream_base": "/v1"},
+                         {"name": "azure", "host": AZURE_HOST}],
            "statsd": {"address": f"127.0.0.1:{udp.getsockname()[1]}", "flush_ms": 50}}
 
     with Edge(AGENT, agent_config=cfg) as edge:
@@ -126,6 +128,54 @@ def main():
                 check(tin >= usage["prompt_tokens"], f"input tokens counted {tin}, the mock said {usage['prompt_tokens']}")
             run(f"{name}: direct key to {host}{base}, virtual key substituted, refusals in its shape, "
                 "tokens counted, a blocked tool call refused", one)
+        def azure():
+            q = "?api-version=2024-10-21"
+            path = "/v1/azure/openai/deployments/prod-4o/chat/completions" + q
+            body = {"messages": [{"role": "user", "content": "Hello there"}]}
+            direct = "azure-direct-key-31"
+            st, rh, data = edge.call("POST", path, body, {"api-key": direct}, tls=False)
+            check(st == 200, f"direct key: {st} {data[:300]!r}")
+            e = echo(rh)
+            check(e["path"] == "/openai/deployments/prod-4o/chat/completions" and "api-version=2024-10-21" in e["query"],
+                  f"upstream {e['path']}?{e['query']}")
+            check(e["headers"].get("host") == AZURE_HOST and e["headers"].get("api-key") == direct,
+                  f"host {e['headers'].get('host')}, api-key {e['headers'].get('api-key')!r}")
+            check(json.loads(data)["model"] == "prod-4o", "the mock did not answer for the deployment")
+            # a virtual key in api-key (where Azure's SDKs put it) becomes the real key, there
+            st, rh, data = edge.call("POST", path, body, {"api-key": vkey})
+            e = echo(rh)
+            check(st == 200 and e["headers"].get("api-key") == real_key("azure") and "authorization" not in e["headers"],
+                  f"virtual key: {st} api-key {e['headers'].get('api-key')!r} {data[:200]!r}")
+            # the deployment in the path is the model policy judges, whatever the body says
+            st, _, data = edge.call("POST", "/v1/azure/openai/deployments/big-prod/chat/completions" + q,
+                                    dict(body, model="small-1"), {"api-key": direct, "X-Archestra-Agent-Id": "restricted-1"})
+            j = json.loads(data)
+            check(st == 403 and j["error"]["code"] == "no-big-models", f"a denied deployment: {st} {j}")
+            st, _, data = edge.call("POST", path, body, {})
+            j = json.loads(data)
+            check(st == 401 and j["error"]["code"] == "missing_credential" and "api-key" in j["error"]["message"],
+                  f"no key: {st} {j}")
+            # the v1 API names the model in the body
+            st, rh, data = edge.call("POST", "/v1/azure/openai/v1/chat/completions", dict(body, model="big-1"),
+                                     {"api-key": direct, "X-Archestra-Agent-Id": "restricted-1"})
+            check(st == 403, f"v1 API, a denied model in the body: {st} {data[:200]!r}")
+            st, rh, data = edge.call("POST", "/v1/azure/openai/v1/chat/completions", dict(body, model="small-1"),
+                                     {"api-key": vkey})
+            check(st == 200 and echo(rh)["path"] == "/openai/v1/chat/completions", f"v1 API: {st} {data[:200]!r}")
+            st, _, data = edge.call("POST", path, dict(body, tools=TOOLS), {"api-key": direct})
+            j = json.loads(data)
+            check(st == 403 and j["error"]["code"] == "notify-inside-only", f"a blocked tool call: {st} {j}")
+            # a lent key reaches inference only
+            st, _, data = edge.call("POST", "/v1/azure/openai/deployments/prod-4o/fine_tuning/jobs" + q, body,
+                                    {"api-key": vkey})
+            check(st == 403 and json.loads(data)["error"]["code"] == "endpoint_not_granted", f"fine-tuning: {st}")
+        run(f"azure (configured with its resource host): deployment paths with api-version to {AZURE_HOST}, "
+            "api-key direct and substituted, the deployment is the model, the v1 API, a blocked tool call", azure)
+
+        def azure_off():
+            r = subprocess.run([edge.agent_bin, "haproxy-backends"], capture_output=True, text=True)
+            check("backend llm_azure" not in r.stdout and "llm_azure: give its host" in r.stdout, r.stdout[-400:])
+        run("azure without a configured resource host has no backend and routes nothing", azure_off)
     return report()
 
 

@@ -380,6 +380,8 @@ class Abort(Exception):
 
 RE_GEMINI = re.compile(r"^/(v1beta|v1|v1alpha)/models/([^/:]+):([A-Za-z]+)$")
 RE_OPENAI_MODEL = re.compile(r"^/v1/models/([^/]+)$")
+# Azure OpenAI: the deployment names the model; api-version is required.
+RE_AZURE = re.compile(r"^/openai/deployments/([^/]+)/(chat/completions|completions|embeddings)$")
 # OpenAI-compatible providers serve OpenAI's API under a base path of their own:
 # Groq /openai/v1, OpenRouter /api/v1, Zhipu AI /api/paas/v4, DeepSeek and Perplexity
 # at the root. The mock answers them all as OpenAI does.
@@ -756,6 +758,20 @@ class Handler(BaseHTTPRequestHandler):
             body = self._json_body(raw_body)
             self._control(model)
             return self._gemini(model, action, body, q.get("alt", [""])[-1] == "sse")
+
+        m = RE_AZURE.match(path)
+        if m:
+            if method != "POST":
+                raise HTTPFail(405, "Method not allowed")
+            if not q.get("api-version"):
+                raise HTTPFail(404, "Resource not found (api-version is required)")
+            body = self._json_body(raw_body)
+            if m.group(2) != "chat/completions":
+                raise HTTPFail(404, "Resource not found")
+            if not isinstance(body.get("messages"), list):
+                raise HTTPFail(400, "'messages' is a required property")
+            self._control(m.group(1))
+            return self._openai_chat(m.group(1), body)
 
         if path == "/v1/chat/completions":
             if method != "POST":

@@ -323,7 +323,11 @@ static void provider_config(void **st)
 	struct { const char *json; const char *err; } bad[] = {
 		{ "{}", "expected an array" },
 		{ "[{\"name\":\"Bad Name\"}]", "providers[0].name" },
-		{ "[{\"name\":\"mistral\"}]", "needs \"prefix\" and \"host\"" },
+		{ "[{\"name\":\"acme\"}]", "needs \"prefix\" and \"host\"" },
+		{ "[{\"name\":\"m\",\"prefix\":\"/v1/m\",\"host\":\"h\",\"address\":\"h\"}]", "providers[0].address" },
+		{ "[{\"name\":\"m\",\"prefix\":\"/v1/m\",\"host\":\"h\",\"address\":\"h:99999\"}]", "providers[0].address" },
+		{ "[{\"name\":\"m\",\"prefix\":\"/v1/m\",\"host\":\"h\",\"address\":\"${X}:80\"}]", "providers[0].address" },
+		{ "[{\"name\":\"m\",\"prefix\":\"/v1/m\",\"host\":\"h\",\"tls\":\"no\"}]", "providers[0].tls" },
 		{ "[{\"name\":\"m\",\"prefix\":\"v1/m\",\"host\":\"h\"}]", "providers[0].prefix" },
 		{ "[{\"name\":\"m\",\"prefix\":\"/v1/m/\",\"host\":\"h\"}]", "providers[0].prefix" },
 		{ "[{\"name\":\"m\",\"prefix\":\"/v1/openai\",\"host\":\"h\"}]", "already the prefix of provider \"openai\"" },
@@ -344,17 +348,40 @@ static void provider_config(void **st)
 	}
 	struct provider_table t;
 	providers_builtin(&t);
-	cJSON *j = cJSON_Parse("[{\"name\":\"mistral\",\"prefix\":\"/v1/mistral\",\"upstream_base\":\"/v1\","
-	                       "\"host\":\"api.mistral.ai\"},{\"name\":\"gemini\",\"enabled\":false},"
+	int builtin = t.n;
+	cJSON *j = cJSON_Parse("[{\"name\":\"acme\",\"prefix\":\"/v1/acme\",\"upstream_base\":\"/v1\","
+	                       "\"host\":\"api.acme.example\",\"address\":\"[::1]:8443\"},{\"name\":\"gemini\",\"enabled\":false},"
 	                       "{\"name\":\"openai\",\"direct_keys\":false,\"credential\":[\"bearer\",\"x-api-key\"]}]");
 	assert_int_equal(providers_apply_json(&t, j, err, sizeof(err)), 0);
 	cJSON_Delete(j);
-	assert_int_equal(t.n, 4);
-	struct spop_slice rest, path = { (const uint8_t *)"/v1/mistral/chat/completions", 28 };
+	assert_int_equal(t.n, builtin); /* one added, one removed */
+	struct spop_slice rest, path = { (const uint8_t *)"/v1/acme/chat/completions", 25 };
 	const struct provider *p = provider_match(&t, path, &rest);
 	assert_non_null(p);
-	assert_string_equal(p->name, "mistral");
+	assert_string_equal(p->name, "acme");
 	assert_int_equal(p->shape, SHAPE_OPENAI);
+	assert_true(p->tls && p->model_in_body);
+	assert_string_equal(p->addr, "[::1]:8443");
+	/* HAProxy's backend for it: the address movable by the environment, TLS on the host's name */
+	char text[8192];
+	size_t n = provider_backends_text(&t, text, sizeof(text));
+	assert_true(n < sizeof(text));
+	assert_non_null(strstr(text, "backend llm_acme\n    server acme \"${ARCHESTRA_ACME_ADDR-[::1]:8443}\" ssl verify "
+	                             "required ca-file \"${ARCHESTRA_CA_FILE-@system-ca}\" sni str(api.acme.example) check "
+	                             "check-sni api.acme.example inter 10s\n"));
+	assert_null(strstr(text, "llm_gemini"));
+	assert_non_null(strstr(text, "server vllm \"${ARCHESTRA_VLLM_ADDR-127.0.0.1:8000}\" check inter 10s\n"));
+	assert_true(provider_backends_text(&t, text, 64) == n); /* cut, and says how much it needed */
+	/* Azure is off until its resource host is given */
+	path = (struct spop_slice){ (const uint8_t *)"/v1/azure/openai/deployments/d/chat/completions", 47 };
+	assert_null(provider_match(&t, path, &rest));
+	j = cJSON_Parse("[{\"name\":\"azure\",\"host\":\"res.openai.azure.com\"}]");
+	assert_int_equal(providers_apply_json(&t, j, err, sizeof(err)), 0);
+	cJSON_Delete(j);
+	p = provider_match(&t, path, &rest);
+	assert_non_null(p);
+	assert_true(p->cred & CRED_API_KEY);
+	assert_string_equal(p->model_path, "/openai/deployments/");
 	path = (struct spop_slice){ (const uint8_t *)"/v1/gemini/x", 12 };
 	assert_null(provider_match(&t, path, &rest));
 	path = (struct spop_slice){ (const uint8_t *)"/v1/openai/x", 12 };
