@@ -78,6 +78,9 @@ size_t errjson_format(enum err_shape shape, int status, const char *code, const 
 		n = snprintf(dst, room, "{\"error\":{\"code\":%d,\"message\":\"%s\",\"status\":\"%s\"}}", status, m,
 		             k->gemini);
 		break;
+	case SHAPE_COHERE: /* Cohere's errors are a message; its SDKs show it */
+		n = snprintf(dst, room, "{\"id\":\"archestra-%s\",\"message\":\"%s\",\"code\":\"%s\"}", c, m, c);
+		break;
 	default:
 		n = snprintf(dst, room,
 		             "{\"error\":{\"message\":\"%s\",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}", m,
@@ -93,4 +96,4 @@ size_t errjson_format(enum err_shape shape, int status, const char *code, const 
 }
 
 const char *const errjson_shape_names[] = { [SHAPE_OPENAI] = "openai", [SHAPE_ANTHROPIC] = "anthropic",
-                                          [SHAPE_GEMINI] = "gemini", NULL };
+                                          [SHAPE_GEMINI] = "gemini", [SHAPE_COHERE] = "cohere", NULL };

@@ -41,6 +41,9 @@ static const struct provider builtin[] = {
 	{ .name = "azure", .prefix = "/v1/azure", .upstream_base = "", .host = "", .tls = true,
 	  .cred = CRED_API_KEY | CRED_BEARER, .shape = SHAPE_OPENAI, .model_path = "/openai/deployments/",
 	  .model_in_body = true, .direct_keys = true, .require_key = true, .endpoint_defaults = azure_endpoints },
+	/* Cohere's v2 chat: OpenAI-like requests and tools, answers and errors of its own. */
+	{ .name = "cohere", .prefix = "/v1/cohere", .upstream_base = "", .host = "api.cohere.com", .tls = true,
+	  .cred = CRED_BEARER, .shape = SHAPE_COHERE, .model_in_body = true, .direct_keys = true, .require_key = true },
 	OPENAI_COMPATIBLE("cerebras", "api.cerebras.ai", "/v1"),
 	OPENAI_COMPATIBLE("deepseek", "api.deepseek.com", ""),
 	OPENAI_COMPATIBLE("groq", "api.groq.com", "/openai/v1"),
@@ -66,6 +69,9 @@ static const char *const openai_endpoints[] = {
 static const char *const anthropic_endpoints[] = {
 	"POST /v1/messages", "POST /v1/messages/count_tokens", "GET /v1/models", "GET /v1/models/*", NULL,
 };
+static const char *const cohere_endpoints[] = {
+	"POST /v2/chat", "POST /v2/embed", "POST /v2/rerank", "GET /v1/models", "GET /v1/models/*", NULL,
+};
 static const char *const gemini_endpoints[] = {
 	"POST /v1beta/models/*:generateContent", "POST /v1beta/models/*:streamGenerateContent",
 	"POST /v1beta/models/*:countTokens", "POST /v1beta/models/*:embedContent",
@@ -85,6 +91,7 @@ static void default_endpoints(struct provider *p)
 {
 	set_endpoints(&p->endpoints, p->endpoint_defaults         ? p->endpoint_defaults
 	                             : p->shape == SHAPE_ANTHROPIC ? anthropic_endpoints
+	                             : p->shape == SHAPE_COHERE    ? cohere_endpoints
 	                             : p->shape == SHAPE_GEMINI  ? gemini_endpoints
 	                                                         : openai_endpoints);
 }
@@ -306,7 +313,7 @@ static int apply_one(struct provider_table *t, const cJSON *o, int idx, char *er
 			                  err, errlen);
 			break;
 		case K_ERROR_SHAPE:
-			rc = cfg_enum(it, path, k, 0, errjson_shape_names, &shape, "expected \"openai\", \"anthropic\" or \"gemini\"",
+			rc = cfg_enum(it, path, k, 0, errjson_shape_names, &shape, "expected \"openai\", \"anthropic\", \"gemini\" or \"cohere\"",
 			              err, errlen);
 			if (rc == 0)
 				np.shape = (enum err_shape)shape;

@@ -49,6 +49,19 @@ bool usage_extract(enum err_shape shape, struct spop_slice body, struct usage *u
 		u->out = or0(out) + u->reasoning;
 		u->cached = or0(get(o, "cachedContentTokenCount"));
 		return true;
+	case SHAPE_COHERE:
+		/* tokens: what the model read and wrote; billed_units: what is charged */
+		in = get(o, "tokens.input_tokens");
+		out = get(o, "tokens.output_tokens");
+		if (in < 0 && out < 0) {
+			in = get(o, "billed_units.input_tokens");
+			out = get(o, "billed_units.output_tokens");
+		}
+		if (in < 0 && out < 0)
+			return false;
+		u->in = or0(in);
+		u->out = or0(out);
+		return true;
 	default:
 		in = get(o, "prompt_tokens");
 		out = get(o, "completion_tokens");
@@ -161,6 +174,16 @@ int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool
 				add_call(out, &n, max, name, json_get(fc.raw, "args", &args) ? args.raw : empty);
 			}
 		}
+		return n > max ? -1 : n;
+	}
+	if (shape == SHAPE_COHERE) {
+		/* Cohere v2 chat: message.tool_calls[], each as OpenAI's chat completions'. */
+		struct json_val call;
+		if (!json_get_path(body, "message.tool_calls", &x) || !json_aiter_init(&jt, &x))
+			return 0;
+		while (json_aiter_next(&jt, &call) == 1)
+			if (openai_call(&call, true, out, &n, max, a, keys) < 0)
+				return -1;
 		return n > max ? -1 : n;
 	}
 	/* OpenAI: chat completions' choices[].message (tool_calls[], legacy function_call)

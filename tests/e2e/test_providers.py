@@ -58,11 +58,11 @@ def main():
             {"id": "no-big-models", "when": {"agent_id": "restricted-*"}, "models": {"deny": ["big-*"]}},
             {"id": "notify-inside-only",
              "tool_calls": [{"name": "notify_*", "args": [{"path": "to", "not_in": ["*@corp.example"]}]}]}]}, f)
-    for name, *_ in OPENAI_COMPATIBLE + [("azure",)]:
+    for name, *_ in OPENAI_COMPATIBLE + [("azure",), ("cohere",)]:
         os.environ[f"ARCH_PROV_{name.upper()}"] = real_key(name)
     udp = statsd_listener()
     cfg = {"keys_file": keyfile, "policy_file": policy, "inspect_responses": True,
-           "provider_keys": {n: {"env": f"ARCH_PROV_{n.upper()}"} for n, *_ in OPENAI_COMPATIBLE + [("azure",)]},
+           "provider_keys": {n: {"env": f"ARCH_PROV_{n.upper()}"} for n, *_ in OPENAI_COMPATIBLE + [("azure",), ("cohere",)]},
            "providers": [{"name": "acme", "prefix": "/v1/acme", "host": "acme.provider.test", "upstream_base": "/v1"},
                          {"name": "azure", "host": AZURE_HOST}],
            "statsd": {"address": f"127.0.0.1:{udp.getsockname()[1]}", "flush_ms": 50}}
@@ -171,6 +171,48 @@ def main():
             check(st == 403 and json.loads(data)["error"]["code"] == "endpoint_not_granted", f"fine-tuning: {st}")
         run(f"azure (configured with its resource host): deployment paths with api-version to {AZURE_HOST}, "
             "api-key direct and substituted, the deployment is the model, the v1 API, a blocked tool call", azure)
+
+        def cohere():
+            path = "/v1/cohere/v2/chat"
+            body = {"model": "command-a-03-2025", "messages": [{"role": "user", "content": "Hello there"}]}
+            direct = "co-direct-key-8"
+            st, rh, data = edge.call("POST", path, body, {"Authorization": "Bearer " + direct}, tls=False)
+            check(st == 200, f"direct key: {st} {data[:300]!r}")
+            e = echo(rh)
+            check(e["path"] == "/v2/chat" and e["headers"].get("host") == "api.cohere.com"
+                  and e["headers"].get("authorization") == "Bearer " + direct, f"upstream {e['path']} {e['headers']}")
+            usage = json.loads(data)["usage"]["tokens"]
+            st, rh, data = edge.call("POST", path, body, {"Authorization": "Bearer " + vkey})
+            check(st == 200 and echo(rh)["headers"].get("authorization") == "Bearer " + real_key("cohere"),
+                  f"virtual key: {st} {data[:200]!r}")
+            # refusals in Cohere's shape: a message (and the reason as a code)
+            st, _, data = edge.call("POST", path, dict(body, model="big-1"),
+                                    {"Authorization": "Bearer " + direct, "X-Archestra-Agent-Id": "restricted-1"})
+            j = json.loads(data)
+            check(st == 403 and j["code"] == "no-big-models" and j["message"].startswith("archestra:") and "error" not in j,
+                  f"a denied model: {st} {j}")
+            st, _, data = edge.call("POST", path, body, {})
+            j = json.loads(data)
+            check(st == 401 and j["code"] == "missing_credential", f"no key: {st} {j}")
+            # a tool call in message.tool_calls is checked like any other
+            st, _, data = edge.call("POST", path, dict(body, tools=TOOLS), {"Authorization": "Bearer " + direct})
+            j = json.loads(data)
+            check(st == 403 and j["code"] == "notify-inside-only" and "notify_customer" in j["message"],
+                  f"a blocked tool call: {st} {j}")
+            end, tin, tout = time.time() + 3, 0, 0
+            while time.time() < end and not tin:
+                for line in (ln for d in drain(udp) for ln in d.split("\n")):
+                    m = re.match(r"^archestra\.llm_tokens:([0-9.]+)\|c\|#(.*)$", line)
+                    tags = dict(t.split(":", 1) for t in m.group(2).split(",")) if m else {}
+                    if tags.get("provider") == "cohere":
+                        if tags.get("type") == "input":
+                            tin += int(float(m.group(1)))
+                        elif tags.get("type") == "output":
+                            tout += int(float(m.group(1)))
+            check(tin >= usage["input_tokens"] and tout >= usage["output_tokens"],
+                  f"tokens counted {tin}/{tout}, the mock said {usage}")
+        run("cohere: v2 chat to api.cohere.com, direct and virtual keys, refusals in its shape, tokens from "
+            "usage.tokens, a tool call in message.tool_calls refused", cohere)
 
         def azure_off():
             r = subprocess.run([edge.agent_bin, "haproxy-backends"], capture_output=True, text=True)

@@ -358,6 +358,8 @@ def error_body(kind, status, message, code=None):
     if kind == "gemini":
         st = GEMINI_ERR.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
         return {"error": {"code": status, "message": message, "status": st}}
+    if kind == "cohere":
+        return {"id": secrets.token_hex(16), "message": message}
     etype, ecode = OPENAI_ERR.get(status, ("server_error" if status >= 500 else "invalid_request_error",
                                            None))
     return {"error": {"message": message, "type": etype, "param": None,
@@ -759,6 +761,15 @@ class Handler(BaseHTTPRequestHandler):
             self._control(model)
             return self._gemini(model, action, body, q.get("alt", [""])[-1] == "sse")
 
+        if path == "/v2/chat":  # Cohere v2
+            self._kind = "cohere"
+            if method != "POST":
+                raise HTTPFail(405, "Method not allowed")
+            body = self._json_body(raw_body)
+            model = self._require_model(body, "messages")
+            self._control(model)
+            return self._cohere(model, body)
+
         m = RE_AZURE.match(path)
         if m:
             if method != "POST":
@@ -890,6 +901,25 @@ class Handler(BaseHTTPRequestHandler):
             raise HTTPFail(404, "The model '%s' does not exist or you do not have access to it."
                            % mid, code="model_not_found")
         return self._send_json(200, {"object": "list", "data": data}, indent=2)
+
+    def _cohere(self, model, body):
+        """Cohere v2 chat: the answer in message.content[], calls in message.tool_calls[],
+        usage as billed units and as tokens."""
+        ptok = prompt_tokens(body["messages"])
+        tool = openai_tool(body)  # v2 tools are OpenAI's {"type": "function", "function": ...}
+        message = {"role": "assistant"}
+        if tool:
+            message["tool_plan"] = "I will call %s." % tool[0]
+            message["tool_calls"] = [{"id": "call_" + rand(ALNUM, 16), "type": "function",
+                                      "function": {"name": tool[0], "arguments": compact(example_args(tool[1]))}}]
+            reason = "TOOL_CALL"
+        else:
+            message["content"] = [{"type": "text", "text": "Hello from the mock."}]
+            reason = "COMPLETE"
+        return self._send_json(200, {
+            "id": secrets.token_hex(16), "finish_reason": reason, "message": message,
+            "usage": {"billed_units": {"input_tokens": ptok, "output_tokens": COMPLETION_TOKENS},
+                      "tokens": {"input_tokens": ptok + 7, "output_tokens": COMPLETION_TOKENS}}})
 
     def _openai_chat(self, model, body):
         ptok = prompt_tokens(body["messages"])

@@ -155,6 +155,16 @@ static void usage_gemini(void **st)
 	assert_int_equal(u.cached, 64);
 	/* An OpenAI-shaped body read as Gemini has no usageMetadata. */
 	assert_false(usage_extract(SHAPE_GEMINI, S("{\"usage\":{\"prompt_tokens\":1}}"), &u));
+	/* Cohere v2: the tokens the model used, else the billed units */
+	assert_true(usage_extract(SHAPE_COHERE, S("{\"usage\":{\"billed_units\":{\"input_tokens\":5,\"output_tokens\":3},"
+	                                          "\"tokens\":{\"input_tokens\":71,\"output_tokens\":3}}}"), &u));
+	assert_int_equal(u.in, 71);
+	assert_int_equal(u.out, 3);
+	assert_true(usage_extract(SHAPE_COHERE, S("{\"usage\":{\"billed_units\":{\"input_tokens\":5,\"output_tokens\":2}}}"),
+	                          &u));
+	assert_int_equal(u.in, 5);
+	assert_int_equal(u.out, 2);
+	assert_false(usage_extract(SHAPE_COHERE, S("{\"usage\":{\"prompt_tokens\":1}}"), &u));
 }
 
 static void usage_missing_truncated_or_not_json(void **st)

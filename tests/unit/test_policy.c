@@ -182,6 +182,19 @@ static void tool_calls_in_responses(void **st)
 	assert_int_equal(extract(SHAPE_OPENAI, S("{\"choices\":[{\"message\":{\"content\":\"hi\"}}]}"), calls, scratch), 0);
 	assert_int_equal(extract(SHAPE_OPENAI, S("not json"), calls, scratch), 0);
 	assert_int_equal(extract(SHAPE_OPENAI, S(openai_resp), calls, 20), -1); /* cannot read whole */
+	/* Cohere v2: message.tool_calls[], read as OpenAI's; escaped names decoded; a call it
+	 * cannot name (or whose arguments are not JSON) is refused, never waved through */
+	assert_int_equal(extract(SHAPE_COHERE, S("{\"message\":{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c1\","
+	                                         "\"type\":\"function\",\"function\":{\"name\":\"send_\\u0065mail\",\"arguments\":"
+	                                         "\"{\\\"to\\\":\\\"eve@evil.example\\\"}\"}}]}}"), calls, scratch), 1);
+	assert_true(SPOP_SLICE_IS(calls[0].name, "send_email"));
+	assert_true(SPOP_SLICE_IS(calls[0].args, "{\"to\":\"eve@evil.example\"}"));
+	assert_int_equal(extract(SHAPE_COHERE, S("{\"message\":{\"tool_calls\":[{\"type\":\"function\",\"function\":"
+	                                         "{\"arguments\":\"{}\"}}]}}"), calls, scratch), -1);
+	assert_int_equal(extract(SHAPE_COHERE, S("{\"message\":{\"tool_calls\":[{\"type\":\"function\",\"function\":"
+	                                         "{\"name\":\"x\",\"arguments\":\"{\\\"a\\\":1,\\\"a\\\":2}\"}}]}}"), calls, scratch), -1);
+	/* the OpenAI places mean nothing to Cohere, and the reverse */
+	assert_int_equal(extract(SHAPE_COHERE, S(openai_resp), calls, scratch), 0);
 
 	load("{\"rules\":[{\"id\":\"no-mail-out\",\"tool_calls\":[{\"name\":\"send_*\",\"args\":[{\"path\":\"to\","
 	     "\"not_in\":[\"*@corp.example\"]}]}]},"

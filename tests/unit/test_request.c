@@ -246,6 +246,12 @@ static void error_shapes(void **st)
 	assert_string_equal(cJSON_GetObjectItem(e, "status")->valuestring, "NOT_FOUND");
 	cJSON_Delete(j);
 
+	assert_true(errjson_format(SHAPE_COHERE, 403, "rule-1", "archestra: \"no\"", buf, sizeof(buf)) > 0);
+	j = cJSON_Parse(buf);
+	assert_string_equal(cJSON_GetObjectItem(j, "message")->valuestring, "archestra: \"no\"");
+	assert_string_equal(cJSON_GetObjectItem(j, "code")->valuestring, "rule-1");
+	cJSON_Delete(j);
+
 	assert_int_equal(errjson_format(SHAPE_OPENAI, 400, "x", "m", buf, 20), 0);
 	assert_string_equal(buf, "");
 }
