@@ -116,12 +116,50 @@ TAIL
 	exec 3>&-
 }
 
+# The variables the agent sets (txn.arch.<name>) are named once, in
+# spoa/archvars.h: spoe-archestra.conf's register-var-names lines are written from
+# it, and haproxy.cfg may read no txn.arch variable it does not declare.
+vars_h=$here/../spoa/archvars.h
+spoe=$here/spoe-archestra.conf
+macro_names() { # ARCH_VARS | ARCH_HAPROXY_VARS
+	awk -v m="$1" '$0 ~ "^#define " m "\\(X\\)" { on = 1 } on { print } on && !/\\$/ { exit }' "$vars_h" |
+		grep -o 'X([a-z_]*)' | sed 's/^X(//; s/)$//'
+}
+spoe_generated() { # output file
+	awk -v names="$(macro_names ARCH_VARS | tr '\n' ' ')" '
+	/# >>> register-var-names/ { print; n = split(names, v, " "); line = ""
+		for (i = 1; i <= n; i++) { line = line " " v[i]; if (i % 10 == 0 || i == n) { print "    register-var-names" line; line = "" } }
+		skip = 1; next }
+	/# <<< register-var-names/ { skip = 0 }
+	!skip { print }' "$spoe" >"$1"
+}
+check_reads() {
+	known=$(printf '%s\n' $(macro_names ARCH_VARS) $(macro_names ARCH_HAPROXY_VARS) | sort -u)
+	[ -n "$known" ] || { echo "make-snippet.sh: no variable names in $vars_h" >&2; exit 2; }
+	unknown=$(grep -ho 'txn\.arch\.[a-z_]*' "$src" "$spoe" | sed 's/^txn\.arch\.//' | sort -u | grep -vxF "$known" || true)
+	if [ -n "$unknown" ]; then
+		echo "make-snippet.sh: haproxy.cfg or the SPOE file uses txn.arch variables spoa/archvars.h does not declare: $unknown" >&2
+		exit 1
+	fi
+}
+
 case "${1:-}" in
 "" | --check | --stdout) ;;
 *) echo "usage: $0 [--check|--stdout]" >&2; exit 2 ;;
 esac
 tmp=$(mktemp)
-trap 'rm -f "$tmp" "$tmp.body"' EXIT
+trap 'rm -f "$tmp" "$tmp.body" "$tmp.spoe"' EXIT
+check_reads
+spoe_generated "$tmp.spoe"
+if [ "${1:-}" = --check ]; then
+	if ! cmp -s "$tmp.spoe" "$spoe"; then
+		echo "spoe-archestra.conf's register-var-names are not spoa/archvars.h's:" >&2
+		diff -u "$spoe" "$tmp.spoe" >&2 || true
+		exit 1
+	fi
+elif [ -z "${1:-}" ]; then
+	cmp -s "$tmp.spoe" "$spoe" || cat "$tmp.spoe" >"$spoe"
+fi
 generate "$tmp"
 case "${1:-}" in
 --stdout) cat "$tmp" ;;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "archvars.h"
 #include "ctx.h"
 #include "dlp.h"
 #include "errjson.h"
@@ -30,39 +31,54 @@ int spoa_dispatch(const struct spoa_handlers *hs, const struct spop_msg *m, stru
 	return 0;
 }
 
+/* The set-var actions, by the variable's entry in archvars.h. */
+static void set_data(struct spop_writer *acts, enum arch_var v, const struct spop_data *d)
+{
+	spop_put_set_var(acts, SPOP_SCOPE_TXN, arch_var_names[v].s, arch_var_names[v].len, d);
+}
+
 void spoa_set_txn_str(struct spop_writer *acts, const char *name, const char *val, size_t len)
 {
 	struct spop_data d = { .type = SPOP_T_STRING, .v.s = { (const uint8_t *)val, len } };
 	spop_put_set_var(acts, SPOP_SCOPE_TXN, name, strlen(name), &d);
 }
 
-static void set_str(struct spop_writer *acts, const char *name, const char *val)
+static void set_strn(struct spop_writer *acts, enum arch_var v, const char *val, size_t len)
 {
-	spoa_set_txn_str(acts, name, val, strlen(val));
+	struct spop_data d = { .type = SPOP_T_STRING, .v.s = { (const uint8_t *)val, len } };
+	set_data(acts, v, &d);
 }
 
-static void set_slice(struct spop_writer *acts, const char *name, struct spop_slice v)
+static void set_str(struct spop_writer *acts, enum arch_var v, const char *val)
 {
-	struct spop_data d = { .type = SPOP_T_STRING, .v.s = v };
-	spop_put_set_var(acts, SPOP_SCOPE_TXN, name, strlen(name), &d);
+	set_strn(acts, v, val, strlen(val));
 }
 
-static void set_int(struct spop_writer *acts, const char *name, int64_t v)
+static void set_slice(struct spop_writer *acts, enum arch_var v, struct spop_slice s)
 {
-	struct spop_data d = { .type = SPOP_T_INT64, .v.i = v };
-	spop_put_set_var(acts, SPOP_SCOPE_TXN, name, strlen(name), &d);
+	struct spop_data d = { .type = SPOP_T_STRING, .v.s = s };
+	set_data(acts, v, &d);
 }
+
+static void set_int(struct spop_writer *acts, enum arch_var v, int64_t i)
+{
+	struct spop_data d = { .type = SPOP_T_INT64, .v.i = i };
+	set_data(acts, v, &d);
+}
+
+_Static_assert(AV_user_id == AV_agent_id + ID_USER && AV_session_id == AV_agent_id + ID_SESSION &&
+               AV_execution_id == AV_agent_id + ID_EXECUTION, "identity variables in enum id_field's order");
 
 void spoa_write_decision(const struct req_decision *d, const char *ctx, struct spop_writer *acts)
 {
-	set_str(acts, "reason", d->reason);
+	set_str(acts, AV_reason, d->reason);
 	if (d->prov)
-		set_str(acts, "provider", d->prov->name);
+		set_str(acts, AV_provider, d->prov->name);
 	for (int f = 0; f < ID_FIELDS; f++) /* user_id: the credential's owner when it names one */
 		if (d->id.v[f].len)
-			set_slice(acts, identity_field_name((enum id_field)f), d->id.v[f]);
+			set_slice(acts, (enum arch_var)(AV_agent_id + f), d->id.v[f]);
 	if (d->key_id[0])
-		set_str(acts, "key_id", d->key_id);
+		set_str(acts, AV_key_id, d->key_id);
 	if (d->policy.nshadow) {
 		char ids[256];
 		size_t o = 0;
@@ -72,7 +88,7 @@ void spoa_write_decision(const struct req_decision *d, const char *ctx, struct s
 				break;
 			o += (size_t)n;
 		}
-		spoa_set_txn_str(acts, "shadow", ids, o); /* rules that would have denied */
+		set_strn(acts, AV_shadow, ids, o); /* rules that would have denied */
 	}
 	if (d->dlp_found) {
 		/* Detector names only, never what matched. The refusal's own reason
@@ -87,36 +103,37 @@ void spoa_write_decision(const struct req_decision *d, const char *ctx, struct s
 				break;
 			o += (size_t)n;
 		}
-		spoa_set_txn_str(acts, "dlp", names, o);
+		set_strn(acts, AV_dlp, names, o);
 	}
 	if (d->model.len)
-		set_slice(acts, "model", d->model);
+		set_slice(acts, AV_model, d->model);
 	if (d->status) {
 		char body[800];
 		size_t n = errjson_format(d->prov ? d->prov->shape : SHAPE_OPENAI, d->status, d->reason, d->message,
 		                          body, sizeof(body));
 		struct spop_data st = { .type = SPOP_T_INT32, .v.i = d->status };
-		set_str(acts, "verdict", "deny");
-		spop_put_set_var(acts, SPOP_SCOPE_TXN, "status", 6, &st);
-		spoa_set_txn_str(acts, "body", body, n);
+		set_str(acts, AV_verdict, "deny");
+		set_data(acts, AV_status, &st);
+		set_strn(acts, AV_body, body, n);
 		return;
 	}
 	const struct provider *p = d->prov;
-	set_str(acts, "verdict", "allow");
-	set_str(acts, "stream", d->stream ? "1" : "0");
-	set_slice(acts, "upstream_path", d->upstream);
+	set_str(acts, AV_verdict, "allow");
+	set_str(acts, AV_stream, d->stream ? "1" : "0");
+	set_slice(acts, AV_upstream_path, d->upstream);
 	if (d->truncated)
-		set_str(acts, "truncated", "1"); /* passed uninspected (truncated_body: allow) */
-	set_str(acts, "upstream_host", p->host);
+		set_str(acts, AV_truncated, "1"); /* passed uninspected (truncated_body: allow) */
+	set_str(acts, AV_upstream_host, p->host);
 	if (d->auth_hdr) {
-		set_str(acts, "auth_hdr", d->auth_hdr);
-		spop_put_set_var_str2(acts, SPOP_SCOPE_TXN, "auth_val", 8, d->auth_scheme, strlen(d->auth_scheme),
+		set_str(acts, AV_auth_hdr, d->auth_hdr);
+		spop_put_set_var_str2(acts, SPOP_SCOPE_TXN, arch_var_names[AV_auth_val].s, arch_var_names[AV_auth_val].len,
+		                      d->auth_scheme, strlen(d->auth_scheme),
 		                      d->auth_key.ptr, d->auth_key.len);
 	}
 	if (d->inspect_res) {
-		set_str(acts, "inspect_res", "1");
+		set_str(acts, AV_inspect_res, "1");
 		if (ctx)
-			set_str(acts, "ctx", ctx);
+			set_str(acts, AV_ctx, ctx);
 	}
 }
 
@@ -248,10 +265,10 @@ static void res_refuse(struct spop_writer *acts, enum err_shape shape, int statu
 	snprintf(msg_text, sizeof(msg_text), "archestra: %s", why);
 	size_t bl = errjson_format(shape, status, reason, msg_text, body_json, sizeof(body_json));
 	struct spop_data st = { .type = SPOP_T_INT32, .v.i = status };
-	set_str(acts, "res_verdict", "deny");
-	set_str(acts, "reason", reason);
-	spop_put_set_var(acts, SPOP_SCOPE_TXN, "res_status", 10, &st);
-	spoa_set_txn_str(acts, "res_body", body_json, bl);
+	set_str(acts, AV_res_verdict, "deny");
+	set_str(acts, AV_reason, reason);
+	set_data(acts, AV_res_status, &st);
+	set_strn(acts, AV_res_body, body_json, bl);
 }
 
 static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_writer *acts)
@@ -317,11 +334,11 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 		snprintf(w, sizeof(w), "policy %.63s: %.150s", pr.deny->id, pr.why);
 		res_refuse(acts, shape, 403, pr.deny->id, w);
 	} else {
-		set_str(acts, "res_verdict", "allow");
+		set_str(acts, AV_res_verdict, "allow");
 	}
 	if (counted) {
-		set_int(acts, "tokens_in", u.in);
-		set_int(acts, "tokens_out", u.out);
+		set_int(acts, AV_tokens_in, u.in);
+		set_int(acts, AV_tokens_out, u.out);
 	}
 	if (!metrics)
 		return;

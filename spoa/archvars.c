@@ -1,0 +1,8 @@
+/* archvars.c: see archvars.h. */
+#include "archvars.h"
+
+const struct arch_var_name arch_var_names[AV_COUNT] = {
+#define ARCH_VAR_NAME(n) [AV_##n] = { #n, sizeof(#n) - 1 },
+	ARCH_VARS(ARCH_VAR_NAME)
+#undef ARCH_VAR_NAME
+};

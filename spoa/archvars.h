@@ -1,0 +1,36 @@
+/* archvars.h: the variables the agent sets in HAProxy (txn.arch.<name>): the one
+ * list of their names. haproxy-cfg/make-snippet.sh writes spoe-archestra.conf's
+ * register-var-names lines from ARCH_VARS and checks that haproxy.cfg reads no
+ * txn.arch variable that neither list declares. Pure. */
+#ifndef SPOA_ARCHVARS_H
+#define SPOA_ARCHVARS_H
+
+#include <stddef.h>
+
+/* Set by the agent. agent_id..execution_id follow enum id_field's order. */
+#define ARCH_VARS(X)                                                                                      \
+	X(verdict) X(status) X(body) X(reason) X(provider) X(upstream_path) X(upstream_host) X(auth_hdr)  \
+	X(auth_val) X(inspect_res) X(agent_id) X(user_id) X(session_id) X(execution_id) X(key_id) X(model) \
+	X(stream) X(ctx) X(shadow) X(dlp) X(res_verdict) X(res_status) X(res_body) X(tokens_in)           \
+	X(tokens_out) X(truncated)
+
+/* Set by HAProxy itself (SPOE's error and processing time, haproxy.cfg's retry
+ * count and relay mark); the agent never sets them. */
+#define ARCH_HAPROXY_VARS(X) X(error) X(ptime) X(retry) X(relay)
+
+enum arch_var {
+#define ARCH_VAR_ENUM(n) AV_##n,
+	ARCH_VARS(ARCH_VAR_ENUM)
+#undef ARCH_VAR_ENUM
+	AV_COUNT
+};
+
+struct arch_var_name {
+	const char *s;
+	size_t len;
+};
+
+/* By enum arch_var: the name without "txn.arch.", and its length. */
+extern const struct arch_var_name arch_var_names[AV_COUNT];
+
+#endif
