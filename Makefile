@@ -28,7 +28,7 @@ GEN_SRC   := $(BUILD)/gen/policy_default.c
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/policy_default.o
 SHELL_OBJ := $(SHELL_SRC:%.c=$(BUILD)/%.o)
 
-UNIT_TESTS := test_jsonscan test_spop test_session test_config test_request test_identity test_accounting test_keys test_jwt test_policy test_dlp
+UNIT_TESTS := test_jsonscan test_spop test_session test_config test_request test_identity test_accounting test_keys test_jwt test_policy test_dlp test_sigv4
 UNIT_BIN   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 ASAN_BIN   := $(UNIT_TESTS:%=$(BUILD)/asan/%)
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
