@@ -51,7 +51,7 @@ enum sigv4_status {
 	SIGV4_ECREDS,     /* key id (1 to 128 of A-Z, a-z, 0-9), secret (1 to SIGV4_SECRET_MAX) or token (visible ASCII) */
 	SIGV4_ETIME,      /* time: before 1970 or after 9999 */
 	SIGV4_ELIMIT,     /* more headers, query parameters or path segments than the limits above */
-	SIGV4_ETOOBIG,    /* the Authorization value or the token does not fit sigv4_out */
+	SIGV4_ETOOBIG,    /* the Authorization value or the token does not fit sigv4_out (or a sigv4_canonical buffer) */
 	SIGV4_ECRYPTO,    /* OpenSSL failed */
 };
 
