@@ -477,8 +477,9 @@ static void digits(char *out, int64_t v, int width)
 		out[i] = (char)('0' + v % 10);
 }
 
-/* "YYYYMMDDTHHMMSSZ" from Unix time: days to civil date as in Howard Hinnant's
- * "chrono-Compatible Low-Level Date Algorithms" (no gmtime: no libc locale or TZ). */
+/* "YYYYMMDDTHHMMSSZ" from Unix time, by Howard Hinnant's days-to-civil arithmetic
+ * ("chrono-Compatible Low-Level Date Algorithms"): exact from 1970 to 9999, with
+ * no libc time (and its time_t range) to trust. */
 static bool amz_date(int64_t t, char out[17])
 {
 	if (t < 0 || t > INT64_C(253402300799)) /* 9999-12-31T23:59:59Z */
