@@ -19,7 +19,7 @@ BENCH_PKGS := $(TEST_PKGS)
 CORE_SRC := spoa/spop.c spoa/session.c spoa/handler.c spoa/buf.c spoa/config.c spoa/log.c \
             spoa/hdrs.c spoa/provider.c spoa/request.c spoa/errjson.c spoa/jsonscan.c \
             spoa/identity.c spoa/usage.c spoa/pricing.c spoa/glob.c spoa/statsd.c spoa/ctx.c spoa/keys.c spoa/jwt.c spoa/policy.c spoa/dlp.c spoa/endpoint.c \
-            spoa/cfgjson.c spoa/archvars.c
+            spoa/cfgjson.c spoa/archvars.c spoa/sigv4.c
 SHELL_SRC := spoa/server.c spoa/main.c spoa/authload.c spoa/keyscli.c spoa/jwksfetch.c
 AGENT    := spoa/archestra-spoa
 
@@ -28,7 +28,7 @@ GEN_SRC   := $(BUILD)/gen/policy_default.c
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/policy_default.o
 SHELL_OBJ := $(SHELL_SRC:%.c=$(BUILD)/%.o)
 
-UNIT_TESTS := test_jsonscan test_spop test_session test_config test_request test_identity test_accounting test_keys test_jwt test_policy test_dlp
+UNIT_TESTS := test_jsonscan test_spop test_session test_config test_request test_identity test_accounting test_keys test_jwt test_policy test_dlp test_sigv4
 UNIT_BIN   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 ASAN_BIN   := $(UNIT_TESTS:%=$(BUILD)/asan/%)
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

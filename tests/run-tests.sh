@@ -50,6 +50,8 @@ for t in build/asan/test_*; do
 	[ "$t" = build/asan/archestra-spoa ] && continue
 	run_suite "asan/$(basename "$t")" 120 "$t"
 done
+# The Python SigV4 signer and verifier the mock provider uses, on AWS's published vectors.
+run_suite unit/sigv4_py 60 "$PY" tests/mock/test_sigv4_py.py
 run_suite fuzz/session 60 tests/fuzz/smoke.sh build/fuzz/fuzz_session 10
 run_suite fuzz/auth 60 tests/fuzz/smoke.sh build/fuzz/fuzz_auth 10 --auth
 run_suite fuzz/json 60 tests/fuzz/smoke.sh build/fuzz/fuzz_json 10 --json
