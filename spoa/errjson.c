@@ -78,6 +78,9 @@ size_t errjson_format(enum err_shape shape, int status, const char *code, const 
 		n = snprintf(dst, room, "{\"error\":{\"code\":%d,\"message\":\"%s\",\"status\":\"%s\"}}", status, m,
 		             k->gemini);
 		break;
+	case SHAPE_BEDROCK: /* AWS's JSON errors: a message (the type goes in a header) */
+		n = snprintf(dst, room, "{\"message\":\"%s\",\"code\":\"%s\"}", m, c);
+		break;
 	case SHAPE_COHERE: /* Cohere's errors are a message; its SDKs show it */
 		n = snprintf(dst, room, "{\"id\":\"archestra-%s\",\"message\":\"%s\",\"code\":\"%s\"}", c, m, c);
 		break;
@@ -96,4 +99,5 @@ size_t errjson_format(enum err_shape shape, int status, const char *code, const 
 }
 
 const char *const errjson_shape_names[] = { [SHAPE_OPENAI] = "openai", [SHAPE_ANTHROPIC] = "anthropic",
-                                          [SHAPE_GEMINI] = "gemini", [SHAPE_COHERE] = "cohere", NULL };
+                                          [SHAPE_GEMINI] = "gemini", [SHAPE_COHERE] = "cohere",
+                                          [SHAPE_BEDROCK] = "bedrock", NULL };

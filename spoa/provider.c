@@ -9,6 +9,11 @@
 
 #include "cfgjson.h"
 
+/* What a key the gateway lends out may reach on Bedrock: the Converse API, whose
+ * bodies and answers the agent reads whatever the model family. */
+static const char *const bedrock_endpoints[] = {
+	"POST /model/*/converse", "POST /model/*/converse-stream", NULL,
+};
 /* What a key the gateway lends out may reach on Azure (see default_endpoints). */
 static const char *const azure_endpoints[] = {
 	"POST /openai/deployments/*/chat/completions", "POST /openai/deployments/*/completions",
@@ -34,7 +39,13 @@ static const struct provider builtin[] = {
 	  .require_key = true },
 	{ .name = "gemini", .prefix = "/v1/gemini", .upstream_base = "", .host = "generativelanguage.googleapis.com",
 	  .tls = true, .cred = CRED_GOOG | CRED_QUERY_KEY | CRED_BEARER, .shape = SHAPE_GEMINI,
-	  .model_path = "/models/", .direct_keys = true, .require_key = true },
+	  .model_path = "/models/", .model_path_end = ":/", .direct_keys = true, .require_key = true },
+	/* AWS Bedrock's runtime (Converse): the model id in the path, Bedrock API keys
+	 * as Bearer tokens. Other regions: {"name": "bedrock", "host":
+	 * "bedrock-runtime.REGION.amazonaws.com"}. */
+	{ .name = "bedrock", .prefix = "/v1/bedrock", .upstream_base = "", .host = "bedrock-runtime.us-east-1.amazonaws.com",
+	  .tls = true, .cred = CRED_BEARER, .shape = SHAPE_BEDROCK, .model_path = "/model/", .direct_keys = true,
+	  .require_key = true, .endpoint_defaults = bedrock_endpoints },
 	/* Azure OpenAI: one host per resource (the operator's: {"name": "azure", "host":
 	 * "RESOURCE.openai.azure.com"} turns it on), the deployment in the path, an
 	 * api-key header; the v1 API (/openai/v1/...) names the model in the body. */
@@ -313,7 +324,7 @@ static int apply_one(struct provider_table *t, const cJSON *o, int idx, char *er
 			                  err, errlen);
 			break;
 		case K_ERROR_SHAPE:
-			rc = cfg_enum(it, path, k, 0, errjson_shape_names, &shape, "expected \"openai\", \"anthropic\", \"gemini\" or \"cohere\"",
+			rc = cfg_enum(it, path, k, 0, errjson_shape_names, &shape, "expected \"openai\", \"anthropic\", \"gemini\", \"cohere\" or \"bedrock\"",
 			              err, errlen);
 			if (rc == 0)
 				np.shape = (enum err_shape)shape;

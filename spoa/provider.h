@@ -38,6 +38,7 @@ struct provider {
 	/* The model is named in the path after this marker (Gemini "/models/", Azure
 	 * "/openai/deployments/"); "" = in the body only. */
 	char model_path[24];
+	char model_path_end[4];  /* what ends it there: Gemini ":/" (its ":action"); "" = "/" */
 	bool model_in_body;      /* when the path names none, the body's "model" counts */
 	bool direct_keys;        /* the caller's own provider key passes through */
 	bool require_key;        /* false for local servers that need none */

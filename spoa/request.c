@@ -260,20 +260,40 @@ static void refuse(struct req_decision *d, int status, const char *reason, const
 /* Gemini names the model in the path: .../models/{model}:{method}. */
 /* The model a path names after marker ("/models/gemini-2.0-flash:generateContent",
  * "/openai/deployments/prod-4o/chat/completions"), and whether it streams. */
-static void model_from_path(const char *marker, struct spop_slice rest, struct req_decision *d)
+static void model_from_path(const struct provider *prov, struct spop_slice rest, struct req_decision *d)
 {
+	const char *marker = prov->model_path, *stop = prov->model_path_end[0] ? prov->model_path_end : "/";
 	const uint8_t *p = rest.ptr, *end = rest.ptr + rest.len;
 	size_t ml = strlen(marker);
 	for (; p + ml <= end; p++) {
 		if (memcmp(p, marker, ml) != 0)
 			continue;
 		const uint8_t *m = p + ml, *e = m;
-		while (e < end && *e != ':' && *e != '/')
+		while (e < end && !strchr(stop, *e))
 			e++;
 		d->model = (struct spop_slice){ m, (size_t)(e - m) };
-		d->stream = e + 22 <= end && memcmp(e, ":streamGenerateContent", 22) == 0;
-		return;
+		/* Gemini streams by action, Bedrock by endpoint */
+		d->stream = (e + 22 <= end && memcmp(e, ":streamGenerateContent", 22) == 0) ||
+		            (end - e == 16 && memcmp(e, "/converse-stream", 16) == 0) ||
+		            (end - e == 28 && memcmp(e, "/invoke-with-response-stream", 28) == 0);
+		break;
 	}
+	/* SDKs escape what a path may not hold ("v1%3A0" for Bedrock's "v1:0"): the model
+	 * is the decoded name; an escape that is not one stays and fails model_ok */
+	if (!d->model.ptr || !memchr(d->model.ptr, '%', d->model.len) || d->model.len >= sizeof(d->path_model))
+		return;
+	size_t o = 0;
+	for (size_t i = 0; i < d->model.len; i++) {
+		const uint8_t *c = d->model.ptr + i;
+		int hi = i + 2 < d->model.len ? hexv(c[1]) : -1, lo = hi >= 0 ? hexv(c[2]) : -1;
+		if (*c == '%' && hi >= 0 && lo >= 0) {
+			d->path_model[o++] = (char)(hi * 16 + lo);
+			i += 2;
+		} else {
+			d->path_model[o++] = (char)*c;
+		}
+	}
+	d->model = (struct spop_slice){ (const uint8_t *)d->path_model, o };
 }
 
 /* Where the reading of a body puts what it decodes, and what it found wrong. */
@@ -642,6 +662,38 @@ static void read_body(struct reader *rd, const struct provider *prov, struct spo
 				d->messages = count;
 		} else if (JSON_KEY_IS(k, "tools") || JSON_KEY_IS(k, "functions")) {
 			collect_tools(rd, &v, gemini, d);
+		} else if (JSON_KEY_IS(k, "inferenceConfig")) {
+			/* Bedrock Converse: {"maxTokens": N} */
+			if (v.kind == JSON_NULL)
+				continue;
+			if (v.kind != JSON_OBJECT) {
+				invalid(rd, "inferenceConfig must be an object");
+				continue;
+			}
+			if (json_get(v.raw, "maxTokens", &m))
+				read_limit(rd, &m, false, &d->output_tokens);
+		} else if (JSON_KEY_IS(k, "toolConfig")) {
+			/* Bedrock Converse: {"tools": [{"toolSpec": {"name": ...}}]} */
+			struct json_aiter ti;
+			struct json_val tv, spec, name;
+			if (v.kind == JSON_NULL)
+				continue;
+			if (v.kind != JSON_OBJECT || (json_get(v.raw, "tools", &m) && m.kind != JSON_ARRAY)) {
+				invalid(rd, "toolConfig must be an object with a tools array");
+				continue;
+			}
+			if (!json_get(v.raw, "tools", &m) || !json_aiter_init(&ti, &m))
+				continue;
+			while (json_aiter_next(&ti, &tv) == 1) {
+				if (tv.kind != JSON_OBJECT) {
+					invalid(rd, "toolConfig.tools[] must be objects");
+					continue;
+				}
+				if (json_get(tv.raw, "toolSpec", &spec) && spec.kind == JSON_OBJECT && json_get(spec.raw, "name", &name))
+					add_tool(rd, &name, d);
+				else if (!json_get(tv.raw, "cachePoint", &spec))
+					d->tools_unknown = true; /* a tool kind we do not know the name of */
+			}
 		} else if (JSON_KEY_IS(k, "mcp_servers")) {
 			/* Anthropic's MCP connector: the provider calls those servers' tools, named
 			 * by the server and its allowed_tools */
@@ -926,7 +978,7 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 	}
 
 	if (d->prov->model_path[0]) {
-		model_from_path(d->prov->model_path, d->rest, d);
+		model_from_path(d->prov, d->rest, d);
 		if (d->model.ptr && !model_ok(d->model)) { /* what the body's model must be, the path's must be too */
 			refuse(d, 400, "invalid_field", "the request is refused: the model in the path must be a name of 1 to "
 			       "256 characters of A-Z a-z 0-9 . _ : / @ + -", NULL);

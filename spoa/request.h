@@ -90,7 +90,9 @@ struct req_decision {
 	bool user_overridden;           /* X-Archestra-User-Id differed from the credential's owner */
 	bool stream;                    /* the call asks for server-sent events */
 	struct spop_slice model;        /* from the body (or the path for Gemini); may be empty. [frame], or
-	                                 * [scratch] when decoded (escapes in the JSON string or the path) */
+	                                 * [scratch] when decoded (escapes in the JSON string), or [self]
+	                                 * (path_model, a path's %XX decoded) */
+	char path_model[257];           /* a model named in the path with %XX escapes (Bedrock's "v1%3A0"), decoded */
 	struct identity id;             /* X-Archestra-* values [frame]; v[ID_USER] is owner's slice [scratch]
 	                                 * once the credential named its owner */
 	unsigned id_dropped;            /* invalid identity values dropped */

@@ -49,6 +49,21 @@ bool usage_extract(enum err_shape shape, struct spop_slice body, struct usage *u
 		u->out = or0(out) + u->reasoning;
 		u->cached = or0(get(o, "cachedContentTokenCount"));
 		return true;
+	case SHAPE_BEDROCK:
+		/* Converse: {"inputTokens", "outputTokens", "cacheReadInputTokens", ...} */
+		in = get(o, "inputTokens");
+		out = get(o, "outputTokens");
+		if (in < 0 && out < 0) {
+			/* an Anthropic model's own answer (InvokeModel) */
+			in = get(o, "input_tokens");
+			out = get(o, "output_tokens");
+		}
+		if (in < 0 && out < 0)
+			return false;
+		u->cached = or0(get(o, "cacheReadInputTokens"));
+		u->in = or0(in) + u->cached + or0(get(o, "cacheWriteInputTokens"));
+		u->out = or0(out);
+		return true;
 	case SHAPE_COHERE:
 		/* tokens: what the model read and wrote; billed_units: what is charged */
 		in = get(o, "tokens.input_tokens");
@@ -146,7 +161,22 @@ int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool
 	struct spop_slice name, type;
 	int n = 0;
 	static const struct spop_slice empty = { (const uint8_t *)"{}", 2 };
-	if (shape == SHAPE_ANTHROPIC) {
+	if (shape == SHAPE_BEDROCK) {
+		/* Converse: output.message.content[] items {"toolUse": {"name", "input"}} */
+		if (json_get_path(body, "output.message.content", &v) && json_aiter_init(&it, &v)) {
+			while (json_aiter_next(&it, &el) == 1) {
+				struct json_val tu;
+				if (el.kind != JSON_OBJECT || !json_get(el.raw, "toolUse", &tu))
+					continue;
+				if (tu.kind != JSON_OBJECT || !text(tu.raw, "name", a, &name))
+					return -1;
+				add_call(out, &n, max, name, json_get(tu.raw, "input", &args) ? args.raw : empty);
+			}
+			return n > max ? -1 : n;
+		}
+		/* else an Anthropic model's own answer (InvokeModel): read as Anthropic's */
+	}
+	if (shape == SHAPE_ANTHROPIC || shape == SHAPE_BEDROCK) {
 		if (!json_get(body, "content", &v) || !json_aiter_init(&it, &v))
 			return 0;
 		while (json_aiter_next(&it, &el) == 1) {

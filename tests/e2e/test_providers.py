@@ -56,13 +56,15 @@ def main():
     with open(policy, "w") as f:
         json.dump({"rules": [
             {"id": "no-big-models", "when": {"agent_id": "restricted-*"}, "models": {"deny": ["big-*"]}},
+            {"id": "capped", "when": {"agent_id": "capped-*"}, "max_output_tokens": 4096},
+            {"id": "no-shell", "when": {"agent_id": "restricted-*"}, "tools": {"deny": ["shell_*"]}},
             {"id": "notify-inside-only",
              "tool_calls": [{"name": "notify_*", "args": [{"path": "to", "not_in": ["*@corp.example"]}]}]}]}, f)
-    for name, *_ in OPENAI_COMPATIBLE + [("azure",), ("cohere",)]:
+    for name, *_ in OPENAI_COMPATIBLE + [("azure",), ("cohere",), ("bedrock",)]:
         os.environ[f"ARCH_PROV_{name.upper()}"] = real_key(name)
     udp = statsd_listener()
     cfg = {"keys_file": keyfile, "policy_file": policy, "inspect_responses": True,
-           "provider_keys": {n: {"env": f"ARCH_PROV_{n.upper()}"} for n, *_ in OPENAI_COMPATIBLE + [("azure",), ("cohere",)]},
+           "provider_keys": {n: {"env": f"ARCH_PROV_{n.upper()}"} for n, *_ in OPENAI_COMPATIBLE + [("azure",), ("cohere",), ("bedrock",)]},
            "providers": [{"name": "acme", "prefix": "/v1/acme", "host": "acme.provider.test", "upstream_base": "/v1"},
                          {"name": "azure", "host": AZURE_HOST}],
            "statsd": {"address": f"127.0.0.1:{udp.getsockname()[1]}", "flush_ms": 50}}
@@ -213,6 +215,66 @@ def main():
                   f"tokens counted {tin}/{tout}, the mock said {usage}")
         run("cohere: v2 chat to api.cohere.com, direct and virtual keys, refusals in its shape, tokens from "
             "usage.tokens, a tool call in message.tool_calls refused", cohere)
+
+        def bedrock():
+            model = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+            path = "/v1/bedrock/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse"
+            body = {"messages": [{"role": "user", "content": [{"text": "Hello there"}]}],
+                    "inferenceConfig": {"maxTokens": 200}}
+            direct = "ABSKbedrock-api-key-direct"  # a Bedrock API key, sent as a Bearer token
+            st, rh, data = edge.call("POST", path, body, {"Authorization": "Bearer " + direct}, tls=False)
+            check(st == 200, f"direct key: {st} {data[:300]!r}")
+            e = echo(rh)
+            check(e["path"] == "/model/anthropic.claude-3-5-sonnet-20240620-v1:0/converse"  # normalized: %3A is ":"
+                  and e["headers"].get("host") == "bedrock-runtime.us-east-1.amazonaws.com"
+                  and e["headers"].get("authorization") == "Bearer " + direct, f"upstream {e['path']} {e['headers']}")
+            usage = json.loads(data)["usage"]
+            st, rh, data = edge.call("POST", path, body, {"Authorization": "Bearer " + vkey})
+            check(st == 200 and echo(rh)["headers"].get("authorization") == "Bearer " + real_key("bedrock"),
+                  f"virtual key: {st} {data[:200]!r}")
+            # the model policy judges is the decoded id from the path
+            st, _, data = edge.call("POST", path, body, {"Authorization": "Bearer " + direct,
+                                                         "X-Archestra-Agent-Id": "restricted-1"})
+            check(st == 200, f"an allowed model for restricted agents: {st}")
+            deny = "/v1/bedrock/model/big-model-v1%3A0/converse"
+            st, _, data = edge.call("POST", deny, body, {"Authorization": "Bearer " + direct,
+                                                         "X-Archestra-Agent-Id": "restricted-1"})
+            j = json.loads(data)
+            check(st == 403 and j["code"] == "no-big-models" and j["message"].startswith("archestra:"),
+                  f"a denied model (escaped in the path): {st} {j}")
+            # inferenceConfig.maxTokens is the output cap policy reads
+            st, _, data = edge.call("POST", path, dict(body, inferenceConfig={"maxTokens": 100000}),
+                                    {"Authorization": "Bearer " + direct, "X-Archestra-Agent-Id": "capped-1"})
+            check(st == 403 and json.loads(data)["code"] == "capped" and "100000" in json.loads(data)["message"],
+                  f"over the output cap: {st} {data[:200]!r}")
+            st, _, data = edge.call("POST", path, dict(body, inferenceConfig=[1]), {"Authorization": "Bearer " + direct})
+            check(st == 400, f"inferenceConfig not an object: {st}")
+            # a tool offered in toolConfig is a tool; its call in output.message.content is checked
+            tools = {"tools": [{"toolSpec": {"name": "notify_customer", "inputSchema": {"json": SCHEMA}}}]}
+            st, _, data = edge.call("POST", path, dict(body, toolConfig=tools), {"Authorization": "Bearer " + direct})
+            j = json.loads(data)
+            check(st == 403 and j["code"] == "notify-inside-only" and "notify_customer" in j["message"],
+                  f"a blocked tool call: {st} {j}")
+            st, _, data = edge.call("POST", path, dict(body, toolConfig={"tools": [{"toolSpec": {"name": "shell_exec"}}]}),
+                                    {"Authorization": "Bearer " + direct, "X-Archestra-Agent-Id": "restricted-1"})
+            check(st == 403 and json.loads(data)["code"] == "no-shell", f"a denied tool offered: {st} {data[:200]!r}")
+            st, _, data = edge.call("POST", path, body, {})
+            check(st == 401 and json.loads(data)["code"] == "missing_credential", f"no key: {st}")
+            # a lent key reaches the Converse API only
+            st, _, data = edge.call("POST", "/v1/bedrock/model/x/invoke", body, {"Authorization": "Bearer " + vkey})
+            check(st == 403 and json.loads(data)["code"] == "endpoint_not_granted", f"invoke with a lent key: {st}")
+            end, tin = time.time() + 3, 0
+            while time.time() < end and not tin:
+                for line in (ln for d in drain(udp) for ln in d.split("\n")):
+                    m = re.match(r"^archestra\.llm_tokens:([0-9.]+)\|c\|#(.*)$", line)
+                    tags = dict(t.split(":", 1) for t in m.group(2).split(",")) if m else {}
+                    if tags.get("provider") == "bedrock" and tags.get("type") == "input":
+                        tin += int(float(m.group(1)))
+                        check(tags.get("model") == model.replace(":", "_"),  # statsd tags cannot hold ":"
+                              f"tokens counted for model {tags.get('model')}")
+            check(tin >= usage["inputTokens"], f"tokens counted {tin}, the mock said {usage}")
+        run("bedrock (Converse, Bedrock API keys): the model id escaped in the path, direct and virtual keys, "
+            "maxTokens and toolConfig read, a toolUse refused, refusals in its shape, tokens counted", bedrock)
 
         def azure_off():
             r = subprocess.run([edge.agent_bin, "haproxy-backends"], capture_output=True, text=True)

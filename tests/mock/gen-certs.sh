@@ -84,7 +84,7 @@ EOF
 # Every built-in provider's host, and *.provider.test for providers a test adds.
 more="DNS:api.cerebras.ai, DNS:api.deepseek.com, DNS:api.groq.com, DNS:api.mistral.ai, DNS:openrouter.ai"
 more="$more, DNS:api.perplexity.ai, DNS:api.x.ai, DNS:open.bigmodel.cn, DNS:api.moonshot.ai, DNS:api.minimax.io"
-more="$more, DNS:api.cohere.com, DNS:*.openai.azure.com, DNS:*.provider.test"
+more="$more, DNS:api.cohere.com, DNS:*.openai.azure.com, DNS:bedrock-runtime.us-east-1.amazonaws.com, DNS:*.provider.test"
 leaf server mock.provider.test \
 	"DNS:localhost, DNS:api.openai.com, DNS:api.anthropic.com, DNS:generativelanguage.googleapis.com, DNS:mock.provider.test, $more, IP:127.0.0.1"
 leaf gateway localhost "DNS:localhost, IP:127.0.0.1"

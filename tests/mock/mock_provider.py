@@ -358,8 +358,8 @@ def error_body(kind, status, message, code=None):
     if kind == "gemini":
         st = GEMINI_ERR.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
         return {"error": {"code": status, "message": message, "status": st}}
-    if kind == "cohere":
-        return {"id": secrets.token_hex(16), "message": message}
+    if kind in ("cohere", "bedrock"):
+        return {"id": secrets.token_hex(16), "message": message} if kind == "cohere" else {"message": message}
     etype, ecode = OPENAI_ERR.get(status, ("server_error" if status >= 500 else "invalid_request_error",
                                            None))
     return {"error": {"message": message, "type": etype, "param": None,
@@ -382,6 +382,8 @@ class Abort(Exception):
 
 RE_GEMINI = re.compile(r"^/(v1beta|v1|v1alpha)/models/([^/:]+):([A-Za-z]+)$")
 RE_OPENAI_MODEL = re.compile(r"^/v1/models/([^/]+)$")
+# AWS Bedrock runtime: the Converse API, the model id (escaped) in the path.
+RE_BEDROCK = re.compile(r"^/model/([^/]+)/(converse|converse-stream)$")
 # Azure OpenAI: the deployment names the model; api-version is required.
 RE_AZURE = re.compile(r"^/openai/deployments/([^/]+)/(chat/completions|completions|embeddings)$")
 # OpenAI-compatible providers serve OpenAI's API under a base path of their own:
@@ -761,6 +763,21 @@ class Handler(BaseHTTPRequestHandler):
             self._control(model)
             return self._gemini(model, action, body, q.get("alt", [""])[-1] == "sse")
 
+        m = RE_BEDROCK.match(path)
+        if m:
+            self._kind = "bedrock"
+            if method != "POST":
+                raise HTTPFail(405, "Method not allowed")
+            body = self._json_body(raw_body)
+            if not isinstance(body.get("messages"), list):
+                raise HTTPFail(400, "1 validation error detected: Value null at 'messages' failed to satisfy "
+                                    "constraint: Member must not be null")
+            model = unquote(m.group(1))
+            self._control(model)
+            if m.group(2) == "converse-stream":
+                raise HTTPFail(400, "the mock does not stream Bedrock's event-stream framing")
+            return self._bedrock(model, body)
+
         if path == "/v2/chat":  # Cohere v2
             self._kind = "cohere"
             if method != "POST":
@@ -901,6 +918,33 @@ class Handler(BaseHTTPRequestHandler):
             raise HTTPFail(404, "The model '%s' does not exist or you do not have access to it."
                            % mid, code="model_not_found")
         return self._send_json(200, {"object": "list", "data": data}, indent=2)
+
+    def _bedrock(self, model, body):
+        """Bedrock Converse: the answer in output.message.content[], a tool call as a
+        {"toolUse": ...} item, usage in camelCase."""
+        msgs = body["messages"]
+        ptok = prompt_tokens(msgs)
+        decls = []
+        tools = (body.get("toolConfig") or {}).get("tools") if isinstance(body.get("toolConfig"), dict) else None
+        for t in tools if isinstance(tools, list) else []:
+            spec = t.get("toolSpec") if isinstance(t, dict) else None
+            if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+                schema = spec.get("inputSchema", {}).get("json") if isinstance(spec.get("inputSchema"), dict) else None
+                decls.append((spec["name"], schema))
+        last = msgs[-1] if msgs and isinstance(msgs[-1], dict) else {}
+        answered = any(isinstance(c, dict) and "toolResult" in c for c in last.get("content") or [])
+        if decls and not answered:
+            name, schema = pick(decls, None)
+            content = [{"toolUse": {"toolUseId": "tooluse_" + rand(ALNUM, 22), "name": name,
+                                    "input": example_args(schema)}}]
+            stop = "tool_use"
+        else:
+            content = [{"text": "Hello from the mock."}]
+            stop = "end_turn"
+        return self._send_json(200, {
+            "output": {"message": {"role": "assistant", "content": content}}, "stopReason": stop,
+            "usage": {"inputTokens": ptok, "outputTokens": COMPLETION_TOKENS, "totalTokens": ptok + COMPLETION_TOKENS},
+            "metrics": {"latencyMs": 100 + secrets.randbelow(400)}})
 
     def _cohere(self, model, body):
         """Cohere v2 chat: the answer in message.content[], calls in message.tool_calls[],

@@ -193,6 +193,16 @@ static void tool_calls_in_responses(void **st)
 	                                         "{\"arguments\":\"{}\"}}]}}"), calls, scratch), -1);
 	assert_int_equal(extract(SHAPE_COHERE, S("{\"message\":{\"tool_calls\":[{\"type\":\"function\",\"function\":"
 	                                         "{\"name\":\"x\",\"arguments\":\"{\\\"a\\\":1,\\\"a\\\":2}\"}}]}}"), calls, scratch), -1);
+	/* Bedrock Converse: output.message.content[].toolUse; an Anthropic model's own
+	 * answer (InvokeModel) read as Anthropic's; a toolUse without a name refused */
+	assert_int_equal(extract(SHAPE_BEDROCK, S("{\"output\":{\"message\":{\"role\":\"assistant\",\"content\":[{\"text\":"
+	                                          "\"ok\"},{\"toolUse\":{\"toolUseId\":\"t1\",\"name\":\"send_email\",\"input\":"
+	                                          "{\"to\":\"eve@evil.example\"}}}]}},\"stopReason\":\"tool_use\"}"), calls, scratch), 1);
+	assert_true(SPOP_SLICE_IS(calls[0].name, "send_email"));
+	assert_true(SPOP_SLICE_IS(calls[0].args, "{\"to\":\"eve@evil.example\"}"));
+	assert_int_equal(extract(SHAPE_BEDROCK, S(anthropic_resp), calls, scratch), 1);
+	assert_int_equal(extract(SHAPE_BEDROCK, S("{\"output\":{\"message\":{\"content\":[{\"toolUse\":{\"input\":{}}}]}}}"),
+	                         calls, scratch), -1);
 	/* the OpenAI places mean nothing to Cohere, and the reverse */
 	assert_int_equal(extract(SHAPE_COHERE, S(openai_resp), calls, scratch), 0);
 

@@ -252,6 +252,9 @@ static void error_shapes(void **st)
 	assert_string_equal(cJSON_GetObjectItem(j, "code")->valuestring, "rule-1");
 	cJSON_Delete(j);
 
+	assert_true(errjson_format(SHAPE_BEDROCK, 401, "missing_credential", "archestra: no key", buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, "{\"message\":\"archestra: no key\",\"code\":\"missing_credential\"}");
+
 	assert_int_equal(errjson_format(SHAPE_OPENAI, 400, "x", "m", buf, 20), 0);
 	assert_string_equal(buf, "");
 }
