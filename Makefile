@@ -28,7 +28,9 @@ GEN_SRC   := $(BUILD)/gen/policy_default.c
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/policy_default.o
 SHELL_OBJ := $(SHELL_SRC:%.c=$(BUILD)/%.o)
 
-UNIT_TESTS := test_jsonscan test_spop test_session test_config test_request test_identity test_accounting test_keys test_jwt test_policy test_dlp
+# One tests/unit/test_<module>.c per module of spoa/ it tests.
+UNIT_TESTS := test_jsonscan test_spop test_session test_config test_request test_identity \
+              test_usage test_ctx test_pricing test_glob test_statsd test_keys test_jwt test_policy test_dlp
 UNIT_BIN   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 ASAN_BIN   := $(UNIT_TESTS:%=$(BUILD)/asan/%)
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
