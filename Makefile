@@ -29,7 +29,7 @@ CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/policy_default.o
 SHELL_OBJ := $(SHELL_SRC:%.c=$(BUILD)/%.o)
 
 # One tests/unit/test_<module>.c per module of spoa/ it tests.
-UNIT_TESTS := test_jsonscan test_spop test_session test_config test_request test_identity \
+UNIT_TESTS := test_jsonscan test_spop test_session test_config test_cfgjson test_request test_identity \
               test_usage test_ctx test_pricing test_glob test_statsd test_keys test_jwt test_policy test_dlp
 UNIT_BIN   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 ASAN_BIN   := $(UNIT_TESTS:%=$(BUILD)/asan/%)
