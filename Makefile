@@ -28,9 +28,15 @@ GEN_SRC   := $(BUILD)/gen/policy_default.c
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/policy_default.o
 SHELL_OBJ := $(SHELL_SRC:%.c=$(BUILD)/%.o)
 
-UNIT_TESTS := test_jsonscan test_spop test_session test_config test_request test_identity test_accounting test_keys test_jwt test_policy test_dlp test_sigv4
+# One tests/unit/test_<module>.c per module of spoa/ it tests.
+UNIT_TESTS := test_jsonscan test_spop test_session test_config test_cfgjson test_request test_identity \
+              test_usage test_ctx test_pricing test_glob test_statsd test_keys test_jwt test_policy test_dlp \
+              test_sigv4
 UNIT_BIN   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 ASAN_BIN   := $(UNIT_TESTS:%=$(BUILD)/asan/%)
+# The agent's sources under ASan+UBSan, compiled once for all the sanitized binaries.
+ASAN_OBJ   := $(CORE_SRC:%.c=$(BUILD)/asan-obj/%.o) $(GEN_SRC:%.c=$(BUILD)/asan-obj/%.o)
+ASAN_SHELL := $(SHELL_SRC:%.c=$(BUILD)/asan-obj/%.o)
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 .PHONY: all deps deps-test deps-bench run test unit faults fuzz bench capacity clean install
@@ -85,9 +91,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ) tests/unit/*.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ispoa -o $@ $< $(CORE_OBJ) $(LDLIBS) -lcmocka
 
-$(BUILD)/asan/%: tests/unit/%.c $(CORE_SRC) $(GEN_SRC) $(wildcard spoa/*.h) tests/unit/*.h
+$(BUILD)/asan-obj/%.o: %.c $(wildcard spoa/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -O1 $(SAN_FLAGS) -Ispoa -o $@ $< $(CORE_SRC) $(GEN_SRC) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -O1 $(SAN_FLAGS) -c -o $@ $<
+
+$(BUILD)/asan/%: tests/unit/%.c $(ASAN_OBJ) $(wildcard spoa/*.h) tests/unit/*.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -O1 $(SAN_FLAGS) -Ispoa -o $@ $< $(ASAN_OBJ) $(LDLIBS) -lcmocka
 
 $(BUILD)/spop-bench: tests/bench/spop-bench.c
 	@mkdir -p $(dir $@)
@@ -106,9 +116,9 @@ $(BUILD)/jwt-bench: tests/bench/jwt-bench.c $(CORE_OBJ)
 
 # The whole agent under ASan+UBSan, for the conformance suite: the I/O shell gets
 # the same scrutiny as the pure modules.
-$(BUILD)/asan/archestra-spoa: $(CORE_SRC) $(SHELL_SRC) $(GEN_SRC) $(wildcard spoa/*.h)
+$(BUILD)/asan/archestra-spoa: $(ASAN_OBJ) $(ASAN_SHELL)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -O1 $(SAN_FLAGS) -o $@ $(CORE_SRC) $(SHELL_SRC) $(GEN_SRC) $(LDLIBS)
+	$(CC) $(CFLAGS) -O1 $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 unit: $(UNIT_BIN) $(ASAN_BIN) $(BUILD)/asan/archestra-spoa
 

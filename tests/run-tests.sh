@@ -43,12 +43,15 @@ run_suite() { # name timeout_s command...
 	fi
 }
 
-for t in build/tests/test_*; do
-	run_suite "unit/$(basename "$t")" 60 "$t"
+# One binary per tests/unit/test_*.c, normal and under ASan+UBSan: a source without
+# its binary fails, and a stale binary of a renamed test is not run.
+for src in tests/unit/test_*.c; do
+	t=$(basename "$src" .c)
+	run_suite "unit/$t" 60 "build/tests/$t"
 done
-for t in build/asan/test_*; do
-	[ "$t" = build/asan/archestra-spoa ] && continue
-	run_suite "asan/$(basename "$t")" 120 "$t"
+for src in tests/unit/test_*.c; do
+	t=$(basename "$src" .c)
+	run_suite "asan/$t" 120 "build/asan/$t"
 done
 # The Python SigV4 signer and verifier the mock provider uses, on AWS's published vectors.
 run_suite unit/sigv4_py 60 "$PY" tests/mock/test_sigv4_py.py

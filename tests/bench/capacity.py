@@ -31,17 +31,16 @@ import selectors
 import signal
 import socket
 import ssl
-import struct
 import subprocess
 import sys
 import threading
 import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-sys.path[:0] = [os.path.join(TOP, "tests", "e2e"), os.path.join(TOP, "tests", "conformance")]
+sys.path[:0] = [os.path.join(TOP, "tests", "e2e"), os.path.join(TOP, "tests")]
 import edge  # noqa: E402
-from spop_conformance import (ACK, AGENT_HELLO, BIN, BOOL, HELLO, I64, IP4, NOTIFY, STR,  # noqa: E402
-                              enc_frame, enc_kv, enc_msg, enc_name, hello_items)
+from pylib.spop import (ACK, AGENT_HELLO, BIN, BOOL, HELLO, I64, IP4, NOTIFY, STR,  # noqa: E402
+                        enc_frame, enc_hdrs, enc_kv, enc_msg, frame_complete, hello_items)
 
 AGENT = os.path.join(TOP, "spoa", "archestra-spoa")
 CLIENTS = int(os.environ.get("CAP_CLIENTS", 10000))
@@ -430,10 +429,6 @@ def wait_stopped(procs):
 
 
 # ---------------------------------------------------------------- SPOP
-def frame_done(buf):
-    return len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]
-
-
 def notify(sid):
     """One archestra-req as HAProxy sends it, with an 11 KB chat body."""
     body = chat_body(BODY_SIZE, False)
@@ -442,7 +437,7 @@ def notify(sid):
     msg = enc_msg("archestra-req", [
         ("id", STR(f"7F000001:{sid:04X}_7F000001:1F90_6744B0C0_0001:1")), ("method", STR("POST")),
         ("path", STR("/v1/openai/chat/completions")), ("query", STR("")),
-        ("hdrs", BIN(b"".join(enc_name(k) + enc_name(v) for k, v in hdrs) + b"\x00\x00")),
+        ("hdrs", BIN(enc_hdrs(hdrs))),
         ("body", BIN(body)), ("body_len", I64(len(body))), ("body_size", I64(len(body))),
         ("eom", BOOL(True)), ("src", IP4("10.1.2.3")), ("tls", BOOL(True))])
     return enc_frame(NOTIFY, msg, sid, 1)
@@ -461,7 +456,7 @@ def spop_clients(e):
     def hello(p):
         yield from p.connect(port)
         yield from p.send(enc_frame(HELLO, enc_kv(hello_items(mfs=262144, caps="pipelining"))))
-        yield from p.recv_until(frame_done)
+        yield from p.recv_until(frame_complete)
         if p.inp[4] != AGENT_HELLO:
             raise ValueError(f"frame type {p.inp[4]} instead of AGENT-HELLO")
 
@@ -471,7 +466,7 @@ def spop_clients(e):
     def call(p):
         p.inp = bytearray()
         yield from p.send(notify(2))
-        yield from p.recv_until(frame_done)
+        yield from p.recv_until(frame_complete)
         if p.inp[4] != ACK:
             raise ValueError(f"frame type {p.inp[4]} instead of ACK")
 

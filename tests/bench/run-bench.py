@@ -13,9 +13,11 @@ import socket
 import statistics
 import subprocess
 import sys
-import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(TOP, "tests"))
+from pylib.ports import free_port, wait_port  # noqa: E402
+
 AGENT = os.path.join(TOP, "spoa", "archestra-spoa")
 BENCH = os.path.join(TOP, "build", "spop-bench")
 OUT = os.path.join(TOP, "build", "bench")
@@ -24,24 +26,6 @@ SECS = os.environ.get("BENCH_SECONDS", "2")
 CONNS = os.environ.get("BENCH_CONNS", "4")
 PIPE = os.environ.get("BENCH_PIPELINE", "16")
 BODY = os.environ.get("BENCH_BODY", "2048")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port):
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"agent on {port} did not start")
 
 
 agents = []
@@ -53,7 +37,8 @@ def start(name, *args, env=None, binary=AGENT):
     p = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", "--threads", "2", "--log-level", "warn", *args],
                          stdout=log, stderr=log, env=env)
     agents.append(p)
-    wait_port(port)
+    if not wait_port(port, p):
+        raise SystemExit(f"agent on {port} did not start")
     return port, p.pid
 
 

@@ -12,34 +12,16 @@ import socket
 import ssl
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(TOP, "tests"))
+from pylib.ports import free_port, wait_port  # noqa: E402
 # The HAProxy under test: Debian's by default, another build with HAPROXY=/path (the
 # 3.4 leg of make test).
 HAPROXY = os.environ.get("HAPROXY") or "haproxy"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, proc=None, timeout=8.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc is not None and proc.poll() is not None:
-            return False
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 class Edge:

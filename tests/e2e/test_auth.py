@@ -11,9 +11,11 @@ import tempfile
 import time
 import traceback
 
-sys.path.insert(0, os.path.dirname(__file__))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]  # edge.py beside, tests/pylib
 from edge import Edge, drain, echo, statsd_listener  # noqa: E402
-from tap import check, record, report, run  # noqa: E402
+from pylib.tap import check, record, report, run  # noqa: E402
+from pylib.wait import poll  # noqa: E402
 
 AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "spoa/archestra-spoa")
 REAL = {"openai": "sk-real-openai-9f8e7d", "anthropic": "sk-ant-real-6c5b4a"}
@@ -190,13 +192,8 @@ def main_run():
         def revoke_live():
             r = keys("revoke", state["idb"], keyfile=keyfile)
             check(r.returncode == 0, r.stderr)
-            end = time.time() + 10
-            st = 0
-            while time.time() < end:
-                st, _, _ = edge.call("POST", "/v1/openai/chat/completions", BODY, {"Authorization": "Bearer " + state["kb"]})
-                if st == 401:
-                    break
-                time.sleep(0.2)
+            st = poll(lambda: edge.call("POST", "/v1/openai/chat/completions", BODY,
+                                        {"Authorization": "Bearer " + state["kb"]})[0], lambda st: st == 401, 10)
             check(st == 401, f"revoked key still accepted ({st}) 10 s after the file changed")
         run("revoking with the CLI takes effect in the running agent without a restart", revoke_live)
 

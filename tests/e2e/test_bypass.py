@@ -17,10 +17,11 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]  # edge.py beside, tests/pylib
 import bypass_catalogue as cat  # noqa: E402
 from edge import Edge  # noqa: E402
-from tap import check, record, report, run  # noqa: E402
+from pylib.tap import check, record, report, run  # noqa: E402
 
 AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "spoa/archestra-spoa")
 ONLY = sys.argv[2] if len(sys.argv) > 2 else None

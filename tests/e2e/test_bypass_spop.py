@@ -9,18 +9,18 @@ TAP output. usage: test_bypass_spop.py path/to/archestra-spoa [name-substring]""
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "conformance"))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]  # bypass_catalogue.py beside, tests/pylib
 import bypass_catalogue as cat  # noqa: E402
-import spop_conformance as sp  # noqa: E402
-from tap import check, record, report, run  # noqa: E402
-from edge import free_port, wait_port  # noqa: E402
+from pylib import spop as sp  # noqa: E402
+from pylib.ports import free_port, wait_port  # noqa: E402
+from pylib.tap import check, record, report, run  # noqa: E402
 
 AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "spoa/archestra-spoa")
 ONLY = sys.argv[2] if len(sys.argv) > 2 else None
@@ -30,9 +30,8 @@ BUFFERED = cat.BUFSIZE - 16384
 
 
 def hdrs_bin(pairs):
-    """req.hdrs_bin / res.hdrs_bin: <name><value> length-prefixed, ended by two empty strings.
-    HTX holds names lower-cased."""
-    return b"".join(sp.enc_name(n.lower()) + sp.enc_name(v) for n, v in pairs) + b"\x00\x00"
+    """req.hdrs_bin / res.hdrs_bin of (name, value) pairs: HTX holds names lower-cased."""
+    return sp.enc_hdrs((n.lower(), v) for n, v in pairs)
 
 
 def b(v):
@@ -55,7 +54,7 @@ class Agent:
         self.fid = 0
 
     def connect(self):
-        self.conn = sp.Conn(sp.socket.AF_INET, ("127.0.0.1", self.port), timeout=5)
+        self.conn = sp.Conn(socket.AF_INET, ("127.0.0.1", self.port), timeout=5)
         kv = self.conn.hello(mfs=MFS)
         check(kv.get("max-frame-size", (0, 0))[1] >= 300000, f"agent max-frame-size too small: {kv}")
 

@@ -8,9 +8,10 @@ import sys
 import time
 import traceback
 
-sys.path.insert(0, os.path.dirname(__file__))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]  # edge.py beside, tests/pylib
 from edge import Edge, echo  # noqa: E402
-from tap import check, record, report, run  # noqa: E402
+from pylib.tap import check, record, report, run  # noqa: E402
 
 AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "spoa/archestra-spoa")
 SECRETS = ["sk-e2e-openai-7f3a", "sk-ant-e2e-91bc", "AIza-e2e-gem-55d1", "AIza-e2e-query-0c2e"]

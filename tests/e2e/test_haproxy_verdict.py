@@ -8,19 +8,17 @@ usage: test_haproxy_verdict.py path/to/archestra-spoa
 import http.client
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 HAPROXY = os.environ.get("HAPROXY") or "haproxy"
 
 AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "spoa/archestra-spoa")
 
-sys.path.insert(0, os.path.dirname(__file__))
-from edge import free_port, wait_port  # noqa: E402
-from tap import record as tap, report  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # tests/pylib
+from pylib.ports import free_port, wait_port  # noqa: E402
+from pylib.tap import record as tap, report  # noqa: E402
 
 
 SPOE_CONF = """
@@ -73,8 +71,8 @@ def request(port, method, path, body=None, headers=None):
 
 def main():
     if not shutil.which(HAPROXY):
-        print("1..1\nnot ok 1 - haproxy is installed (make deps-test installs it)")
-        return 1
+        tap(False, "haproxy is installed (make deps-test installs it)")
+        return report()
     tmp = tempfile.mkdtemp(prefix="arch-e2e-")
     agent_port, http_port = free_port(), free_port()
     spoe = os.path.join(tmp, "spoe.conf")

@@ -5,23 +5,16 @@ says, then Ctrl-C and check everything stopped. TAP output."""
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(__file__))
-from edge import TOP, free_port  # noqa: E402
-from tap import record, report  # noqa: E402
-
-
-def port_open(p):
-    try:
-        socket.create_connection(("127.0.0.1", p), 0.2).close()
-        return True
-    except OSError:
-        return False
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]  # edge.py beside, tests/pylib
+from edge import TOP  # noqa: E402
+from pylib.ports import free_port, port_open  # noqa: E402
+from pylib.tap import record, report  # noqa: E402
 
 
 def main():

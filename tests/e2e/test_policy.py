@@ -11,9 +11,11 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(__file__))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]  # edge.py beside, tests/pylib
 from edge import Edge, drain, statsd_listener  # noqa: E402
-from tap import check, report, run  # noqa: E402
+from pylib.tap import check, report, run  # noqa: E402
+from pylib.wait import poll  # noqa: E402
 
 AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "spoa/archestra-spoa")
 KEY = {"Authorization": "Bearer sk-policy-e2e-0a1b"}
@@ -249,22 +251,13 @@ def main():
             run("20 policy swaps under wrk load: no failed request, the swaps reloaded", swaps_under_load)
 
             def new_rules_in_force():
+                def status():
+                    return edge.call("POST", "/v1/openai/chat/completions", dict(CALL, model="gpt-4o"), KEY)[0]
                 write(pfile, STRICT)
-                end = time.time() + 5
-                st = 0
-                while time.time() < end:
-                    st, _, _ = edge.call("POST", "/v1/openai/chat/completions", dict(CALL, model="gpt-4o"), KEY)
-                    if st == 403:
-                        break
-                    time.sleep(0.2)
+                st = poll(status, lambda st: st == 403, 5)
                 check(st == 403, "the strict policy is not in force after the last swap")
                 write(pfile, LOOSE)
-                end = time.time() + 5
-                while time.time() < end:
-                    st, _, _ = edge.call("POST", "/v1/openai/chat/completions", dict(CALL, model="gpt-4o"), KEY)
-                    if st == 200:
-                        break
-                    time.sleep(0.2)
+                st = poll(status, lambda st: st == 200, 5)
                 check(st == 200, "the loose policy is not in force after the swap")
             run("after each swap the new rules are in force", new_rules_in_force)
 

@@ -13,9 +13,10 @@ import tempfile
 import time
 import traceback
 
-sys.path.insert(0, os.path.dirname(__file__))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]  # edge.py beside, tests/pylib
 from edge import TOP, Edge, echo  # noqa: E402
-from tap import check, record, report, run  # noqa: E402
+from pylib.tap import check, record, report, run  # noqa: E402
 
 AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "spoa/archestra-spoa")
 SNIPPET = os.path.join(TOP, "haproxy-cfg", "snippet.cfg")

@@ -21,9 +21,10 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
-from edge import HAPROXY, TOP, Edge, free_port, wait_port  # noqa: E402
-from tap import check, record, report, run as tap_run  # noqa: E402
+sys.path[:0] = [os.path.join(HERE, "..", "e2e"), os.path.join(HERE, "..")]  # edge.py, tests/pylib
+from edge import HAPROXY, TOP, Edge  # noqa: E402
+from pylib.ports import free_port, wait_port  # noqa: E402
+from pylib.tap import check, record, report, run as tap_run  # noqa: E402
 
 AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else
                         "spoa/archestra-spoa")

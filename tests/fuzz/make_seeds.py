@@ -1,72 +1,41 @@
 #!/usr/bin/env python3
-"""Writes a seed corpus for fuzz_session: realistic HAProxy conversations.
-Each seed starts with the harness's two settings bytes."""
+"""Writes a seed corpus for fuzz_session: realistic HAProxy conversations, encoded
+with the tests' SPOP codec (tests/pylib/spop.py). Each seed starts with the
+harness's two settings bytes. --auth and --json write the corpora of fuzz_auth and
+fuzz_json instead."""
 import os
-import struct
 import sys
 
-
-def vi(n):
-    if n < 240:
-        return bytes([n])
-    out = bytearray([(n | 240) & 0xFF])
-    n = (n - 240) >> 4
-    while n >= 128:
-        out.append((n | 128) & 0xFF)
-        n = (n - 128) >> 7
-    out.append(n)
-    return bytes(out)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from pylib.spop import (ABORT, BIN, BOOL, DISCON, FIN, HELLO, I32, IP4, IP6, NOTIFY, NULL, STR,  # noqa: E402
+                        UI64, UNSET, disconnect_kv, enc_frame, enc_hdrs, enc_kv, enc_msg, hello_items)
 
 
-def name(s):
-    return vi(len(s)) + s
-
-
-def string(s):
-    return b"\x08" + name(s)
-
-
-def frame(t, flags, sid, fid, payload):
-    body = bytes([t]) + struct.pack(">I", flags) + vi(sid) + vi(fid) + payload
-    return struct.pack(">I", len(body)) + body
-
-
-def hello(caps=b"pipelining,async", hc=False):
-    kv = name(b"supported-versions") + string(b"2.0")
-    kv += name(b"max-frame-size") + b"\x03" + vi(16380)
-    kv += name(b"capabilities") + string(caps)
-    if hc:
-        kv += name(b"healthcheck") + b"\x11"
-    kv += name(b"engine-id") + string(b"0A1B2C3D")
-    return frame(1, 1, 0, 0, kv)
+def hello(caps="pipelining,async", hc=False):
+    extra = [("healthcheck", BOOL(True))] if hc else []
+    return enc_frame(HELLO, enc_kv(hello_items(caps=caps, extra=extra + [("engine-id", STR("0A1B2C3D"))])))
 
 
 def req_msg():
-    hdrs = b""
-    for k, v in [(b"host", b"api.openai.com"), (b"content-type", b"application/json"),
-                 (b"x-archestra-agent-id", b"agent-7"), (b"x-archestra-meta", b"a/exec-1/sess-2"),
-                 (b"authorization", b"Bearer sk-fuzz")]:
-        hdrs += name(k) + name(v)
-    hdrs += b"\x00\x00"
+    hdrs = enc_hdrs([(b"host", b"api.openai.com"), (b"content-type", b"application/json"),
+                     (b"x-archestra-agent-id", b"agent-7"), (b"x-archestra-meta", b"a/exec-1/sess-2"),
+                     (b"authorization", b"Bearer sk-fuzz")])
     body = (b'{"model":"gpt-4o","max_tokens":100,"messages":[{"role":"user","content":"hello"}],'
             b'"tools":[{"type":"function","function":{"name":"send_email"}}]}')
-    args = [(b"id", string(b"7F000001:C9B2")), (b"method", string(b"POST")),
-            (b"path", string(b"/v1/openai/chat/completions")), (b"query", b"\x00"),
-            (b"hdrs", b"\x09" + name(hdrs)), (b"body", b"\x09" + name(body)),
-            (b"body_len", b"\x02" + vi(len(body))), (b"src", b"\x06\x7f\x00\x00\x01"),
-            (b"tls", b"\x11"), (b"v6", b"\x07" + bytes(16)), (b"u64", b"\x05" + vi(2**40))]
-    return name(b"archestra-req") + bytes([len(args)]) + b"".join(name(k) + v for k, v in args)
+    return enc_msg("archestra-req", [
+        ("id", STR("7F000001:C9B2")), ("method", STR("POST")), ("path", STR("/v1/openai/chat/completions")),
+        ("query", NULL()), ("hdrs", BIN(hdrs)), ("body", BIN(body)), ("body_len", I32(len(body))),
+        ("src", IP4("127.0.0.1")), ("tls", BOOL(True)), ("v6", IP6("::")), ("u64", UI64(2**40))])
 
 
 def res_msg():
-    hdrs = name(b"content-type") + name(b"application/json") + b"\x00\x00"
+    hdrs = enc_hdrs([(b"content-type", b"application/json")])
     body = (b'{"id":"chatcmpl-1","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,'
             b'"prompt_tokens_details":{"cached_tokens":2}}}')
-    ctx = b"1|openai|gpt-4o-mini|agent-7|alice|sess-9|exec-42||1732550000123456|0"
-    args = [(b"id", string(b"x")), (b"status", b"\x02" + vi(200)), (b"hdrs", b"\x09" + name(hdrs)),
-            (b"body", b"\x09" + name(body)), (b"body_len", b"\x02" + vi(len(body))),
-            (b"body_size", b"\x02" + vi(len(body))), (b"ctx", string(ctx))]
-    return name(b"archestra-res") + bytes([len(args)]) + b"".join(name(k) + v for k, v in args)
+    ctx = "1|openai|gpt-4o-mini|agent-7|alice|sess-9|exec-42||1732550000123456|0"
+    return enc_msg("archestra-res", [
+        ("id", STR("x")), ("status", I32(200)), ("hdrs", BIN(hdrs)), ("body", BIN(body)),
+        ("body_len", I32(len(body))), ("body_size", I32(len(body))), ("ctx", STR(ctx))])
 
 
 def auth_seeds(d):
@@ -136,15 +105,15 @@ def main():
     seeds = {
         "hello": b"\x3f\x07" + hello(),
         "healthcheck": b"\x3f\x07" + hello(hc=True),
-        "notify": b"\x3f\x07" + hello() + frame(3, 1, 1, 1, msg) + frame(3, 1, 2, 300, msg),
-        "unknown-msg": b"\x3f\x07" + hello() + frame(3, 1, 5, 5, name(b"other") + b"\x00"),
-        "fragments": b"\x3f\x07" + hello(b"pipelining,fragmentation") + frame(3, 0, 4, 4, msg[:20])
-        + frame(0, 0, 4, 4, msg[20:40]) + frame(0, 1, 4, 4, msg[40:]),
-        "abort": b"\x3f\x07" + hello(b"fragmentation") + frame(3, 0, 4, 4, msg[:20]) + frame(0, 3, 4, 4, b""),
-        "disconnect": b"\x3f\x07" + hello() + frame(2, 1, 0, 0, name(b"status-code") + b"\x03\x00"
-                                                   + name(b"message") + string(b"bye")),
-        "small-frames": b"\x00\x01" + hello(b"pipelining") + frame(3, 1, 1, 1, msg),
-        "response": b"\x3f\x07" + hello() + frame(3, 1, 7, 7, res_msg()),
+        "notify": b"\x3f\x07" + hello() + enc_frame(NOTIFY, msg, 1, 1) + enc_frame(NOTIFY, msg, 2, 300),
+        "unknown-msg": b"\x3f\x07" + hello() + enc_frame(NOTIFY, enc_msg("other"), 5, 5),
+        "fragments": b"\x3f\x07" + hello("pipelining,fragmentation") + enc_frame(NOTIFY, msg[:20], 4, 4, 0)
+        + enc_frame(UNSET, msg[20:40], 4, 4, 0) + enc_frame(UNSET, msg[40:], 4, 4, FIN),
+        "abort": b"\x3f\x07" + hello("fragmentation") + enc_frame(NOTIFY, msg[:20], 4, 4, 0)
+        + enc_frame(UNSET, b"", 4, 4, FIN | ABORT),
+        "disconnect": b"\x3f\x07" + hello() + enc_frame(DISCON, disconnect_kv(0, "bye")),
+        "small-frames": b"\x00\x01" + hello("pipelining") + enc_frame(NOTIFY, msg, 1, 1),
+        "response": b"\x3f\x07" + hello() + enc_frame(NOTIFY, res_msg(), 7, 7),
     }
     for k, v in seeds.items():
         with open(os.path.join(d, "seed-" + k), "wb") as f:

@@ -1,4 +1,5 @@
-/* Unit tests of jsonscan: json_check's one reading, and the decoded readers. */
+/* Unit tests of jsonscan: json_check's one reading, the decoded readers, and the
+ * value parser and member lookups (json_parse_value, json_get, json_get_path). */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -182,6 +183,87 @@ static void numbers_are_read_by_value(void **st)
 	assert_int_equal(json_as_whole(&s, &x), -1);
 }
 
+/* ---- the value parser and member lookups ---- */
+
+static void json_members_and_paths(void **st)
+{
+	(void)st;
+	const char *doc = " {\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"a \\\"q\\\" \\u00e9\"}],"
+	                  "\"stream\":true,\"n\":-12,\"x\":1.5e3,\"nested\":{\"a\":{\"b\":42}},\"z\":null} ";
+	struct json_val v;
+	int64_t i;
+	struct spop_slice s;
+	assert_true(json_parse_value(S(doc), &v));
+	assert_int_equal(v.kind, JSON_OBJECT);
+	assert_true(json_get(S(doc), "model", &v) && json_as_string(&v, NULL, &s) && SPOP_SLICE_IS(s, "gpt-4o"));
+	assert_true(json_get(S(doc), "stream", &v) && v.kind == JSON_TRUE);
+	assert_true(json_get(S(doc), "n", &v) && json_as_int(&v, &i) && i == -12);
+	assert_true(json_get(S(doc), "x", &v) && v.kind == JSON_NUMBER && !json_as_int(&v, &i));
+	assert_true(json_get_path(S(doc), "nested.a.b", &v) && json_as_int(&v, &i) && i == 42);
+	assert_false(json_get_path(S(doc), "nested.a.c", &v));
+	assert_false(json_get_path(S(doc), "model.x", &v));
+	assert_true(json_get(S(doc), "z", &v) && v.kind == JSON_NULL);
+	assert_false(json_get(S(doc), "absent", &v));
+	/* Escaped strings are not handed out as plain. */
+	assert_true(json_get(S("{\"m\":\"a\\nb\"}"), "m", &v));
+	assert_false(json_as_string(&v, NULL, &s));
+}
+
+static void json_rejects_malformed(void **st)
+{
+	(void)st;
+	const char *bad[] = {
+		"", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1,]", "{\"a\":tru}", "{\"a\":01}", "{\"a\":1.}",
+		"{\"a\":\"\\x\"}", "{\"a\":\"\\u12\"}", "{\"a\":\"ctl\x01\"}", "{\"a\":1} x", "{'a':1}", "-", "1e", "\"open",
+	};
+	struct json_val v;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (json_parse_value(S(bad[i]), &v))
+			fail_msg("accepted: %s", bad[i]);
+	/* Deep nesting is bounded, not a stack overflow. */
+	char *deep = malloc(200001);
+	memset(deep, '[', 100000);
+	memset(deep + 100000, ']', 100000);
+	deep[200000] = '\0';
+	assert_false(json_parse_value(S(deep), &v));
+	free(deep);
+	/* Members before the damage of a truncated document are still found. */
+	assert_true(json_get(S("{\"model\":\"m1\",\"messages\":[{\"content\":\"cut here"), "model", &v));
+	assert_false(json_get(S("{\"messages\":[{\"content\":\"cut\"}],\"mod"), "model", &v));
+}
+
+/* The string scanner works 16 or 8 bytes at a time: a special byte at every
+ * offset of every length must still be seen. */
+static void json_strings_at_every_offset(void **st)
+{
+	(void)st;
+	char doc[128];
+	struct json_val v;
+	for (int n = 0; n < 70; n++) {
+		memset(doc, 'a', sizeof(doc));
+		doc[0] = '"';
+		doc[n + 1] = '"';
+		assert_true(json_parse_value((struct spop_slice){ (const uint8_t *)doc, (size_t)n + 2 }, &v));
+		assert_int_equal(v.raw.len, n + 2);
+		for (int i = 1; i <= n; i++) {
+			char c = doc[i];
+			doc[i] = '\x01'; /* a raw control byte is not JSON */
+			assert_false(json_parse_value((struct spop_slice){ (const uint8_t *)doc, (size_t)n + 2 }, &v));
+			doc[i] = (char)0xe9; /* a high byte is fine */
+			assert_true(json_parse_value((struct spop_slice){ (const uint8_t *)doc, (size_t)n + 2 }, &v));
+			doc[i] = '"'; /* the string ends early: trailing bytes make it invalid */
+			assert_false(json_parse_value((struct spop_slice){ (const uint8_t *)doc, (size_t)n + 2 }, &v));
+			doc[i] = c;
+		}
+		for (int i = 1; i + 1 <= n; i++) {
+			doc[i] = '\\';
+			doc[i + 1] = '"'; /* an escaped quote does not end it */
+			assert_true(json_parse_value((struct spop_slice){ (const uint8_t *)doc, (size_t)n + 2 }, &v));
+			doc[i] = doc[i + 1] = 'a';
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -192,6 +274,9 @@ int main(void)
 		cmocka_unit_test(strings_with_u_escapes_are_reported),
 		cmocka_unit_test(readers_compare_and_return_decoded),
 		cmocka_unit_test(numbers_are_read_by_value),
+		cmocka_unit_test(json_members_and_paths),
+		cmocka_unit_test(json_rejects_malformed),
+		cmocka_unit_test(json_strings_at_every_offset),
 	};
 	return cmocka_run_group_tests_name("jsonscan", tests, NULL, NULL);
 }

@@ -10,11 +10,6 @@
 #include "provider.h"
 #include "request.h"
 
-static struct spop_slice S(const char *s)
-{
-	return (struct spop_slice){ (const uint8_t *)s, strlen(s) };
-}
-
 static void hex(const char *key, char *out)
 {
 	uint8_t h[32];

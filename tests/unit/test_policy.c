@@ -10,11 +10,6 @@
 #include "request.h"
 #include "usage.h"
 
-static struct spop_slice S(const char *s)
-{
-	return (struct spop_slice){ (const uint8_t *)s, strlen(s) };
-}
-
 static struct policy pol;
 static struct identity ident;
 

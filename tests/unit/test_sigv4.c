@@ -14,10 +14,7 @@
 
 #include "sigv4.h"
 
-static struct spop_slice S(const char *s)
-{
-	return (struct spop_slice){ (const uint8_t *)s, s ? strlen(s) : 0 };
-}
+/* S() (testutil.h): a C string as a slice. */
 
 /* ---- the aws-sig-v4-test-suite ---- */
 

@@ -13,6 +13,12 @@
 #include "buf.h"
 #include "spop.h"
 
+/* A C string as a slice (without its NUL); NULL is the empty slice. */
+static inline struct spop_slice S(const char *s)
+{
+	return (struct spop_slice){ (const uint8_t *)s, s ? strlen(s) : 0 };
+}
+
 /* Builds one frame into b with the codec's writer; `body` fills the payload. */
 #define BUILD_FRAME(b, type, flags, sid, fid, ...)                                    \
 	do {                                                                           \
