@@ -123,7 +123,7 @@ vars_h=$here/../spoa/archvars.h
 spoe=$here/spoe-archestra.conf
 macro_names() { # ARCH_VARS | ARCH_HAPROXY_VARS
 	awk -v m="$1" '$0 ~ "^#define " m "\\(X\\)" { on = 1 } on { print } on && !/\\$/ { exit }' "$vars_h" |
-		grep -o 'X([a-z_]*)' | sed 's/^X(//; s/)$//'
+		grep -o 'X([a-z0-9_]*)' | sed 's/^X(//; s/)$//'
 }
 spoe_generated() { # output file
 	awk -v names="$(macro_names ARCH_VARS | tr '\n' ' ')" '
@@ -136,7 +136,7 @@ spoe_generated() { # output file
 check_reads() {
 	known=$(printf '%s\n' $(macro_names ARCH_VARS) $(macro_names ARCH_HAPROXY_VARS) | sort -u)
 	[ -n "$known" ] || { echo "make-snippet.sh: no variable names in $vars_h" >&2; exit 2; }
-	unknown=$(grep -ho 'txn\.arch\.[a-z_]*' "$src" "$spoe" | sed 's/^txn\.arch\.//' | sort -u | grep -vxF "$known" || true)
+	unknown=$(grep -ho 'txn\.arch\.[a-z0-9_]*' "$src" "$spoe" | sed 's/^txn\.arch\.//' | sort -u | grep -vxF "$known" || true)
 	if [ -n "$unknown" ]; then
 		echo "make-snippet.sh: haproxy.cfg or the SPOE file uses txn.arch variables spoa/archvars.h does not declare: $unknown" >&2
 		exit 1

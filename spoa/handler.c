@@ -124,6 +124,12 @@ void spoa_write_decision(const struct req_decision *d, const char *ctx, struct s
 	if (d->truncated)
 		set_str(acts, AV_truncated, "1"); /* passed uninspected (truncated_body: allow) */
 	set_str(acts, AV_upstream_host, p->host);
+	if (d->sig) { /* signed for AWS: the headers the signature covers */
+		set_str(acts, AV_amz_date, d->sig->amz_date);
+		set_str(acts, AV_amz_sha256, d->sig->content_sha256);
+		if (d->sig->security_token[0])
+			set_str(acts, AV_amz_token, d->sig->security_token);
+	}
 	if (d->auth_hdr) {
 		set_str(acts, AV_auth_hdr, d->auth_hdr);
 		spop_put_set_var_str2(acts, SPOP_SCOPE_TXN, arch_var_names[AV_auth_val].s, arch_var_names[AV_auth_val].len,

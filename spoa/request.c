@@ -10,6 +10,7 @@
 #include "hdrs.h"
 #include "jsonscan.h"
 #include "provider.h"
+#include "sigv4.h"
 
 #define is_text spop_data_is_text
 #define as_int  spop_data_as_int
@@ -767,6 +768,69 @@ static void substitute_key(const struct auth *auth, struct req_decision *d)
 	}
 }
 
+/* Bedrock with IAM credentials ("ACCESS_KEY_ID:SECRET[:SESSION_TOKEN]" as the
+ * provider key): the agent signs exactly what goes upstream (AWS Signature V4
+ * over the method, path, query, host, content-type and the body it inspected), and
+ * HAProxy sets the Authorization and x-amz-* headers. A body HAProxy did not hold
+ * whole cannot be signed. */
+static void sign_aws(const struct decide_env *env, const struct spop_msg *m, const struct spop_data *hdrs,
+                     struct spop_slice body, struct spop_slice path, struct spop_slice query,
+                     struct read_scratch *sc, struct req_decision *d)
+{
+	const char *host = d->prov->host;
+	static const char pre[] = "bedrock-runtime.", post[] = ".amazonaws.com";
+	size_t hl = strlen(host);
+	if (d->truncated) {
+		refuse(d, 413, "body_truncated", "the request body is larger than what HAProxy buffers, so it cannot be "
+		       "signed for AWS; send a smaller request or raise tune.bufsize", NULL);
+		return;
+	}
+	if (hl <= sizeof(pre) + sizeof(post) - 2 || strncmp(host, pre, sizeof(pre) - 1) != 0 ||
+	    strcmp(host + hl - (sizeof(post) - 1), post) != 0) {
+		refuse(d, 500, "provider_key_unusable", "AWS credentials sign for bedrock-runtime.REGION.amazonaws.com "
+		       "hosts only; the provider's host is ", host);
+		return;
+	}
+	struct spop_slice k = d->auth_key, id, secret, token = { NULL, 0 };
+	const uint8_t *c1 = memchr(k.ptr, ':', k.len);
+	id = (struct spop_slice){ k.ptr, (size_t)(c1 - k.ptr) };
+	secret = (struct spop_slice){ c1 + 1, k.len - id.len - 1 };
+	const uint8_t *c2 = memchr(secret.ptr, ':', secret.len);
+	if (c2) {
+		token = (struct spop_slice){ c2 + 1, (size_t)(secret.ptr + secret.len - c2 - 1) };
+		secret.len = (size_t)(c2 - secret.ptr);
+	}
+	struct sigv4_header ct[1];
+	size_t nct = 0;
+	bool again = false;
+	struct spop_slice v = hdrs_get(hdrs, "content-type", &again);
+	if (again) {
+		refuse(d, 400, "invalid_header", "a call the gateway signs for AWS takes one Content-Type header", NULL);
+		return;
+	}
+	if (v.ptr) /* signed as sent: HAProxy forwards it as is */
+		ct[nct++] = (struct sigv4_header){ { (const uint8_t *)"content-type", 12 }, v };
+	const struct spop_data *meth = SPOP_MSG_ARG(m, "method");
+	struct sigv4_req r = {
+		.method = is_text(meth) ? meth->v.s : (struct spop_slice){ (const uint8_t *)"POST", 4 },
+		.path = path, .query = query,
+		.host = { (const uint8_t *)host, hl },
+		.headers = ct, .nheaders = nct, .payload = body,
+		.region = { (const uint8_t *)host + sizeof(pre) - 1, hl - (sizeof(pre) - 1) - (sizeof(post) - 1) },
+		.service = { (const uint8_t *)"bedrock", 7 },
+		.time = env->now,
+	};
+	struct sigv4_creds cr = { .access_key_id = id, .secret_key = secret, .session_token = token };
+	enum sigv4_status st = sigv4_sign(&r, &cr, &sc->sig);
+	if (st != SIGV4_OK) {
+		refuse(d, 500, "provider_key_unusable", "the call cannot be signed for AWS: ", sigv4_strerror(st));
+		return;
+	}
+	d->sig = &sc->sig;
+	d->auth_key = (struct spop_slice){ (const uint8_t *)sc->sig.authorization, strlen(sc->sig.authorization) };
+	d->auth_scheme = "";
+}
+
 /* A JWT from the configured issuer: verify (or find in the cache), apply the
  * access claims, then substitute the provider key. */
 static void jwt_credential(const struct decide_env *env, struct req_decision *d)
@@ -1183,4 +1247,6 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 		u[o++] = '/';
 	sc->arena.used += o;
 	d->upstream = (struct spop_slice){ (const uint8_t *)u, o };
+	if (d->auth_hdr && d->prov->shape == SHAPE_BEDROCK && memchr(d->auth_key.ptr, ':', d->auth_key.len))
+		sign_aws(env, m, hdrs, bs, (struct spop_slice){ (const uint8_t *)u, bl + d->rest.len }, q, sc, d);
 }

@@ -100,7 +100,10 @@ struct req_decision {
 	char key_id[24];                /* "dk_<hash>" for a direct key, the id of a virtual key */
 	const char *auth_hdr;           /* set when the agent substitutes the real provider key [static] */
 	const char *auth_scheme;        /* "Bearer " or "" before the real key [static] */
-	struct spop_slice auth_key;     /* the real key [snapshot]; never logged */
+	struct spop_slice auth_key;     /* the real key [snapshot], or the Authorization value of a signed call
+	                                 * [scratch]; never logged */
+	const struct sigv4_out *sig;    /* a call the agent signed with AWS credentials: the x-amz-* headers to
+	                                 * set [scratch]; NULL otherwise */
 	struct spop_slice owner;        /* the virtual key's owner, or the JWT's user (safe characters): [scratch]
 	                                 * once decided; before that the key's [snapshot] or jwt_user [self] */
 	const struct endpoint_list *grant;  /* the credential's own endpoint grant, or NULL [snapshot] */

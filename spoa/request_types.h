@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "jsonscan.h"
+#include "sigv4.h"
 
 struct provider_table;
 
@@ -29,6 +30,7 @@ struct request_cfg {
 struct read_scratch {
 	struct json_arena arena, text;
 	struct json_keytab keys;
+	struct sigv4_out sig;   /* the headers of a call the agent signed (Bedrock with IAM credentials) */
 };
 
 #endif

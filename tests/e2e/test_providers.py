@@ -5,6 +5,7 @@ host and path, a virtual key becomes the provider's real key, refusals come in t
 provider's error shape, usage is counted, and a blocked tool call is refused. A provider
 added in the config file alone works the same way. TAP output.
 usage: test_providers.py path/to/archestra-spoa"""
+import hashlib
 import json
 import os
 import re
@@ -281,6 +282,50 @@ def main():
             r = subprocess.run([edge.agent_bin, "haproxy-backends"], capture_output=True, text=True)
             check("backend llm_azure" not in r.stdout and "llm_azure: give its host" in r.stdout, r.stdout[-400:])
         run("azure without a configured resource host has no backend and routes nothing", azure_off)
+    # Bedrock with IAM credentials: the gateway signs each call (AWS Signature V4) and
+    # the mock checks the signature as AWS does, with the same credentials.
+    akid, secret, token = "AKIDARCHTEST01", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYARCHTEST", "IQoJb3JpZ2luX2VjEXAMPLETOKEN=="
+    os.environ["MOCK_AWS_CREDENTIALS"] = f"{akid}:{secret}"
+    os.environ["ARCH_PROV_BEDROCK_IAM"] = f"{akid}:{secret}:{token}"
+    cfg2 = {"keys_file": keyfile, "truncated_body": "allow",
+            "provider_keys": {"bedrock": {"env": "ARCH_PROV_BEDROCK_IAM"}}}
+    with Edge(AGENT, agents=1, agent_config=cfg2) as edge:
+        def sigv4():
+            path = "/v1/bedrock/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse"
+            body = {"messages": [{"role": "user", "content": [{"text": "Hello there"}]}]}
+            raw = json.dumps(body).encode()
+            st, rh, data = edge.call("POST", path, raw, {"Authorization": "Bearer " + vkey,
+                                                         "Content-Type": "application/json",
+                                                         "x-amz-date": "20000101T000000Z",
+                                                         "x-amz-security-token": "smuggled"})
+            check(st == 200, f"signed call: {st} {data[:300]!r}")
+            e = echo(rh)
+            h = e["headers"]
+            check(e.get("sigv4") == "ok", f"the mock did not accept the signature: {e.get('sigv4')}")
+            check(h["authorization"].startswith(f"AWS4-HMAC-SHA256 Credential={akid}/") and
+                  "/us-east-1/bedrock/aws4_request" in h["authorization"], f"authorization {h['authorization']!r}")
+            check(h.get("x-amz-content-sha256") == hashlib.sha256(raw).hexdigest(), "x-amz-content-sha256")
+            check(h.get("x-amz-security-token") == token and h.get("x-amz-date", "").startswith("20"),
+                  f"token {h.get('x-amz-security-token')!r}, date {h.get('x-amz-date')!r}")
+            check(h["x-amz-date"] != "20000101T000000Z", "the caller's x-amz-date went upstream")
+            check(vkey not in json.dumps(e) and secret not in json.dumps(e), "a key went upstream")
+            check(secret not in edge.log("agent0") and secret not in edge.log("haproxy"), "the secret is in a log")
+            # the path, query and content-type are signed as they go: change one, no signature
+            st, rh, data = edge.call("POST", path + "?trace=1", raw, {"Authorization": "Bearer " + vkey,
+                                                                      "Content-Type": "application/json; charset=utf-8"})
+            check(st == 200 and echo(rh).get("sigv4") == "ok", f"with a query and a charset: {st} {data[:200]!r}")
+            st, _, data = edge.call("POST", path, raw, {"Authorization": "Bearer " + vkey,
+                                                        "Content-Type": "application/json"}, tls=False)
+            check(st == 200, f"over plain HTTP: {st}")
+            # a body HAProxy did not hold whole cannot be signed
+            big = json.dumps({"messages": [{"role": "user", "content": [{"text": "x" * 300000}]}]}).encode()
+            st, _, data = edge.call_early("POST", path, big, {"Authorization": "Bearer " + vkey,
+                                                              "Content-Type": "application/json"})
+            j = json.loads(data)
+            check(st == 413 and j["code"] == "body_truncated" and "signed" in j["message"], f"truncated: {st} {j}")
+        run("bedrock with IAM credentials: the gateway signs each call (SigV4 over path, query, host, content-type "
+            "and the inspected body), the mock verifies it as AWS does; the caller's x-amz-* never go; a truncated "
+            "body is refused", sigv4)
     return report()
 
 

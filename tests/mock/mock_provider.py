@@ -70,6 +70,7 @@ import collections
 import gzip
 import hashlib
 import json
+import os
 import re
 import secrets
 import signal
@@ -601,6 +602,19 @@ class Handler(BaseHTTPRequestHandler):
         echo = {"method": self.command, "path": self._raw_path, "query": self._query,
                 "headers": headers, "body_sha256": hashlib.sha256(body).hexdigest(),
                 "body_len": len(body)}
+        self._sigv4 = None
+        if headers.get("authorization", "").startswith("AWS4-HMAC-SHA256"):
+            # AWS Signature V4, checked as AWS does, with the credentials the test gave
+            # the gateway (MOCK_AWS_CREDENTIALS=ACCESS_KEY_ID:SECRET)
+            import sigv4
+            akid, _, secret = os.environ.get("MOCK_AWS_CREDENTIALS", "").partition(":")
+            host = headers.get("host", "")
+            region = host.split(".")[1] if host.startswith("bedrock-runtime.") else None
+            ok, why = sigv4.verify(self.command, self._raw_path, self._query, list(self.headers.items()), body,
+                                   lambda k: secret.split(":")[0] if k == akid else None,
+                                   region=region, service="bedrock")
+            self._sigv4 = "ok" if ok else "bad: " + why
+            echo["sigv4"] = self._sigv4
         self._echo_b64 = base64.b64encode(compact(echo).encode()).decode("ascii")
         if self._raw_path.startswith("/__mock/"):
             return
@@ -772,6 +786,9 @@ class Handler(BaseHTTPRequestHandler):
             if not isinstance(body.get("messages"), list):
                 raise HTTPFail(400, "1 validation error detected: Value null at 'messages' failed to satisfy "
                                     "constraint: Member must not be null")
+            if self._sigv4 not in (None, "ok"):
+                raise HTTPFail(403, "The request signature we calculated does not match the signature you "
+                                    "provided. (" + self._sigv4 + ")")
             model = unquote(m.group(1))
             self._control(model)
             if m.group(2) == "converse-stream":
