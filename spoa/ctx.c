@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "chars.h"
+
 static bool put_field(char *dst, size_t room, size_t *o, struct spop_slice v)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -48,17 +50,6 @@ size_t ctx_encode(const struct call_ctx *c, char *dst, size_t room)
 	return o + (size_t)n;
 }
 
-static int unhex(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 bool ctx_decode(struct spop_slice s, struct call_ctx *c, char *scratch, size_t room)
 {
 	struct spop_slice f[10];
@@ -81,9 +72,9 @@ bool ctx_decode(struct spop_slice s, struct call_ctx *c, char *scratch, size_t r
 		for (size_t i = 0; i < f[k].len; i++) {
 			unsigned char ch = f[k].ptr[i];
 			if (ch == '%') {
-				if (i + 2 >= f[k].len || unhex(f[k].ptr[i + 1]) < 0 || unhex(f[k].ptr[i + 2]) < 0)
+				if (i + 2 >= f[k].len || hex_value(f[k].ptr[i + 1]) < 0 || hex_value(f[k].ptr[i + 2]) < 0)
 					return false;
-				ch = (unsigned char)(unhex(f[k].ptr[i + 1]) << 4 | unhex(f[k].ptr[i + 2]));
+				ch = (unsigned char)(hex_value(f[k].ptr[i + 1]) << 4 | hex_value(f[k].ptr[i + 2]));
 				i += 2;
 			}
 			if (o + len >= room)

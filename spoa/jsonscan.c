@@ -7,6 +7,8 @@
 #include <emmintrin.h>
 #endif
 
+#include "chars.h"
+
 static inline const uint8_t *ws(const uint8_t *p, const uint8_t *end)
 {
 	if (p < end && *p > ' ')
@@ -310,11 +312,6 @@ bool json_as_int(const struct json_val *v, int64_t *out)
 	return true;
 }
 
-static int hexval(uint8_t c)
-{
-	return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
-}
-
 static size_t utf8_put(char *d, uint32_t cp)
 {
 	if (cp < 0x80) {
@@ -344,10 +341,10 @@ static size_t utf8_put(char *d, uint32_t cp)
  * refused lone surrogates, so a pair is always whole here. */
 static uint32_t u_escape(const uint8_t *p, const uint8_t *end, size_t *n)
 {
-	uint32_t cp = (uint32_t)(hexval(p[2]) << 12 | hexval(p[3]) << 8 | hexval(p[4]) << 4 | hexval(p[5]));
+	uint32_t cp = (uint32_t)(hex_value(p[2]) << 12 | hex_value(p[3]) << 8 | hex_value(p[4]) << 4 | hex_value(p[5]));
 	*n = 6;
 	if (cp >= 0xd800 && cp < 0xdc00 && end - p >= 12 && p[6] == '\\' && p[7] == 'u') {
-		uint32_t lo = (uint32_t)(hexval(p[8]) << 12 | hexval(p[9]) << 8 | hexval(p[10]) << 4 | hexval(p[11]));
+		uint32_t lo = (uint32_t)(hex_value(p[8]) << 12 | hex_value(p[9]) << 8 | hex_value(p[10]) << 4 | hex_value(p[11]));
 		if (lo >= 0xdc00 && lo < 0xe000) {
 			*n = 12;
 			return 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
@@ -675,7 +672,7 @@ static size_t utf8_seq(const uint8_t *p, const uint8_t *end)
 
 static uint32_t hex4(const uint8_t *p)
 {
-	return (uint32_t)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]));
+	return (uint32_t)(hex_value(p[0]) << 12 | hex_value(p[1]) << 8 | hex_value(p[2]) << 4 | hex_value(p[3]));
 }
 
 /* A string at p ('"'): returns past the closing quote, or NULL with *err. Sets

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chars.h"
 #include "cfgjson.h"
 #include "glob.h"
 
@@ -151,15 +152,6 @@ const char *vkey_result_reason(enum vkey_result r)
 
 /* ---- the keys file ---- */
 
-static int unhex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Unix seconds, 0 for never; null is absent. */
 static int seconds(const cJSON *o, const char *path, const char *key, int64_t *dst, char *err, size_t errlen)
 {
@@ -177,7 +169,7 @@ static int parse_secret(const cJSON *s, struct vkey_secret *sec, const char *pat
 	const cJSON *h = cJSON_GetObjectItemCaseSensitive(s, "sha256");
 	bool ok = cJSON_IsString(h) && strlen(h->valuestring) == 64;
 	for (int i = 0; ok && i < 32; i++) {
-		int a = unhex(h->valuestring[2 * i]), b = unhex(h->valuestring[2 * i + 1]);
+		int a = hex_value(h->valuestring[2 * i]), b = hex_value(h->valuestring[2 * i + 1]);
 		if ((ok = a >= 0 && b >= 0))
 			sec->hash[i] = (uint8_t)(a << 4 | b);
 	}

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chars.h"
 #include "fasthash.h"
 #include "glob.h"
 #include "hdrs.h"
@@ -124,17 +125,6 @@ void read_scratch_free(struct read_scratch *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static int hexv(uint8_t c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-static bool unreserved(uint8_t c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-	       c == '_' || c == '~';
-}
-
 /* The path as the provider will resolve it, or NULL and why not. Percent escapes
  * of unreserved characters, ':' and '@' are decoded (the same path to any server);
  * every other escape, dot segments, empty segments, backslashes, ';' and bytes
@@ -151,11 +141,11 @@ static const char *normalize_path(struct spop_slice in, struct json_arena *a, st
 	for (size_t i = 0; i < in.len; i++) {
 		uint8_t c = in.ptr[i];
 		if (c == '%') {
-			int hi = i + 2 < in.len ? hexv(in.ptr[i + 1]) : -1, lo = hi >= 0 ? hexv(in.ptr[i + 2]) : -1;
+			int hi = i + 2 < in.len ? hex_value(in.ptr[i + 1]) : -1, lo = hi >= 0 ? hex_value(in.ptr[i + 2]) : -1;
 			if (lo < 0)
 				return "it has a malformed percent escape";
 			c = (uint8_t)(hi << 4 | lo);
-			if (!unreserved(c) && c != ':' && c != '@')
+			if (!uri_unreserved(c) && c != ':' && c != '@')
 				return "it has a percent escape of a character that must stay literal ('/', '.', '%', ...)";
 			if (c == '.')
 				return "it has an escaped dot";
@@ -204,8 +194,8 @@ static struct spop_slice forward_query(struct spop_slice q, bool drop_keys, stru
 		bool is_key = true;
 		for (const uint8_t *s = p; s < ne && is_key; s++) {
 			int ch = *s;
-			if (ch == '%' && ne - s > 2 && hexv(s[1]) >= 0 && hexv(s[2]) >= 0) {
-				ch = hexv(s[1]) << 4 | hexv(s[2]);
+			if (ch == '%' && ne - s > 2 && hex_value(s[1]) >= 0 && hex_value(s[2]) >= 0) {
+				ch = hex_value(s[1]) << 4 | hex_value(s[2]);
 				s += 2;
 			} else if (ch == '+') {
 				ch = ' ';
@@ -286,7 +276,7 @@ static void model_from_path(const struct provider *prov, struct spop_slice rest,
 	size_t o = 0;
 	for (size_t i = 0; i < d->model.len; i++) {
 		const uint8_t *c = d->model.ptr + i;
-		int hi = i + 2 < d->model.len ? hexv(c[1]) : -1, lo = hi >= 0 ? hexv(c[2]) : -1;
+		int hi = i + 2 < d->model.len ? hex_value(c[1]) : -1, lo = hi >= 0 ? hex_value(c[2]) : -1;
 		if (*c == '%' && hi >= 0 && lo >= 0) {
 			d->path_model[o++] = (char)(hi * 16 + lo);
 			i += 2;

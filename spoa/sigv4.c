@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "chars.h"
+
 #define ALGORITHM "AWS4-HMAC-SHA256"
 /* "AWS4-HMAC-SHA256\n" date "\n" scope "\n" hash, with a 64-byte region and service. */
 #define STS_MAX 320
@@ -75,23 +77,6 @@ static void hex(const uint8_t *in, size_t n, char *out)
 
 /* ---- URI encoding ---- */
 
-static bool unreserved(uint8_t c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-	       c == '_' || c == '.' || c == '~';
-}
-
-static int hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Yields the canonical form of a path segment or a query name or value one byte
  * at a time, so that query parameters sort by it without a copy: every byte but
  * the unreserved as %XX. A query component is percent-decoded first (AWS wants it
@@ -116,11 +101,11 @@ static int enc_next(struct enc *e)
 	if (e->p == e->end)
 		return -1;
 	uint8_t c = *e->p++;
-	if (e->decode && c == '%' && e->end - e->p >= 2 && hexval(e->p[0]) >= 0 && hexval(e->p[1]) >= 0) {
-		c = (uint8_t)(hexval(e->p[0]) << 4 | hexval(e->p[1]));
+	if (e->decode && c == '%' && e->end - e->p >= 2 && hex_value(e->p[0]) >= 0 && hex_value(e->p[1]) >= 0) {
+		c = (uint8_t)(hex_value(e->p[0]) << 4 | hex_value(e->p[1]));
 		e->p += 2;
 	}
-	if (unreserved(c))
+	if (uri_unreserved(c))
 		return c;
 	e->esc[0] = '%';
 	e->esc[1] = HEX_UPPER[c >> 4];
