@@ -24,6 +24,8 @@ AGENT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "spoa/archestra-sp
 # What the table must say, from each provider's own documentation: (name, host, base path
 # of its OpenAI-compatible API, TLS). Local servers need no key.
 OPENAI_COMPATIBLE = [
+    ("openai", "api.openai.com", "/v1", True),
+    ("local", "localhost", "/v1", False),
     ("cerebras", "api.cerebras.ai", "/v1", True),
     ("deepseek", "api.deepseek.com", "", True),
     ("groq", "api.groq.com", "/openai/v1", True),
@@ -62,11 +64,11 @@ def main():
             {"id": "no-shell", "when": {"agent_id": "restricted-*"}, "tools": {"deny": ["shell_*"]}},
             {"id": "notify-inside-only",
              "tool_calls": [{"name": "notify_*", "args": [{"path": "to", "not_in": ["*@corp.example"]}]}]}]}, f)
-    for name, *_ in OPENAI_COMPATIBLE + [("azure",), ("cohere",), ("bedrock",)]:
+    for name, *_ in OPENAI_COMPATIBLE + [("azure",), ("cohere",), ("bedrock",), ("anthropic",), ("gemini",)]:
         os.environ[f"ARCH_PROV_{name.upper()}"] = real_key(name)
     udp = statsd_listener()
     cfg = {"keys_file": keyfile, "policy_file": policy, "inspect_responses": True,
-           "provider_keys": {n: {"env": f"ARCH_PROV_{n.upper()}"} for n, *_ in OPENAI_COMPATIBLE + [("azure",), ("cohere",), ("bedrock",)]},
+           "provider_keys": {n: {"env": f"ARCH_PROV_{n.upper()}"} for n, *_ in OPENAI_COMPATIBLE + [("azure",), ("cohere",), ("bedrock",), ("anthropic",), ("gemini",)]},
            "providers": [{"name": "acme", "prefix": "/v1/acme", "host": "acme.provider.test", "upstream_base": "/v1"},
                          {"name": "azure", "host": AZURE_HOST}],
            "statsd": {"address": f"127.0.0.1:{udp.getsockname()[1]}", "flush_ms": 50}}
@@ -175,6 +177,76 @@ def main():
             check(st == 403 and json.loads(data)["error"]["code"] == "endpoint_not_granted", f"fine-tuning: {st}")
         run(f"azure (configured with its resource host): deployment paths with api-version to {AZURE_HOST}, "
             "api-key direct and substituted, the deployment is the model, the v1 API, a blocked tool call", azure)
+
+        def tokens_of(provider):
+            """(input, output) tokens statsd counted for provider since the last look."""
+            end, tin, tout = time.time() + 3, 0, 0
+            while time.time() < end and not tin:
+                for line in (ln for d in drain(udp) for ln in d.split("\n")):
+                    m = re.match(r"^archestra\.llm_tokens:([0-9.]+)\|c\|#(.*)$", line)
+                    tags = dict(t.split(":", 1) for t in m.group(2).split(",")) if m else {}
+                    if tags.get("provider") == provider:
+                        if tags.get("type") == "input":
+                            tin += int(float(m.group(1)))
+                        elif tags.get("type") == "output":
+                            tout += int(float(m.group(1)))
+            return tin, tout
+
+        def anthropic():
+            path = "/v1/anthropic/v1/messages"
+            body = {"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [{"role": "user", "content": "Hi"}]}
+            direct = "sk-ant-direct-anth-1"
+            hv = {"anthropic-version": "2023-06-01"}
+            st, rh, data = edge.call("POST", path, body, dict(hv, **{"x-api-key": direct}), tls=False)
+            check(st == 200, f"direct key: {st} {data[:300]!r}")
+            e = echo(rh)
+            check(e["path"] == "/v1/messages" and e["headers"].get("host") == "api.anthropic.com"
+                  and e["headers"].get("x-api-key") == direct, f"upstream {e['path']} {e['headers']}")
+            usage = json.loads(data)["usage"]
+            st, rh, data = edge.call("POST", path, body, dict(hv, **{"x-api-key": vkey}))
+            e = echo(rh)
+            check(st == 200 and e["headers"].get("x-api-key") == real_key("anthropic")
+                  and "authorization" not in e["headers"], f"virtual key: {st} {e['headers']}")
+            st, _, data = edge.call("POST", path, dict(body, model="big-1"),
+                                    dict(hv, **{"x-api-key": direct, "X-Archestra-Agent-Id": "restricted-1"}))
+            j = json.loads(data)
+            check(st == 403 and j["type"] == "error" and j["error"]["type"] == "permission_error",
+                  f"a denied model, in Anthropic's shape: {st} {j}")
+            tools = [{"name": "notify_customer", "input_schema": SCHEMA}]
+            st, _, data = edge.call("POST", path, dict(body, tools=tools), dict(hv, **{"x-api-key": direct}))
+            j = json.loads(data)
+            check(st == 403 and "notify_customer" in j["error"]["message"], f"a blocked tool_use: {st} {j}")
+            tin, tout = tokens_of("anthropic")
+            check(tin >= usage["input_tokens"] and tout >= usage["output_tokens"], f"tokens {tin}/{tout} vs {usage}")
+        run("anthropic: direct and virtual keys in x-api-key, refusals in its shape, tokens counted, a blocked "
+            "tool_use refused", anthropic)
+
+        def gemini():
+            path = "/v1/gemini/v1beta/models/gemini-2.0-flash:generateContent"
+            body = {"contents": [{"role": "user", "parts": [{"text": "Hello"}]}]}
+            direct = "AIza-direct-gem-1"
+            st, rh, data = edge.call("POST", path, body, {"x-goog-api-key": direct}, tls=False)
+            check(st == 200, f"direct key: {st} {data[:300]!r}")
+            e = echo(rh)
+            check(e["path"] == "/v1beta/models/gemini-2.0-flash:generateContent"
+                  and e["headers"].get("host") == "generativelanguage.googleapis.com"
+                  and e["headers"].get("x-goog-api-key") == direct, f"upstream {e['path']} {e['headers']}")
+            usage = json.loads(data)["usageMetadata"]
+            st, rh, data = edge.call("POST", path, body, {"x-goog-api-key": vkey})
+            check(st == 200 and echo(rh)["headers"].get("x-goog-api-key") == real_key("gemini"),
+                  f"virtual key: {st} {data[:200]!r}")
+            st, _, data = edge.call("POST", "/v1/gemini/v1beta/models/big-1:generateContent", body,
+                                    {"x-goog-api-key": direct, "X-Archestra-Agent-Id": "restricted-1"})
+            j = json.loads(data)
+            check(st == 403 and j["error"]["status"] == "PERMISSION_DENIED", f"a denied model, Gemini's shape: {st} {j}")
+            tools = [{"functionDeclarations": [{"name": "notify_customer", "parameters": SCHEMA}]}]
+            st, _, data = edge.call("POST", path, dict(body, tools=tools), {"x-goog-api-key": direct})
+            j = json.loads(data)
+            check(st == 403 and "notify_customer" in j["error"]["message"], f"a blocked functionCall: {st} {j}")
+            tin, tout = tokens_of("gemini")
+            check(tin >= usage["promptTokenCount"], f"tokens {tin}/{tout} vs {usage}")
+        run("gemini: direct and virtual keys in x-goog-api-key, refusals in its shape, tokens counted, a blocked "
+            "functionCall refused", gemini)
 
         def cohere():
             path = "/v1/cohere/v2/chat"
