@@ -74,6 +74,20 @@ def main():
            "statsd": {"address": f"127.0.0.1:{udp.getsockname()[1]}", "flush_ms": 50}}
 
     with Edge(AGENT, agent_config=cfg) as edge:
+        def tokens_of(provider):
+            """(input, output) tokens statsd counted for provider since the last look."""
+            end, tin, tout = time.time() + 3, 0, 0
+            while time.time() < end and not tin:
+                for line in (ln for d in drain(udp) for ln in d.split("\n")):
+                    m = re.match(r"^archestra\.llm_tokens:([0-9.]+)\|c\|#(.*)$", line)
+                    tags = dict(t.split(":", 1) for t in m.group(2).split(",")) if m else {}
+                    if tags.get("provider") == provider:
+                        if tags.get("type") == "input":
+                            tin += int(float(m.group(1)))
+                        elif tags.get("type") == "output":
+                            tout += int(float(m.group(1)))
+            return tin, tout
+
         def generated():
             text = open(edge.providers_cfg()).read()
             for name, host, _, tls in OPENAI_COMPATIBLE:
@@ -147,6 +161,7 @@ def main():
             check(e["headers"].get("host") == AZURE_HOST and e["headers"].get("api-key") == direct,
                   f"host {e['headers'].get('host')}, api-key {e['headers'].get('api-key')!r}")
             check(json.loads(data)["model"] == "prod-4o", "the mock did not answer for the deployment")
+            usage = json.loads(data)["usage"]
             # a virtual key in api-key (where Azure's SDKs put it) becomes the real key, there
             st, rh, data = edge.call("POST", path, body, {"api-key": vkey})
             e = echo(rh)
@@ -175,22 +190,10 @@ def main():
             st, _, data = edge.call("POST", "/v1/azure/openai/deployments/prod-4o/fine_tuning/jobs" + q, body,
                                     {"api-key": vkey})
             check(st == 403 and json.loads(data)["error"]["code"] == "endpoint_not_granted", f"fine-tuning: {st}")
+            tin, tout = tokens_of("azure")
+            check(tin >= usage["prompt_tokens"] and tout >= usage["completion_tokens"], f"tokens {tin}/{tout} vs {usage}")
         run(f"azure (configured with its resource host): deployment paths with api-version to {AZURE_HOST}, "
             "api-key direct and substituted, the deployment is the model, the v1 API, a blocked tool call", azure)
-
-        def tokens_of(provider):
-            """(input, output) tokens statsd counted for provider since the last look."""
-            end, tin, tout = time.time() + 3, 0, 0
-            while time.time() < end and not tin:
-                for line in (ln for d in drain(udp) for ln in d.split("\n")):
-                    m = re.match(r"^archestra\.llm_tokens:([0-9.]+)\|c\|#(.*)$", line)
-                    tags = dict(t.split(":", 1) for t in m.group(2).split(",")) if m else {}
-                    if tags.get("provider") == provider:
-                        if tags.get("type") == "input":
-                            tin += int(float(m.group(1)))
-                        elif tags.get("type") == "output":
-                            tout += int(float(m.group(1)))
-            return tin, tout
 
         def anthropic():
             path = "/v1/anthropic/v1/messages"
