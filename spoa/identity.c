@@ -50,6 +50,8 @@ struct state {
 	bool have_meta;
 	bool bad[ID_FIELDS + 1];     /* last slot: Meta */
 	bool drop;
+	bool run_and_exec;           /* both X-Archestra-Run-Id and -Execution-Id were sent */
+	bool seen_run, seen_exec;
 	unsigned dropped;
 	struct identity_error *err;
 };
@@ -68,16 +70,21 @@ static bool invalid(struct state *st, int slot, const char *header, const char *
 	return true;
 }
 
-static bool take_field(struct state *st, int f, struct spop_slice v)
+/* header: the name the client used (Archestra renamed X-Archestra-Execution-Id to
+ * X-Archestra-Run-Id; both name the same field and must agree when both come). */
+static bool take_field(struct state *st, int f, const char *header, struct spop_slice v)
 {
 	const char *why = check_value(v);
 	if (why)
-		return invalid(st, f, header_names[f], why);
+		return invalid(st, f, header, why);
 	if (v.len == 0)
 		return true;
 	struct spop_slice *cur = &st->id->v[f];
 	if (cur->len && !same(*cur, v))
-		return invalid(st, f, header_names[f], "repeated with different values");
+		return invalid(st, f, header, f == ID_EXECUTION && st->run_and_exec
+		                                  ? "differs from X-Archestra-Execution-Id (or X-Archestra-Run-Id): they name "
+		                                    "the same run"
+		                                  : "repeated with different values");
 	*cur = v;
 	return true;
 }
@@ -128,13 +135,17 @@ int identity_parse(const struct spop_data *hdrs, bool drop_invalid, struct ident
 		struct spop_slice tail = { name.ptr + 12, name.len - 12 };
 		bool ok = true;
 		if (SLICE_IEQ(tail, "agent-id"))
-			ok = take_field(&st, ID_AGENT, val);
+			ok = take_field(&st, ID_AGENT, header_names[ID_AGENT], val);
 		else if (SLICE_IEQ(tail, "user-id"))
-			ok = take_field(&st, ID_USER, val);
+			ok = take_field(&st, ID_USER, header_names[ID_USER], val);
 		else if (SLICE_IEQ(tail, "session-id"))
-			ok = take_field(&st, ID_SESSION, val);
-		else if (SLICE_IEQ(tail, "execution-id"))
-			ok = take_field(&st, ID_EXECUTION, val);
+			ok = take_field(&st, ID_SESSION, header_names[ID_SESSION], val);
+		else if (SLICE_IEQ(tail, "execution-id") || SLICE_IEQ(tail, "run-id")) {
+			bool run = SLICE_IEQ(tail, "run-id");
+			*(run ? &st.seen_run : &st.seen_exec) = true;
+			st.run_and_exec = st.seen_run && st.seen_exec;
+			ok = take_field(&st, ID_EXECUTION, run ? "X-Archestra-Run-Id" : header_names[ID_EXECUTION], val);
+		}
 		else if (SLICE_IEQ(tail, "meta"))
 			ok = take_meta(&st, val);
 		if (!ok)

@@ -888,12 +888,14 @@ static void jwt_credential(const struct decide_env *env, struct req_decision *d)
 		d->owner = (struct spop_slice){ (const uint8_t *)d->jwt_user, strlen(d->jwt_user) };
 }
 
-/* A virtual key: check it, then substitute the provider key the gateway holds. */
-static void virtual_key(const struct auth *auth, int64_t now, struct req_decision *d)
+/* A virtual key: its verdict for this call (provider, model, expiry, revocation).
+ * Returns the key, or NULL with the call refused. */
+static const struct vkey *check_vkey(const struct auth *auth, int64_t now, struct spop_slice key,
+                                     struct req_decision *d)
 {
 	const struct vkey *k;
 	const struct provider *p = d->prov;
-	enum vkey_result r = keystore_check(auth ? &auth->keys : NULL, d->credential, now, p->name, d->model, &k);
+	enum vkey_result r = keystore_check(auth ? &auth->keys : NULL, key, now, p->name, d->model, &k);
 	if (k)
 		snprintf(d->key_id, sizeof(d->key_id), "%s", k->id);
 	switch (r) {
@@ -901,30 +903,53 @@ static void virtual_key(const struct auth *auth, int64_t now, struct req_decisio
 		break;
 	case VK_PROVIDER:
 		refuse(d, 403, vkey_result_reason(r), "this virtual key may not use the provider ", p->name);
-		return;
+		return NULL;
 	case VK_MODEL:
 		d->status = 403;
 		d->reason = vkey_result_reason(r);
 		snprintf(d->message, sizeof(d->message), "archestra: this virtual key may not use the model %.*s",
 		         (int)(d->model.len > 64 ? 64 : d->model.len), d->model.ptr);
-		return;
+		return NULL;
 	case VK_REVOKED:
 		refuse(d, 401, vkey_result_reason(r), "this virtual key has been revoked", NULL);
-		return;
+		return NULL;
 	case VK_EXPIRED:
 		refuse(d, 401, vkey_result_reason(r), "this virtual key has expired", NULL);
-		return;
+		return NULL;
 	case VK_MALFORMED:
 		refuse(d, 401, vkey_result_reason(r), "malformed virtual key (arch_vk_<id>_<secret>)", NULL);
-		return;
+		return NULL;
 	default:
 		refuse(d, 401, vkey_result_reason(r), "unknown virtual key", NULL);
-		return;
+		return NULL;
 	}
+	d->owner = (struct spop_slice){ (const uint8_t *)k->owner, strlen(k->owner) };
+	return k;
+}
+
+/* A virtual key as the credential: checked, then the provider key the gateway
+ * holds goes upstream in its place. */
+static void virtual_key(const struct auth *auth, int64_t now, struct req_decision *d)
+{
+	const struct vkey *k = check_vkey(auth, now, d->credential, d);
+	if (!k)
+		return;
 	d->grant = &k->endpoints;
 	substitute_key(auth, d);
-	if (!d->status)
-		d->owner = (struct spop_slice){ (const uint8_t *)k->owner, strlen(k->owner) };
+}
+
+/* X-Archestra-Virtual-Key (Archestra's passthrough): the virtual key identifies and
+ * authorizes the caller, and the caller's own provider key goes upstream as sent. */
+static void passthrough_key(const struct auth *auth, int64_t now, struct spop_slice vk, int ncred,
+                            struct req_decision *d)
+
+{
+	if (ncred == 1 && (vkey_looks_virtual(d->credential) || jwt_looks_like(d->credential))) {
+		refuse(d, 400, "ambiguous_credential", "with X-Archestra-Virtual-Key, send your own provider key where the "
+		       "provider's SDKs put it, not a gateway key", NULL);
+		return;
+	}
+	check_vkey(auth, now, vk, d);
 }
 
 /* What the decision needs from the request headers besides credentials and
@@ -1110,7 +1135,17 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 		refuse(d, 401, "missing_credential", "missing API key; send it in ", cred_hint(d->prov->cred));
 		return;
 	}
-	if (n == 1 && vkey_looks_virtual(d->credential)) {
+	bool vk_again = false;
+	struct spop_slice vk = hdrs_get(hdrs, "x-archestra-virtual-key", &vk_again);
+	if (vk_again) {
+		refuse(d, 400, "invalid_identity_header", "X-Archestra-Virtual-Key is repeated; send it once", NULL);
+		return;
+	}
+	if (vk.ptr && vk.len) {
+		passthrough_key(env->auth, env->now, vk, n, d);
+		if (d->status)
+			return;
+	} else if (n == 1 && vkey_looks_virtual(d->credential)) {
 		virtual_key(env->auth, env->now, d);
 		if (d->status)
 			return;

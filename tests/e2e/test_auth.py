@@ -189,6 +189,52 @@ def main_run():
         edge.call("POST", "/v1/openai/chat/completions", BODY, {"Authorization": "Bearer sk-direct-123"})
         run("HAProxy's log names the key id and the key's owner as user (and dk_ ids for direct keys)", log_ids)
 
+        def passthrough():
+            # X-Archestra-Virtual-Key: the virtual key identifies and authorizes, the caller's own
+            # provider key goes upstream as sent (ka: openai only, gpt-4o* only, owner alice)
+            own = "sk-callers-own-openai-77"
+            mark = len(edge.log("haproxy"))
+            st, rh, data = edge.call("POST", "/v1/openai/chat/completions", BODY,
+                                     {"Authorization": "Bearer " + own, "X-Archestra-Virtual-Key": state["ka"],
+                                      "X-Archestra-Run-Id": "run-pt-1"})
+            check(st == 200, f"passthrough: {st} {data[:200]!r}")
+            h = echo(rh)["headers"]
+            check(h.get("authorization") == "Bearer " + own, f"upstream credential {h.get('authorization')!r}")
+            check(not [k for k in h if k.startswith("x-archestra")], "an X-Archestra header went upstream")
+            time.sleep(0.3)
+            log = edge.log("haproxy")[mark:]
+            check(f"key_id={state['ida']}" in log and "user_id=alice" in log and "execution_id=run-pt-1" in log,
+                  f"the log: {log[-400:]}")
+            check(state["ka"] not in edge.log("haproxy") and own not in edge.log("haproxy"), "a key is in the log")
+            # the virtual key's limits hold; an unknown or revoked one is refused
+            st, _, data = edge.call("POST", "/v1/openai/chat/completions", dict(BODY, model="o3"),
+                                    {"Authorization": "Bearer " + own, "X-Archestra-Virtual-Key": state["ka"]})
+            check(st == 403 and json.loads(data)["error"]["code"] == "virtual_key_model_denied",
+                  f"a model the virtual key may not use: {st} {data[:200]!r}")
+            st, _, data = edge.call("POST", "/v1/anthropic/v1/messages", {"model": "claude-haiku-4-5", "max_tokens": 5,
+                                    "messages": []}, {"x-api-key": "own-ant", "X-Archestra-Virtual-Key": state["ka"]})
+            check(st == 403 and json.loads(data)["error"]["type"] == "permission_error",
+                  f"a provider the virtual key may not use: {st} {data[:200]!r}")
+            st, _, data = edge.call("POST", "/v1/openai/chat/completions", BODY,
+                                    {"Authorization": "Bearer " + own, "X-Archestra-Virtual-Key": state["ka"][:-3] + "xyz"})
+            check(st == 401 and json.loads(data)["error"]["code"] == "virtual_key_unknown",
+                  f"a wrong virtual key: {st} {data[:200]!r}")
+            st, _, data = edge.call("POST", "/v1/openai/chat/completions", BODY,
+                                    {"Authorization": "Bearer " + state["kb"], "X-Archestra-Virtual-Key": state["ka"]})
+            check(st == 400 and json.loads(data)["error"]["code"] == "ambiguous_credential",
+                  f"a gateway key as the provider key: {st} {data[:200]!r}")
+            st, _, data = edge.call("POST", "/v1/openai/chat/completions", BODY, {"X-Archestra-Virtual-Key": state["ka"]})
+            check(st == 401 and json.loads(data)["error"]["code"] == "missing_credential", f"no provider key: {st}")
+            # Run-Id and Execution-Id name one run: both may come, and must agree
+            st, _, data = edge.call("POST", "/v1/openai/chat/completions", BODY,
+                                    {"Authorization": "Bearer " + own, "X-Archestra-Run-Id": "r1",
+                                     "X-Archestra-Execution-Id": "r2"})
+            j = json.loads(data)
+            check(st == 400 and j["error"]["code"] == "invalid_identity_header" and "Run-Id" in j["error"]["message"]
+                  and "differs from" in j["error"]["message"], f"Run-Id and Execution-Id differ: {st} {j}")
+        run("X-Archestra-Virtual-Key (passthrough): the key identifies and authorizes, the caller's provider key "
+            "goes as sent; its limits hold; X-Archestra-Run-Id names the run", passthrough)
+
         def revoke_live():
             r = keys("revoke", state["idb"], keyfile=keyfile)
             check(r.returncode == 0, r.stderr)

@@ -57,6 +57,32 @@ static void individual_headers_any_case_trimmed(void **st)
 	expect(ID_EXECUTION, "run-7");
 }
 
+/* Archestra renamed X-Archestra-Execution-Id to X-Archestra-Run-Id: either names the
+ * run; both may come, and must then agree; the Meta header fills it only when neither did. */
+static void run_id_is_the_execution_id(void **st)
+{
+	(void)st;
+	assert_int_equal(parse("X-Archestra-Run-Id: run-9", false), 0);
+	expect(ID_EXECUTION, "run-9");
+	assert_int_equal(parse("X-Archestra-Run-Id: run-9\nX-Archestra-Execution-Id: run-9", false), 0);
+	expect(ID_EXECUTION, "run-9");
+	assert_int_equal(parse("X-Archestra-Execution-Id: run-8\nx-archestra-run-id: run-9", false), -1);
+	assert_string_equal(err.header, "X-Archestra-Run-Id");
+	assert_non_null(strstr(err.why, "differs from X-Archestra-Execution-Id"));
+	assert_int_equal(parse("X-Archestra-Run-Id: run-9\nX-Archestra-Execution-Id: run-8", false), -1);
+	assert_string_equal(err.header, "X-Archestra-Execution-Id");
+	assert_int_equal(parse("X-Archestra-Run-Id: run-1\nX-Archestra-Run-Id: run-2", false), -1);
+	assert_non_null(strstr(err.why, "repeated with different values"));
+	assert_int_equal(parse("X-Archestra-Run-Id: a/b", false), -1);
+	assert_string_equal(err.header, "X-Archestra-Run-Id");
+	/* dropped, not refused, under invalid_identity: drop */
+	assert_int_equal(parse("X-Archestra-Execution-Id: run-8\nX-Archestra-Run-Id: run-9", true), 0);
+	expect(ID_EXECUTION, NULL);
+	assert_int_equal(dropped, 1);
+	assert_int_equal(parse("X-Archestra-Meta: a/m-run/s\nX-Archestra-Run-Id: run-9", false), 0);
+	expect(ID_EXECUTION, "run-9");
+}
+
 static void meta_with_empty_segments(void **st)
 {
 	(void)st;
@@ -180,6 +206,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(individual_headers_any_case_trimmed),
+		cmocka_unit_test(run_id_is_the_execution_id),
 		cmocka_unit_test(meta_with_empty_segments),
 		cmocka_unit_test(individual_header_wins_over_meta),
 		cmocka_unit_test(invalid_values_are_400_with_the_header_named),
