@@ -218,6 +218,25 @@ static bool valid_path(const char *s, size_t max, bool may_be_empty)
 	return strpbrk(s, "?#% \t\r\n\"") == NULL;
 }
 
+/* A DNS name (letters, digits, '-', '.'), optionally ":port": it becomes the Host
+ * header, and HAProxy's sni/check-sni arguments in providers.cfg, unquoted, where
+ * '#', '$' or a space would mean something else. */
+static bool valid_host(const char *s)
+{
+	if (!*s || *s == '.' || *s == '-' || *s == ':')
+		return false;
+	const char *colon = NULL;
+	for (const char *c = s; *c; c++) {
+		if (*c == ':' && !colon)
+			colon = c;
+		else if (colon ? !(*c >= '0' && *c <= '9')
+		               : !((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		                   *c == '-' || *c == '.'))
+			return false;
+	}
+	return !colon || (colon[1] && strlen(colon + 1) <= 5);
+}
+
 /* "host:port" (an IPv6 host in brackets): what HAProxy's server line takes. */
 static bool valid_addr(const char *s)
 {
@@ -306,7 +325,7 @@ static int apply_one(struct provider_table *t, const cJSON *o, int idx, char *er
 			break;
 		case K_HOST:
 			rc = cfg_str(it, path, k, 0, np.host, sizeof(np.host), NULL, err, errlen);
-			if (rc == 0 && (!np.host[0] || strpbrk(np.host, " \t\r\n/\"")))
+			if (rc == 0 && !valid_host(np.host))
 				rc = cfg_fail(err, errlen, path, k, "expected a host name like \"api.mistral.ai\"");
 			break;
 		case K_ADDRESS:

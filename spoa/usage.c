@@ -207,13 +207,19 @@ int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool
 		return n > max ? -1 : n;
 	}
 	if (shape == SHAPE_COHERE) {
-		/* Cohere v2 chat: message.tool_calls[], each as OpenAI's chat completions'. */
+		/* Cohere v2 chat: message.tool_calls[], each as OpenAI's chat completions'; the
+		 * v1 chat API (a caller's own key reaches it) puts {name, parameters} at the top. */
 		struct json_val call;
-		if (!json_get_path(body, "message.tool_calls", &x) || !json_aiter_init(&jt, &x))
-			return 0;
-		while (json_aiter_next(&jt, &call) == 1)
-			if (openai_call(&call, true, out, &n, max, a, keys) < 0)
-				return -1;
+		if (json_get_path(body, "message.tool_calls", &x) && json_aiter_init(&jt, &x))
+			while (json_aiter_next(&jt, &call) == 1)
+				if (openai_call(&call, true, out, &n, max, a, keys) < 0)
+					return -1;
+		if (json_get(body, "tool_calls", &x) && json_aiter_init(&jt, &x))
+			while (json_aiter_next(&jt, &call) == 1) {
+				if (call.kind != JSON_OBJECT || !text(call.raw, "name", a, &name))
+					return -1;
+				add_call(out, &n, max, name, json_get(call.raw, "parameters", &args) ? args.raw : empty);
+			}
 		return n > max ? -1 : n;
 	}
 	/* OpenAI: chat completions' choices[].message (tool_calls[], legacy function_call)

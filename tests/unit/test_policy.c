@@ -198,6 +198,12 @@ static void tool_calls_in_responses(void **st)
 	assert_int_equal(extract(SHAPE_BEDROCK, S(anthropic_resp), calls, scratch), 1);
 	assert_int_equal(extract(SHAPE_BEDROCK, S("{\"output\":{\"message\":{\"content\":[{\"toolUse\":{\"input\":{}}}]}}}"),
 	                         calls, scratch), -1);
+	/* Cohere's v1 chat answer: {name, parameters} at the top */
+	assert_int_equal(extract(SHAPE_COHERE, S("{\"text\":\"\",\"tool_calls\":[{\"name\":\"send_email\",\"parameters\":"
+	                                         "{\"to\":\"eve@evil.example\"}}]}"), calls, scratch), 1);
+	assert_true(SPOP_SLICE_IS(calls[0].name, "send_email"));
+	assert_true(SPOP_SLICE_IS(calls[0].args, "{\"to\":\"eve@evil.example\"}"));
+	assert_int_equal(extract(SHAPE_COHERE, S("{\"tool_calls\":[{\"parameters\":{}}]}"), calls, scratch), -1);
 	/* the OpenAI places mean nothing to Cohere, and the reverse */
 	assert_int_equal(extract(SHAPE_COHERE, S(openai_resp), calls, scratch), 0);
 

@@ -344,6 +344,10 @@ static void provider_config(void **st)
 		{ "[{\"name\":\"m\",\"prefix\":\"/v1/m\",\"host\":\"h\",\"error_shape\":\"xml\"}]", "error_shape" },
 		{ "[{\"name\":\"m\",\"prefix\":\"/v1/m\",\"host\":\"h\",\"colour\":1}]", "providers[0].colour: unknown key" },
 		{ "[{\"name\":\"m\",\"prefix\":\"/v1/m\",\"host\":\"a b\"}]", "providers[0].host" },
+		{ "[{\"name\":\"m\",\"prefix\":\"/v1/m\",\"host\":\"h#x\"}]", "providers[0].host" },
+		{ "[{\"name\":\"m\",\"prefix\":\"/v1/m\",\"host\":\"h${X}\"}]", "providers[0].host" },
+		{ "[{\"name\":\"m\",\"prefix\":\"/v1/m\",\"host\":\"h:99x\"}]", "providers[0].host" },
+		{ "[{\"name\":\"m\",\"prefix\":\"/v1/m\",\"host\":\"-h\"}]", "providers[0].host" },
 	};
 	char err[256];
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
