@@ -128,7 +128,9 @@ def run_main(edge):
     def _():
         before = len(edge.mock_requests())
         big = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x" * 400000}]}
-        st, _, data = edge.call("POST", "/v1/openai/chat/completions", big, {"Authorization": "Bearer " + SECRETS[0]})
+        # read while sending, as curl does: HAProxy answers before the body is all in
+        st, _, data = edge.call_early("POST", "/v1/openai/chat/completions", big,
+                                      {"Authorization": "Bearer " + SECRETS[0]})
         check(st == 413, f"status {st}: {data[:300]!r}")
         check(b"tune.bufsize" in data, f"{data[:300]!r}")
         check(len(edge.mock_requests()) == before, "reached the upstream")
