@@ -88,8 +88,8 @@ int statsd_cfg_apply_json(struct statsd_cfg *c, const cJSON *obj, char *err, siz
 			}
 		}
 	}
-	if (c->max_tag_values > STATSD_SEEN_SLOTS / 2)
-		c->max_tag_values = STATSD_SEEN_SLOTS / 2;
+	if (c->max_tag_values > TAGBOUND_SLOTS / 2)
+		c->max_tag_values = TAGBOUND_SLOTS / 2;
 	return 0;
 }
 
@@ -151,45 +151,13 @@ void statsd_flush(struct statsd *s)
 
 void statsd_new_window(struct statsd *s)
 {
-	for (int i = 0; i < STATSD_BOUNDED_KEYS; i++) {
-		s->seen[i].count = 0;
-		memset(s->seen[i].slot, 0, sizeof(s->seen[i].slot));
-	}
-}
-
-static uint64_t hash(const uint8_t *p, size_t n)
-{
-	return fasthash(p, n, 0) | 1; /* 0 marks an empty slot */
+	tagbound_reset(&s->seen);
 }
 
 /* Applies the bounds; returns the value to report. */
 static struct spop_slice bound(struct statsd *s, const char *key, struct spop_slice v)
 {
-	static const struct spop_slice too_long = { (const uint8_t *)"too_long", 8 };
-	static const struct spop_slice other = { (const uint8_t *)"other", 5 };
-	if (v.len > s->cfg->max_id_len)
-		return too_long;
-	int k;
-	for (k = 0; k < STATSD_BOUNDED_KEYS; k++)
-		if (!s->seen[k].key || s->seen[k].key == key || strcmp(s->seen[k].key, key) == 0)
-			break;
-	if (k == STATSD_BOUNDED_KEYS)
-		return other;
-	s->seen[k].key = key;
-	uint64_t h = hash(v.ptr, v.len);
-	size_t i = h % STATSD_SEEN_SLOTS;
-	for (;;) {
-		if (s->seen[k].slot[i] == h)
-			return v;
-		if (s->seen[k].slot[i] == 0)
-			break;
-		i = (i + 1) % STATSD_SEEN_SLOTS;
-	}
-	if (s->seen[k].count >= s->cfg->max_tag_values)
-		return other;
-	s->seen[k].slot[i] = h;
-	s->seen[k].count++;
-	return v;
+	return tagbound_apply(&s->seen, key, v, s->cfg->max_id_len, s->cfg->max_tag_values);
 }
 
 /* Writes v with anything outside [A-Za-z0-9_.-] as '_' ('.' too in dotted names). */
