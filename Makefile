@@ -20,7 +20,7 @@ CORE_SRC := spoa/spop.c spoa/session.c spoa/handler.c spoa/buf.c spoa/config.c s
             spoa/hdrs.c spoa/provider.c spoa/request.c spoa/errjson.c spoa/jsonscan.c \
             spoa/identity.c spoa/usage.c spoa/pricing.c spoa/glob.c spoa/tagbound.c spoa/statsd.c spoa/prom.c spoa/ctx.c spoa/keys.c spoa/jwt.c spoa/policy.c spoa/dlp.c spoa/endpoint.c \
             spoa/cfgjson.c spoa/archvars.c spoa/sigv4.c
-SHELL_SRC := spoa/server.c spoa/main.c spoa/authload.c spoa/keyscli.c spoa/jwksfetch.c
+SHELL_SRC := spoa/server.c spoa/promserve.c spoa/main.c spoa/authload.c spoa/keyscli.c spoa/jwksfetch.c
 AGENT    := spoa/archestra-spoa
 
 # The embedded default policy, generated from policy/default.json.

@@ -280,7 +280,7 @@ static void mix(uint64_t *h, const void *p, size_t n)
 static void series(struct statsd *s, char type, const char *name, double v, const struct statsd_tag *tags,
                    int ntags, const struct spop_slice *member)
 {
-	if (!s->cfg || !s->cfg->enabled)
+	if (!s || !s->cfg || !s->cfg->enabled)
 		return;
 	struct spop_slice vals[16];
 	if (ntags > 16)
@@ -341,6 +341,8 @@ void statsd_gauge(struct statsd *s, const char *name, double v, const struct sta
 
 void statsd_set(struct statsd *s, const char *name, struct spop_slice member, const struct statsd_tag *tags, int ntags)
 {
+	if (!s || !s->cfg)
+		return;
 	if (member.len > s->cfg->max_id_len * 4u)
 		member.len = s->cfg->max_id_len * 4u; /* a set member is not a tag, but stays bounded */
 	series(s, 's', name, 0, tags, ntags, &member);
@@ -348,13 +350,15 @@ void statsd_set(struct statsd *s, const char *name, struct spop_slice member, co
 
 bool statsd_timing_due(const struct statsd *s)
 {
+	if (!s)
+		return false;
 	unsigned every = s->cfg && s->cfg->timer_sample ? s->cfg->timer_sample : 1;
 	return s->cfg && s->cfg->enabled && s->timings % every == 0;
 }
 
 void statsd_timing_us(struct statsd *s, const char *name, int64_t us, const struct statsd_tag *tags, int ntags)
 {
-	if (!s->cfg || !s->cfg->enabled)
+	if (!s || !s->cfg || !s->cfg->enabled)
 		return;
 	unsigned every = s->cfg->timer_sample ? s->cfg->timer_sample : 1;
 	if (s->timings++ % every != 0)

@@ -88,7 +88,8 @@ int statsd_open(struct statsd *s, const struct statsd_cfg *cfg, char *err, size_
 void statsd_close(struct statsd *s);
 
 /* Counters add up and gauges keep their last value until the next flush; a set
- * member is sent once per flush; timings are sampled. */
+ * member is sent once per flush; timings are sampled. A NULL or disabled sender
+ * takes them and does nothing. */
 void statsd_count(struct statsd *s, const char *name, double n, const struct statsd_tag *tags, int ntags);
 void statsd_gauge(struct statsd *s, const char *name, double v, const struct statsd_tag *tags, int ntags);
 void statsd_set(struct statsd *s, const char *name, struct spop_slice member, const struct statsd_tag *tags, int ntags);
