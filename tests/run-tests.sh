@@ -77,6 +77,7 @@ e2e_haproxy() { # label
 	run_suite "$p/bypass" 180 "$PY" tests/e2e/test_bypass.py "$AGENT"
 	run_suite "$p/providers" 180 "$PY" tests/e2e/test_providers.py "$AGENT"
 	run_suite "$p/metrics" 400 "$PY" tests/e2e/test_metrics.py "$AGENT"
+	run_suite "$p/prometheus" 180 "$PY" tests/e2e/test_prometheus.py "$AGENT"
 	run_suite "$p/auth" 200 "$PY" tests/e2e/test_auth.py "$AGENT"
 	run_suite "$p/policy" 200 "$PY" tests/e2e/test_policy.py "$AGENT"
 	run_suite "$p/make_run" 120 "$PY" tests/e2e/test_make_run.py
