@@ -110,6 +110,10 @@ $(BUILD)/decide-bench: tests/bench/decide-bench.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ispoa -o $@ $< $(CORE_OBJ) $(LDLIBS)
 
+$(BUILD)/metrics-bench: tests/bench/metrics-bench.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ispoa -o $@ $< $(CORE_OBJ) $(LDLIBS)
+
 $(BUILD)/jwt-bench: tests/bench/jwt-bench.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ispoa -o $@ $< $(CORE_OBJ) $(LDLIBS)
@@ -182,9 +186,11 @@ fuzz: deps-test $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth $(BUILD)/fuzz
 
 # ---- benchmarks ----
 bench: deps-bench
-	@$(MAKE) --no-print-directory all $(BUILD)/spop-bench $(BUILD)/jwt-bench $(BUILD)/dlp-bench $(BUILD)/decide-bench
+	@$(MAKE) --no-print-directory all $(BUILD)/spop-bench $(BUILD)/jwt-bench $(BUILD)/dlp-bench $(BUILD)/decide-bench \
+	  $(BUILD)/metrics-bench
 	@$(BUILD)/dlp-bench
 	@$(BUILD)/decide-bench
+	@$(BUILD)/metrics-bench
 	@$(PYTHON) tests/bench/run-bench.py
 	@tests/bench/edge-bench.sh
 
