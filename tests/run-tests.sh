@@ -64,6 +64,8 @@ run_suite e2e/bypass_spop 60 "$PY" tests/e2e/test_bypass_spop.py "$AGENT"
 run_suite e2e/bypass_spop-asan 120 "$PY" tests/e2e/test_bypass_spop.py build/asan/archestra-spoa
 # The reload, JWKS fetcher and snapshot paths once more with the agent under ASan+UBSan.
 run_suite e2e/auth-asan 300 "$PY" tests/e2e/test_auth.py build/asan/archestra-spoa
+# The /metrics listener and the registries' cross-thread reads under ASan+UBSan too.
+run_suite e2e/prometheus-asan 180 "$PY" tests/e2e/test_prometheus.py build/asan/archestra-spoa
 run_suite e2e/systemd 120 tests/e2e/test_systemd.sh
 
 # Every suite that runs HAProxy, on each HAProxy of the matrix: Debian's (2.6) and
