@@ -12,15 +12,15 @@ UPSTREAM ?= mock
 
 # Debian packages each command needs.
 RUN_PKGS   := gcc make libc6-dev libev-dev libcjson-dev libssl-dev haproxy python3 curl openssl
-TEST_PKGS  := $(RUN_PKGS) libcmocka-dev clang libclang-rt-14-dev systemd wrk libpcre2-dev liblua5.4-dev
+TEST_PKGS  := $(RUN_PKGS) libcmocka-dev clang libclang-rt-14-dev systemd wrk libpcre2-dev liblua5.4-dev prometheus
 BENCH_PKGS := $(TEST_PKGS)
 
 # The agent's pure modules (no I/O) and its I/O shell.
 CORE_SRC := spoa/spop.c spoa/session.c spoa/handler.c spoa/buf.c spoa/config.c spoa/log.c \
             spoa/hdrs.c spoa/provider.c spoa/request.c spoa/errjson.c spoa/jsonscan.c \
-            spoa/identity.c spoa/usage.c spoa/pricing.c spoa/glob.c spoa/statsd.c spoa/ctx.c spoa/keys.c spoa/jwt.c spoa/policy.c spoa/dlp.c spoa/endpoint.c \
+            spoa/identity.c spoa/usage.c spoa/pricing.c spoa/glob.c spoa/tagbound.c spoa/statsd.c spoa/prom.c spoa/ctx.c spoa/keys.c spoa/jwt.c spoa/policy.c spoa/dlp.c spoa/endpoint.c \
             spoa/cfgjson.c spoa/archvars.c spoa/sigv4.c
-SHELL_SRC := spoa/server.c spoa/main.c spoa/authload.c spoa/keyscli.c spoa/jwksfetch.c
+SHELL_SRC := spoa/server.c spoa/promserve.c spoa/main.c spoa/authload.c spoa/keyscli.c spoa/jwksfetch.c
 AGENT    := spoa/archestra-spoa
 
 # The embedded default policy, generated from policy/default.json.
@@ -31,7 +31,7 @@ SHELL_OBJ := $(SHELL_SRC:%.c=$(BUILD)/%.o)
 # One tests/unit/test_<module>.c per module of spoa/ it tests.
 UNIT_TESTS := test_jsonscan test_spop test_session test_config test_cfgjson test_request test_identity \
               test_usage test_ctx test_pricing test_glob test_statsd test_keys test_jwt test_policy test_dlp \
-              test_sigv4
+              test_sigv4 test_prom
 UNIT_BIN   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 ASAN_BIN   := $(UNIT_TESTS:%=$(BUILD)/asan/%)
 # The agent's sources under ASan+UBSan, compiled once for all the sanitized binaries.
@@ -110,6 +110,10 @@ $(BUILD)/decide-bench: tests/bench/decide-bench.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ispoa -o $@ $< $(CORE_OBJ) $(LDLIBS)
 
+$(BUILD)/metrics-bench: tests/bench/metrics-bench.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ispoa -o $@ $< $(CORE_OBJ) $(LDLIBS)
+
 $(BUILD)/jwt-bench: tests/bench/jwt-bench.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ispoa -o $@ $< $(CORE_OBJ) $(LDLIBS)
@@ -182,9 +186,11 @@ fuzz: deps-test $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth $(BUILD)/fuzz
 
 # ---- benchmarks ----
 bench: deps-bench
-	@$(MAKE) --no-print-directory all $(BUILD)/spop-bench $(BUILD)/jwt-bench $(BUILD)/dlp-bench $(BUILD)/decide-bench
+	@$(MAKE) --no-print-directory all $(BUILD)/spop-bench $(BUILD)/jwt-bench $(BUILD)/dlp-bench $(BUILD)/decide-bench \
+	  $(BUILD)/metrics-bench
 	@$(BUILD)/dlp-bench
 	@$(BUILD)/decide-bench
+	@$(BUILD)/metrics-bench
 	@$(PYTHON) tests/bench/run-bench.py
 	@tests/bench/edge-bench.sh
 

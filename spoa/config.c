@@ -56,6 +56,7 @@ void config_defaults(struct config *c)
 	providers_builtin(&c->providers);
 	prices_builtin(&c->prices);
 	statsd_cfg_defaults(&c->statsd);
+	prom_cfg_defaults(&c->prometheus);
 	c->truncated_body = TRUNC_DENY;
 	char e[8];
 	config_parse_listen("127.0.0.1:12345", &c->listen[0], e, sizeof(e));
@@ -330,6 +331,8 @@ static int apply_member(struct config *c, const char *k, const cJSON *it, char *
 		return apply_jwt(c, it, err, errlen);
 	if (strcmp(k, "statsd") == 0)
 		return statsd_cfg_apply_json(&c->statsd, it, err, errlen);
+	if (strcmp(k, "prometheus") == 0)
+		return prom_cfg_apply_json(&c->prometheus, it, err, errlen);
 	if (strcmp(k, "prices") == 0)
 		return prices_apply_json(&c->prices, it, err, errlen);
 	if (strcmp(k, "inspect_responses") == 0)

@@ -17,6 +17,7 @@
 #include "keys.h"            /* PROVIDER_KEYS_MAX */
 #include "log.h"             /* enum log_level */
 #include "pricing.h"         /* struct price_table */
+#include "prom.h"            /* struct prom_cfg */
 #include "provider.h"        /* struct provider_table */
 #include "request_types.h"   /* enum truncated_policy */
 #include "statsd.h"          /* struct statsd_cfg */
@@ -47,6 +48,7 @@ struct config {
 	bool inspect_responses;       /* show responses to the agent (costs a second SPOP exchange) */
 	bool drop_invalid_identity;   /* invalid X-Archestra-* values: dropped, else 400 */
 	struct statsd_cfg statsd;
+	struct prom_cfg prometheus;   /* the /metrics endpoint */
 	struct price_table prices;
 	char keys_file[512];          /* virtual keys; "" when none */
 	char policy_file[512];        /* "" : the embedded default policy */

@@ -14,6 +14,7 @@
 #include "jsonscan.h"
 #include "policy.h"
 #include "pricing.h"
+#include "prom.h"
 #include "provider.h"
 #include "request.h"
 #include "statsd.h"
@@ -159,7 +160,8 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 {
 	struct handler_ctx *hc = arg;
 	bool metrics = hc->sd && hc->sd->cfg && hc->sd->cfg->enabled;
-	bool timed = metrics && statsd_timing_due(hc->sd);
+	struct prom_reg *pm = hc->pm;
+	bool timed = pm || (metrics && statsd_timing_due(hc->sd)); /* statsd samples; a histogram counts each */
 	int64_t t0 = timed ? now_us(CLOCK_MONOTONIC) : 0;
 	struct req_decision d;
 	char ctx[CTX_MAX];
@@ -189,33 +191,45 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 		}
 	}
 	spoa_write_decision(&d, ctxp, acts);
-	if (!metrics)
+	if (!metrics && !pm)
 		return;
 
+	/* The same events to statsd (when on) and to Prometheus (when on). */
 	struct spop_slice prov = d.prov ? lit(d.prov->name) : lit("none");
+	struct spop_slice model = d.model.len ? d.model : lit("unknown");
+	struct spop_slice agent = d.id.v[ID_AGENT].len ? d.id.v[ID_AGENT] : lit("none");
+	struct spop_slice verdict = lit(d.status ? "deny" : "allow"), reason = lit(d.reason);
+	struct spop_slice stream = lit(d.stream ? "true" : "false");
 	struct statsd_tag tags[] = {
 		{ "provider", prov, false },
-		{ "model", d.model.len ? d.model : lit("unknown"), true },
-		{ "verdict", lit(d.status ? "deny" : "allow"), false },
-		{ "reason", lit(d.reason), false },
-		{ "external_agent_id", d.id.v[ID_AGENT].len ? d.id.v[ID_AGENT] : lit("none"), true },
-		{ "stream", lit(d.stream ? "true" : "false"), false },
+		{ "model", model, true },
+		{ "verdict", verdict, false },
+		{ "reason", reason, false },
+		{ "external_agent_id", agent, true },
+		{ "stream", stream, false },
 	};
 	statsd_count(hc->sd, "llm_requests", 1, tags, 6);
-	if (d.id.v[ID_EXECUTION].len)
+	prom_record(pm, PM_LLM_REQUESTS, 1, (struct spop_slice[]){ prov, model, agent, verdict, reason, stream }, 6);
+	if (d.id.v[ID_EXECUTION].len) {
 		statsd_set(hc->sd, "agent_executions", d.id.v[ID_EXECUTION], &tags[4], 1);
+		prom_run(pm, agent, d.id.v[ID_EXECUTION]);
+	}
 	if (d.user_overridden) {
 		struct statsd_tag ht[] = { { "header", lit("X-Archestra-User-Id"), false }, { "action", lit("overridden"), false } };
 		statsd_count(hc->sd, "spoa_header_rejections", 1, ht, 2);
+		prom_record(pm, PM_HEADER_REJECTIONS, 1, (struct spop_slice[]){ ht[0].val, ht[1].val }, 2);
 	}
 	if (d.id_dropped || (d.status == 400 && d.id_err.header)) {
 		struct statsd_tag ht[] = { { "header", lit(d.id_err.header ? d.id_err.header : "several"), false },
 		                           { "action", lit(d.id_dropped ? "dropped" : "rejected"), false } };
 		statsd_count(hc->sd, "spoa_header_rejections", d.id_dropped ? d.id_dropped : 1, ht, 2);
+		prom_record(pm, PM_HEADER_REJECTIONS, d.id_dropped ? d.id_dropped : 1,
+		            (struct spop_slice[]){ ht[0].val, ht[1].val }, 2);
 	}
 	for (int i = 0; i < d.policy.nshadow; i++) {
 		struct statsd_tag st[] = { { "rule", lit(d.policy.shadow[i]->id), false }, { "provider", prov, false } };
 		statsd_count(hc->sd, "policy_shadow_denials", 1, st, 2);
+		prom_record(pm, PM_SHADOW_DENIALS, 1, (struct spop_slice[]){ st[0].val, prov }, 2);
 	}
 	for (int k = 0; d.dlp_found && d.dlp_cfg && k < 32; k++) {
 		if (!(d.dlp_found & (1u << k)))
@@ -225,13 +239,17 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 		struct statsd_tag dt[] = { { "detector", lit(dlp_name(d.dlp_cfg, k)), false }, { "action", lit(act), false },
 		                           { "provider", prov, false } };
 		statsd_count(hc->sd, "dlp_detections", 1, dt, 3);
+		prom_record(pm, PM_DLP_DETECTIONS, 1, (struct spop_slice[]){ dt[0].val, dt[1].val, prov }, 3);
 	}
 	if (d.truncated) {
-		struct statsd_tag tt[] = { { "provider", prov, false }, { "verdict", tags[2].val, false } };
+		struct statsd_tag tt[] = { { "provider", prov, false }, { "verdict", verdict, false } };
 		statsd_count(hc->sd, "spoa_truncated_bodies", 1, tt, 2);
+		prom_record(pm, PM_TRUNCATED_BODIES, 1, (struct spop_slice[]){ prov, verdict }, 2);
 	}
 	struct statsd_tag mt[] = { { "message", lit("req"), false } };
-	statsd_timing_us(hc->sd, "spoa_decision_time", timed ? now_us(CLOCK_MONOTONIC) - t0 : 0, mt, 1);
+	int64_t took = timed ? now_us(CLOCK_MONOTONIC) - t0 : 0;
+	statsd_timing_us(hc->sd, "spoa_decision_time", took, mt, 1);
+	prom_record(pm, PM_DECISION_TIME, (double)took / 1e6, &mt[0].val, 1);
 }
 
 #define is_text spop_data_is_text
@@ -281,7 +299,8 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 {
 	struct handler_ctx *hc = arg;
 	bool metrics = hc->sd && hc->sd->cfg && hc->sd->cfg->enabled;
-	int64_t t0 = metrics ? now_us(CLOCK_MONOTONIC) : 0;
+	struct prom_reg *pm = hc->pm;
+	int64_t t0 = metrics || pm ? now_us(CLOCK_MONOTONIC) : 0;
 	char scratch[CTX_MAX];
 	struct call_ctx c;
 	const struct spop_data *ctxd = SPOP_MSG_ARG(msg, "ctx");
@@ -346,7 +365,7 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 		set_int(acts, AV_tokens_in, u.in);
 		set_int(acts, AV_tokens_out, u.out);
 	}
-	if (!metrics)
+	if (!metrics && !pm)
 		return;
 
 	int64_t status = 0;
@@ -362,32 +381,44 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 		{ "type", lit("input"), false },
 	};
 	statsd_count(hc->sd, "llm_upstream_status", 1, (struct statsd_tag[]){ tags[0], tags[1], tags[3] }, 3);
+	prom_record(pm, PM_UPSTREAM_STATUS, 1, (struct spop_slice[]){ c.provider, model, tags[3].val }, 3);
 	if (pr.deny || refused) {
 		struct statsd_tag bt[] = { { "rule", lit(pr.deny ? pr.deny->id : refused), false }, tags[0] };
 		statsd_count(hc->sd, "llm_tool_calls_blocked", 1, bt, 2);
+		prom_record(pm, PM_BLOCKED_TOOLS, 1, (struct spop_slice[]){ c.provider, model, agent, bt[0].val }, 4);
 	}
 	for (int i = 0; i < pr.nshadow; i++) {
 		struct statsd_tag st2[] = { { "rule", lit(pr.shadow[i]->id), false }, tags[0] };
 		statsd_count(hc->sd, "policy_shadow_denials", 1, st2, 2);
+		prom_record(pm, PM_SHADOW_DENIALS, 1, (struct spop_slice[]){ st2[0].val, c.provider }, 2);
 	}
 	if (counted) {
 		statsd_count(hc->sd, "llm_tokens", (double)u.in, (struct statsd_tag[]){ tags[0], tags[1], tags[2], tags[4] }, 4);
+		prom_record(pm, PM_TOKENS, (double)u.in, (struct spop_slice[]){ c.provider, model, agent, lit("input") }, 4);
 		tags[4].val = lit("output");
 		statsd_count(hc->sd, "llm_tokens", (double)u.out, (struct statsd_tag[]){ tags[0], tags[1], tags[2], tags[4] }, 4);
+		prom_record(pm, PM_TOKENS, (double)u.out, (struct spop_slice[]){ c.provider, model, agent, lit("output") }, 4);
 		char pv[64];
 		memcpy(pv, c.provider.ptr, c.provider.len < 63 ? c.provider.len : 63);
 		pv[c.provider.len < 63 ? c.provider.len : 63] = '\0';
 		const struct price *p = price_find(hc->prices, pv, c.model);
-		if (p)
-			statsd_count(hc->sd, "llm_cost_usd", price_cost(p, u.in, u.out), tags, 3);
+		if (p) {
+			double cost = price_cost(p, u.in, u.out);
+			statsd_count(hc->sd, "llm_cost_usd", cost, tags, 3);
+			prom_record(pm, PM_COST, cost, (struct spop_slice[]){ c.provider, model, agent }, 3);
+		}
 	}
 	if (have_ctx && c.start_us > 0) {
 		int64_t d = now_us(CLOCK_REALTIME) - c.start_us;
-		if (d >= 0)
+		if (d >= 0) {
 			statsd_timing_us(hc->sd, "llm_request_duration", d, tags, 3);
+			prom_record(pm, PM_REQUEST_DURATION, (double)d / 1e6, (struct spop_slice[]){ c.provider, model }, 2);
+		}
 	}
 	struct statsd_tag mt[] = { { "message", lit("res"), false } };
-	statsd_timing_us(hc->sd, "spoa_decision_time", now_us(CLOCK_MONOTONIC) - t0, mt, 1);
+	int64_t took = now_us(CLOCK_MONOTONIC) - t0;
+	statsd_timing_us(hc->sd, "spoa_decision_time", took, mt, 1);
+	prom_record(pm, PM_DECISION_TIME, (double)took / 1e6, &mt[0].val, 1);
 }
 
 static const struct spoa_handler archestra_list[] = {

@@ -14,11 +14,12 @@
 struct auth;           /* request.h */
 struct jwt_cache;      /* request.h */
 struct price_table;    /* pricing.h */
+struct prom_reg;       /* prom.h */
 struct req_decision;   /* request.h */
 struct statsd;         /* statsd.h */
 
-/* What the archestra handlers read and write: settings (shared, read-only) and
- * the worker's own metrics sender. One per worker, so no locks. */
+/* What the archestra handlers read and write: settings (shared, read-only), the
+ * worker's own metrics sender and Prometheus registry. One per worker, so no locks. */
 struct handler_ctx {
 	const struct request_cfg *rcfg;
 	const struct price_table *prices;
@@ -29,6 +30,7 @@ struct handler_ctx {
 	struct read_scratch scratch;        /* this worker's; read_scratch_free at exit */
 	void (*on_unknown_kid)(void *);     /* asks for a JWKS refetch, or NULL */
 	void *hook_arg;
+	struct prom_reg *pm;                /* this worker's, or NULL: Prometheus off */
 };
 
 /* Writes the actions for one message into the ACK under construction.

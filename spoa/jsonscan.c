@@ -653,23 +653,6 @@ static const uint8_t *skip_ascii(const uint8_t *p, const uint8_t *end)
 	return p;
 }
 
-/* One UTF-8 sequence at p (p[0] >= 0x80): its length, 0 when invalid (overlong,
- * surrogate, beyond U+10FFFF, truncated). */
-static size_t utf8_seq(const uint8_t *p, const uint8_t *end)
-{
-	uint8_t c = p[0];
-	size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-	if (!n || (size_t)(end - p) < n)
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) || (c == 0xf0 && p[1] < 0x90) ||
-	    (c == 0xf4 && p[1] > 0x8f))
-		return 0;
-	return n;
-}
-
 static uint32_t hex4(const uint8_t *p)
 {
 	return (uint32_t)(hex_value(p[0]) << 12 | hex_value(p[1]) << 8 | hex_value(p[2]) << 4 | hex_value(p[3]));

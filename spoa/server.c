@@ -32,6 +32,8 @@
 #include "handler.h"
 #include "jwksfetch.h"
 #include "log.h"
+#include "prom.h"
+#include "promserve.h"
 #include "request.h"
 #include "session.h"
 #include "statsd.h"
@@ -83,6 +85,8 @@ struct worker {
 	ev_timer flush_w;       /* statsd: flush every flush_ms, new window every window_s */
 	ev_tstamp window_end;
 	int reported_conns;     /* last connections gauge sent */
+	struct prom_reg *pm;    /* Prometheus: this worker's series, or NULL */
+	char idtext[12];        /* the worker label */
 };
 
 struct server {
@@ -101,6 +105,8 @@ struct server {
 	atomic_uint_fast64_t auth_gen;
 	pthread_mutex_t auth_mu;
 	struct jwks_fetcher *jwks;
+	int prom_fd;                  /* the /metrics listener until promserve owns it, else -1 */
+	struct promserve *prom;
 };
 
 static void auth_unref_locked(struct auth *a, struct auth **to_free)
@@ -173,6 +179,12 @@ int server_threads(const struct server *s)
 
 /* ---- connections ---- */
 
+static void gauge_conns(struct worker *w)
+{
+	struct spop_slice id = { (const uint8_t *)w->idtext, strlen(w->idtext) };
+	prom_record(w->pm, PM_CONNECTIONS, w->nconns, &id, 1);
+}
+
 static void conn_close(struct conn *c, const char *why)
 {
 	struct worker *w = c->w;
@@ -191,6 +203,7 @@ static void conn_close(struct conn *c, const char *why)
 		snprintf(code, sizeof(code), "%d", (int)c->s.status);
 		struct statsd_tag t = { "status", { (const uint8_t *)code, strlen(code) }, false };
 		statsd_count(&w->sd, "spoa_protocol_errors", 1, &t, 1);
+		prom_record(w->pm, PM_PROTOCOL_ERRORS, 1, &t.val, 1);
 	}
 	w->st.notifies += c->s.notifies;
 	ev_io_stop(w->loop, &c->rio);
@@ -207,6 +220,7 @@ static void conn_close(struct conn *c, const char *why)
 	if (c->next)
 		c->next->prev = c->prev;
 	w->nconns--;
+	gauge_conns(w);
 	atomic_fetch_sub(&w->srv->nconns, 1);
 	free(c);
 	if (w->draining && w->nconns == 0)
@@ -431,6 +445,7 @@ static void conn_new(struct worker *w, int fd, const struct sockaddr_storage *ss
 		w->conns->prev = c;
 	w->conns = c;
 	w->nconns++;
+	gauge_conns(w);
 	w->st.accepted++;
 	LOG(LL_DEBUG, "conn_open", "worker=%d peer=%s", w->id, c->peer);
 }
@@ -603,6 +618,7 @@ struct server *server_open(const struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	s->prom_fd = -1;
 	s->cfg = *cfg;
 	s->rcfg.providers = &s->cfg.providers;
 	s->rcfg.truncated = s->cfg.truncated_body;
@@ -654,10 +670,27 @@ struct server *server_open(const struct config *cfg, char *err, size_t errlen)
 			s->lfd[t * cfg->nlisten + l] = fd;
 		}
 	}
+	if (cfg->prometheus.enabled) { /* bound now: "address in use" is reported before anything starts */
+		struct listen_addr la = { .ss = cfg->prometheus.addr, .sslen = cfg->prometheus.addr_len };
+		snprintf(la.text, sizeof(la.text), "%.100s (prometheus.listen)", cfg->prometheus.addr_text);
+		if ((s->prom_fd = open_listener(&la, false, err, errlen)) < 0)
+			goto fail;
+	}
 	return s;
 fail:
 	server_free(s);
 	return NULL;
+}
+
+/* A scrape, on promserve's thread: every worker's registry, summed. */
+static int render_metrics(void *arg, struct buf *out)
+{
+	struct server *s = arg;
+	struct prom_reg *regs[256];
+	int n = s->nthreads < 256 ? s->nthreads : 256;
+	for (int t = 0; t < n; t++)
+		regs[t] = s->workers[t].pm; /* set before promserve's thread started */
+	return prom_render(regs, n, out);
 }
 
 int server_run(struct server *s, char *err, size_t errlen)
@@ -681,6 +714,16 @@ int server_run(struct server *s, char *err, size_t errlen)
 			pthread_sigmask(SIG_SETMASK, &old, NULL);
 			return -1;
 		}
+		snprintf(w->idtext, sizeof(w->idtext), "%d", t);
+		if (cfg->prometheus.enabled) {
+			if (!(w->pm = prom_reg_new(&cfg->prometheus))) {
+				snprintf(err, errlen, "out of memory");
+				pthread_sigmask(SIG_SETMASK, &old, NULL);
+				return -1;
+			}
+			gauge_conns(w); /* 0 until the first connection */
+		}
+		w->hctx.pm = w->pm;
 		w->hctx.rcfg = &s->rcfg;
 		w->hctx.prices = &cfg->prices;
 		w->hctx.sd = &w->sd;
@@ -720,6 +763,14 @@ int server_run(struct server *s, char *err, size_t errlen)
 		}
 		s->started = true;
 	}
+	if (s->prom_fd >= 0) { /* started with signals blocked, like the workers */
+		s->prom = promserve_start(s->prom_fd, render_metrics, s, err, errlen);
+		if (!s->prom) {
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			return -1;
+		}
+		s->prom_fd = -1;
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return 0;
 }
@@ -755,6 +806,9 @@ void server_free(struct server *s)
 {
 	if (!s)
 		return;
+	promserve_stop(s->prom); /* first: a scrape reads the workers' registries */
+	if (s->prom_fd >= 0)
+		close(s->prom_fd);
 	jwks_fetcher_stop(s->jwks);
 	const struct config *cfg = &s->cfg;
 	if (s->lfd) {
@@ -778,6 +832,7 @@ void server_free(struct server *s)
 			buf_free(&w->wbuf);
 			free(w->hctx.jwt_cache);
 			read_scratch_free(&w->hctx.scratch);
+			prom_reg_free(w->pm);
 		}
 	}
 	struct auth *drop;

@@ -88,8 +88,8 @@ int statsd_cfg_apply_json(struct statsd_cfg *c, const cJSON *obj, char *err, siz
 			}
 		}
 	}
-	if (c->max_tag_values > STATSD_SEEN_SLOTS / 2)
-		c->max_tag_values = STATSD_SEEN_SLOTS / 2;
+	if (c->max_tag_values > TAGBOUND_SLOTS / 2)
+		c->max_tag_values = TAGBOUND_SLOTS / 2;
 	return 0;
 }
 
@@ -151,45 +151,13 @@ void statsd_flush(struct statsd *s)
 
 void statsd_new_window(struct statsd *s)
 {
-	for (int i = 0; i < STATSD_BOUNDED_KEYS; i++) {
-		s->seen[i].count = 0;
-		memset(s->seen[i].slot, 0, sizeof(s->seen[i].slot));
-	}
-}
-
-static uint64_t hash(const uint8_t *p, size_t n)
-{
-	return fasthash(p, n, 0) | 1; /* 0 marks an empty slot */
+	tagbound_reset(&s->seen);
 }
 
 /* Applies the bounds; returns the value to report. */
 static struct spop_slice bound(struct statsd *s, const char *key, struct spop_slice v)
 {
-	static const struct spop_slice too_long = { (const uint8_t *)"too_long", 8 };
-	static const struct spop_slice other = { (const uint8_t *)"other", 5 };
-	if (v.len > s->cfg->max_id_len)
-		return too_long;
-	int k;
-	for (k = 0; k < STATSD_BOUNDED_KEYS; k++)
-		if (!s->seen[k].key || s->seen[k].key == key || strcmp(s->seen[k].key, key) == 0)
-			break;
-	if (k == STATSD_BOUNDED_KEYS)
-		return other;
-	s->seen[k].key = key;
-	uint64_t h = hash(v.ptr, v.len);
-	size_t i = h % STATSD_SEEN_SLOTS;
-	for (;;) {
-		if (s->seen[k].slot[i] == h)
-			return v;
-		if (s->seen[k].slot[i] == 0)
-			break;
-		i = (i + 1) % STATSD_SEEN_SLOTS;
-	}
-	if (s->seen[k].count >= s->cfg->max_tag_values)
-		return other;
-	s->seen[k].slot[i] = h;
-	s->seen[k].count++;
-	return v;
+	return tagbound_apply(&s->seen, key, v, s->cfg->max_id_len, s->cfg->max_tag_values);
 }
 
 /* Writes v with anything outside [A-Za-z0-9_.-] as '_' ('.' too in dotted names). */
@@ -312,7 +280,7 @@ static void mix(uint64_t *h, const void *p, size_t n)
 static void series(struct statsd *s, char type, const char *name, double v, const struct statsd_tag *tags,
                    int ntags, const struct spop_slice *member)
 {
-	if (!s->cfg || !s->cfg->enabled)
+	if (!s || !s->cfg || !s->cfg->enabled)
 		return;
 	struct spop_slice vals[16];
 	if (ntags > 16)
@@ -373,6 +341,8 @@ void statsd_gauge(struct statsd *s, const char *name, double v, const struct sta
 
 void statsd_set(struct statsd *s, const char *name, struct spop_slice member, const struct statsd_tag *tags, int ntags)
 {
+	if (!s || !s->cfg)
+		return;
 	if (member.len > s->cfg->max_id_len * 4u)
 		member.len = s->cfg->max_id_len * 4u; /* a set member is not a tag, but stays bounded */
 	series(s, 's', name, 0, tags, ntags, &member);
@@ -380,13 +350,15 @@ void statsd_set(struct statsd *s, const char *name, struct spop_slice member, co
 
 bool statsd_timing_due(const struct statsd *s)
 {
+	if (!s)
+		return false;
 	unsigned every = s->cfg && s->cfg->timer_sample ? s->cfg->timer_sample : 1;
 	return s->cfg && s->cfg->enabled && s->timings % every == 0;
 }
 
 void statsd_timing_us(struct statsd *s, const char *name, int64_t us, const struct statsd_tag *tags, int ntags)
 {
-	if (!s->cfg || !s->cfg->enabled)
+	if (!s || !s->cfg || !s->cfg->enabled)
 		return;
 	unsigned every = s->cfg->timer_sample ? s->cfg->timer_sample : 1;
 	if (s->timings++ % every != 0)

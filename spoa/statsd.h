@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 
 #include "spop.h"
+#include "tagbound.h"
 
 enum statsd_style { STATSD_DOGSTATSD = 0, STATSD_DOTTED };
 
@@ -52,8 +53,6 @@ struct statsd_tag {
 	bool bounded;              /* caller-controlled value: apply the cardinality bounds */
 };
 
-#define STATSD_BOUNDED_KEYS 4
-#define STATSD_SEEN_SLOTS   1024
 #define STATSD_AGG_SLOTS    1024   /* series per flush interval; more go out unaggregated */
 #define STATSD_AGG_TEXT     360
 
@@ -80,12 +79,7 @@ struct statsd {
 	unsigned nseries;
 	uint16_t order[STATSD_AGG_SLOTS];   /* used slots, in first-seen order */
 	struct statsd_series agg[STATSD_AGG_SLOTS];
-	/* Seen values per bounded key in this window: hashes, open addressing. */
-	struct {
-		const char *key;
-		unsigned count;
-		uint64_t slot[STATSD_SEEN_SLOTS];
-	} seen[STATSD_BOUNDED_KEYS];
+	struct tagbound seen;       /* values per bounded key in this window */
 };
 
 /* Opens the UDP socket (non-blocking, connected) when enabled. Returns 0 or -1
@@ -94,7 +88,8 @@ int statsd_open(struct statsd *s, const struct statsd_cfg *cfg, char *err, size_
 void statsd_close(struct statsd *s);
 
 /* Counters add up and gauges keep their last value until the next flush; a set
- * member is sent once per flush; timings are sampled. */
+ * member is sent once per flush; timings are sampled. A NULL or disabled sender
+ * takes them and does nothing. */
 void statsd_count(struct statsd *s, const char *name, double n, const struct statsd_tag *tags, int ntags);
 void statsd_gauge(struct statsd *s, const char *name, double v, const struct statsd_tag *tags, int ntags);
 void statsd_set(struct statsd *s, const char *name, struct spop_slice member, const struct statsd_tag *tags, int ntags);

@@ -64,6 +64,8 @@ run_suite e2e/bypass_spop 60 "$PY" tests/e2e/test_bypass_spop.py "$AGENT"
 run_suite e2e/bypass_spop-asan 120 "$PY" tests/e2e/test_bypass_spop.py build/asan/archestra-spoa
 # The reload, JWKS fetcher and snapshot paths once more with the agent under ASan+UBSan.
 run_suite e2e/auth-asan 300 "$PY" tests/e2e/test_auth.py build/asan/archestra-spoa
+# The /metrics listener and the registries' cross-thread reads under ASan+UBSan too.
+run_suite e2e/prometheus-asan 180 "$PY" tests/e2e/test_prometheus.py build/asan/archestra-spoa
 run_suite e2e/systemd 120 tests/e2e/test_systemd.sh
 
 # Every suite that runs HAProxy, on each HAProxy of the matrix: Debian's (2.6) and
@@ -78,6 +80,7 @@ e2e_haproxy() { # label
 	run_suite "$p/providers" 180 "$PY" tests/e2e/test_providers.py "$AGENT"
 	run_suite "$p/metrics" 400 "$PY" tests/e2e/test_metrics.py "$AGENT"
 	run_suite "$p/logjson" 120 "$PY" tests/e2e/test_logjson.py "$AGENT"
+	run_suite "$p/prometheus" 180 "$PY" tests/e2e/test_prometheus.py "$AGENT"
 	run_suite "$p/auth" 200 "$PY" tests/e2e/test_auth.py "$AGENT"
 	run_suite "$p/policy" 200 "$PY" tests/e2e/test_policy.py "$AGENT"
 	run_suite "$p/make_run" 120 "$PY" tests/e2e/test_make_run.py

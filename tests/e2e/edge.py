@@ -71,10 +71,15 @@ class Edge:
         with open(f.name, errors="replace") as r:
             return r.read()
 
+    def agent_args_for(self, i):
+        """Arguments for agent i alone, after the shared ones (a subclass's hook: a second
+        --config with what differs per agent, such as the Prometheus endpoint's port)."""
+        return []
+
     def start_agent(self, i, binary=None):
         port = self.agent_ports[i]
         self._start(f"agent{i}", [binary or self.agent_bin, "--listen", f"127.0.0.1:{port}", "--threads", "2",
-                                  *self.agent_args], port=port)
+                                  *self.agent_args, *self.agent_args_for(i)], port=port)
 
     def stop_agent(self, i, sig="kill"):
         p = self.procs.pop(f"agent{i}", None)

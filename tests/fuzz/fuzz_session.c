@@ -3,13 +3,16 @@
  * Input: two bytes of settings (max-frame-size, capabilities), then the bytes a
  * peer sends. The same bytes are fed twice, whole and in small chunks: the replies
  * must be identical (partial frames change nothing) and every reply must be a
- * well-formed agent frame within the negotiated size. */
+ * well-formed agent frame within the negotiated size. The metrics the handlers
+ * record go to statsd and to a Prometheus registry, whose exposition must stay
+ * well-formed whatever the fuzzed models and ids. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "handler.h"
 #include "pricing.h"
+#include "prom.h"
 #include "provider.h"
 #include "request.h"
 #include "session.h"
@@ -87,6 +90,46 @@ static struct statsd sd;
 static struct request_cfg rcfg = { .providers = &providers, .truncated = TRUNC_DENY };
 static struct auth auth;
 static struct handler_ctx hctx = { &rcfg, &prices, &sd };
+static struct prom_cfg pcfg;
+
+/* Every line of the exposition is a comment or `name{label="value",...} number`,
+ * values escaped as the format says. */
+static void check_exposition(const struct buf *t)
+{
+	const char *p = (const char *)t->data, *end = p + t->len;
+	if (t->len == 0 || end[-1] != '\n')
+		__builtin_trap();
+	while (p < end) {
+		if (*p == '#') {
+			p = memchr(p, '\n', (size_t)(end - p)) + 1;
+			continue;
+		}
+		while (*p == '_' || (*p >= 'a' && *p <= 'z'))
+			p++;
+		if (*p == '{') {
+			do {
+				p++;
+				while (*p == '_' || (*p >= 'a' && *p <= 'z'))
+					p++;
+				if (p[0] != '=' || p[1] != '"')
+					__builtin_trap();
+				for (p += 2; *p != '"'; p++)
+					if (*p == '\n' || (*p == '\\' && *++p != '\\' && *p != '"' && *p != 'n'))
+						__builtin_trap();
+				p++;
+			} while (*p == ',');
+			if (*p++ != '}')
+				__builtin_trap();
+		}
+		if (*p++ != ' ')
+			__builtin_trap();
+		char *num;
+		strtod(p, &num);
+		if (num == p || *num != '\n')
+			__builtin_trap();
+		p = num + 1;
+	}
+}
 
 /* A policy with every check, so fuzzed requests go through the rule engine too. */
 static const char fuzz_policy[] =
@@ -130,6 +173,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (policy_parse(fuzz_policy, strlen(fuzz_policy), &auth.policy, err, sizeof(err)) < 0)
 			abort();
 		hctx.auth_get = get_auth;
+		prom_cfg_defaults(&pcfg);
+		pcfg.enabled = true;
+		if (!(hctx.pm = prom_reg_new(&pcfg)))
+			abort();
 		archestra = spoa_handlers_archestra;
 		archestra.arg = &hctx;
 	}
@@ -146,5 +193,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap();
 	buf_free(&whole);
 	buf_free(&chunked);
+	static unsigned inputs;
+	if (++inputs % 64 == 0) {
+		struct buf text = { 0 };
+		if (prom_render(&hctx.pm, 1, &text) < 0)
+			abort();
+		check_exposition(&text);
+		buf_free(&text);
+	}
 	return 0;
 }
