@@ -53,7 +53,10 @@ REAL = {"REAL_OPENAI": "sk-real-openai-bypass-7f6e5d", "REAL_ANTHROPIC": "sk-ant
         "REAL_GEMINI": "goog-real-bypass-1a2b3c"}
 DIRECT = {"openai": ("Authorization", "Bearer sk-direct-bypass-0001"),
           "anthropic": ("x-api-key", "sk-ant-direct-bypass-0001"),
-          "gemini": ("x-goog-api-key", "goog-direct-bypass-0001")}
+          "gemini": ("x-goog-api-key", "goog-direct-bypass-0001"),
+          "bedrock": ("Authorization", "Bearer ABSK-direct-bypass-0001"),
+          "cohere": ("Authorization", "Bearer co-direct-bypass-0001"),
+          "azure": ("api-key", "az-direct-bypass-0001")}
 
 # ------------------------------------------------------------------ policy and setup
 POLICY = {
@@ -114,6 +117,7 @@ def setup(tmp, agent_bin):
     env = {"ARCH_BP_OPENAI": REAL["REAL_OPENAI"], "ARCH_BP_ANTHROPIC": REAL["REAL_ANTHROPIC"],
            "ARCH_BP_GEMINI": REAL["REAL_GEMINI"]}
     cfg = {"keys_file": kf, "policy_file": pf, "inspect_responses": True,
+           "providers": [{"name": "azure", "host": "bypass.openai.azure.com"}],
            "provider_keys": {"openai": {"env": "ARCH_BP_OPENAI"}, "anthropic": {"env": "ARCH_BP_ANTHROPIC"},
                              "gemini": {"env": "ARCH_BP_GEMINI"}},
            "jwt": {"issuer": "https://demo-issuer.local", "audience": "archestra",
@@ -131,7 +135,7 @@ def fill(v, sec):
 
 
 def provider_of(path):
-    for p in ("openai", "anthropic", "gemini", "local"):
+    for p in ("openai", "anthropic", "gemini", "local", "bedrock", "cohere", "azure"):
         if path.startswith(f"/v1/{p}/"):
             return p
     return None
@@ -139,7 +143,7 @@ def provider_of(path):
 
 def shape_of(path):
     p = provider_of(path)
-    return p if p in ("anthropic", "gemini") else "openai"
+    return p if p in ("anthropic", "gemini", "cohere", "bedrock") else "openai"
 
 
 # ------------------------------------------------------------------ building blocks
@@ -913,6 +917,50 @@ add("rt", "RT2 responses background + tool offer", "/v1/openai/responses",
     deny(400, "stream_not_inspectable"))
 
 # ------------------------------------------------------------------ classes, in order
+# ------------------------------------------------------------------ dialects of their own
+# Bedrock (the model in the path, inferenceConfig, toolConfig), Cohere v2 and Azure (the
+# deployment in the path): each place a dialect puts what policy reads, read as the
+# provider reads it, escapes and duplicates included.
+D = "dialects"
+BR_MSG = '"messages":[{"role":"user","content":[{"text":"hi"}]}]'
+BR = "/v1/bedrock/model/{}/converse"
+AZ = "/v1/azure/openai/deployments/{}/chat/completions?api-version=2024-10-21"
+CO = "/v1/cohere/v2/chat"
+add(D, "bedrock: a denied model in the path", BR.format("gpt-4o"), "{" + BR_MSG + "}", deny(403, "deny-big-models"))
+add(D, "bedrock: the denied model escaped in the path (%2D)", BR.format("gpt%2D4o"), "{" + BR_MSG + "}",
+    deny(403, "deny-big-models"))
+add(D, "bedrock: the denied model escaped in lower case (%2d)", BR.format("gpt%2d4o"), "{" + BR_MSG + "}",
+    deny(403, "deny-big-models"))
+add(D, "bedrock: inferenceConfig.maxTokens over the cap", BR.format("m1"),
+    "{" + BR_MSG + ',"inferenceConfig":{"maxTokens":5000}}', deny(403, "cap-output"))
+add(D, "bedrock: maxTokens as 5e3", BR.format("m1"), "{" + BR_MSG + ',"inferenceConfig":{"maxTokens":5e3}}',
+    deny(403, "cap-output"))
+add(D, "bedrock: inferenceConfig with an escaped key", BR.format("m1"),
+    "{" + BR_MSG + ',"inference\\u0043onfig":{"max\\u0054okens":5000}}', deny(403, "cap-output"))
+add(D, "bedrock: inferenceConfig twice", BR.format("m1"),
+    "{" + BR_MSG + ',"inferenceConfig":{"maxTokens":5},"inferenceConfig":{"maxTokens":5000}}',
+    deny(400, "duplicate_key"))
+add(D, "bedrock: inferenceConfig not an object", BR.format("m1"), "{" + BR_MSG + ',"inferenceConfig":[5000]}',
+    deny(400, "invalid_field"))
+add(D, "bedrock: a denied tool in toolConfig", BR.format("m1"),
+    "{" + BR_MSG + ',"toolConfig":{"tools":[{"toolSpec":{"name":"send_email","inputSchema":{"json":{}}}}]}}',
+    deny(403, "no-email-tools"))
+add(D, "bedrock: the denied tool's name escaped", BR.format("m1"),
+    "{" + BR_MSG + ',"toolConfig":{"tools":[{"toolSpec":{"name":"send\\u005femail"}}]}}', deny(403, "no-email-tools"))
+add(D, "cohere: a denied model", CO, '{"model":"gpt-4o",' + MSG + "}", deny(403, "deny-big-models"))
+add(D, "cohere: max_tokens over the cap", CO, '{"model":"command-a",' + MSG + ',"max_tokens":5000}',
+    deny(403, "cap-output"))
+add(D, "cohere: a denied tool (OpenAI's shape)", CO,
+    '{"model":"command-a",' + MSG + ',"tools":[{"type":"function","function":{"name":"send_email"}}]}',
+    deny(403, "no-email-tools"))
+add(D, "azure: a denied deployment", AZ.format("gpt-4o"), '{' + MSG + '}', deny(403, "deny-big-models"))
+add(D, "azure: the denied deployment escaped (%2D)", AZ.format("gpt%2D4o"), '{' + MSG + '}',
+    deny(403, "deny-big-models"))
+add(D, "azure: a harmless model in the body does not hide the deployment", AZ.format("gpt-4o"),
+    '{"model":"gpt-4o-mini",' + MSG + '}', deny(403, "deny-big-models"))
+add(D, "azure: a denied tool", AZ.format("d1"),
+    '{' + MSG + ',"tools":[{"type":"function","function":{"name":"send_email"}}]}', deny(403, "no-email-tools"))
+
 CLASSES = []
 for c in CASES:
     if c["cls"] not in CLASSES:

@@ -186,6 +186,10 @@ def shape(j):
     """The provider whose error shape j has, or None."""
     if not isinstance(j, dict):
         return None
+    if set(j) == {"id", "message", "code"} and isinstance(j["message"], str):
+        return "cohere"
+    if set(j) == {"message", "code"} and isinstance(j["message"], str):
+        return "bedrock"
     e = j.get("error")
     if j.get("type") == "error" and isinstance(e, dict) and isinstance(e.get("type"), str) and \
             isinstance(e.get("message"), str):
@@ -209,6 +213,8 @@ def check_error_body(case, status, body, want_status, reason, path_shape):
     check(got in ok_shapes, f"error body is not in the {path_shape} shape: {body[:300]!r}")
     if got == "openai":
         check(j["error"]["code"] == reason, f"error.code {j['error']['code']!r}, expected {reason!r}")
+    if got in ("cohere", "bedrock"):
+        check(j["code"] == reason, f"code {j['code']!r}, expected {reason!r}")
     if got == "gemini":
         check(j["error"]["code"] == want_status, f"gemini error.code {j['error']['code']} != {want_status}")
 

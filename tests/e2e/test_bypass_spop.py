@@ -154,6 +154,10 @@ def shape_ok(body, shape, status, reason):
         j = json.loads(body)
     except ValueError:
         raise AssertionError(f"body is not JSON: {body[:200]!r}") from None
+    if shape in ("cohere", "bedrock"):  # {"message", "code"} (Cohere adds "id")
+        check(isinstance(j, dict) and j.get("code") == reason and isinstance(j.get("message"), str),
+              f"body is not the {shape} error shape with {reason}: {body[:300]!r}")
+        return
     e = j.get("error") if isinstance(j, dict) else None
     check(isinstance(e, dict), f"no error object: {body[:200]!r}")
     ok = {"openai": lambda: e.get("code") == reason and isinstance(e.get("type"), str) and "param" in e,
