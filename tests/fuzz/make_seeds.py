@@ -16,14 +16,13 @@ def hello(caps="pipelining,async", hc=False):
     return enc_frame(HELLO, enc_kv(hello_items(caps=caps, extra=extra + [("engine-id", STR("0A1B2C3D"))])))
 
 
-def req_msg():
+def req_msg(path="/v1/openai/chat/completions", body=None, cred=(b"authorization", b"Bearer sk-fuzz")):
     hdrs = enc_hdrs([(b"host", b"api.openai.com"), (b"content-type", b"application/json"),
-                     (b"x-archestra-agent-id", b"agent-7"), (b"x-archestra-meta", b"a/exec-1/sess-2"),
-                     (b"authorization", b"Bearer sk-fuzz")])
-    body = (b'{"model":"gpt-4o","max_tokens":100,"messages":[{"role":"user","content":"hello"}],'
-            b'"tools":[{"type":"function","function":{"name":"send_email"}}]}')
+                     (b"x-archestra-agent-id", b"agent-7"), (b"x-archestra-meta", b"a/exec-1/sess-2"), cred])
+    body = body or (b'{"model":"gpt-4o","max_tokens":100,"messages":[{"role":"user","content":"hello"}],'
+                    b'"tools":[{"type":"function","function":{"name":"send_email"}}]}')
     return enc_msg("archestra-req", [
-        ("id", STR("7F000001:C9B2")), ("method", STR("POST")), ("path", STR("/v1/openai/chat/completions")),
+        ("id", STR("7F000001:C9B2")), ("method", STR("POST")), ("path", STR(path)),
         ("query", NULL()), ("hdrs", BIN(hdrs)), ("body", BIN(body)), ("body_len", I32(len(body))),
         ("src", IP4("127.0.0.1")), ("tls", BOOL(True)), ("v6", IP6("::")), ("u64", UI64(2**40))])
 
@@ -114,6 +113,14 @@ def main():
         "disconnect": b"\x3f\x07" + hello() + enc_frame(DISCON, disconnect_kv(0, "bye")),
         "small-frames": b"\x00\x01" + hello("pipelining") + enc_frame(NOTIFY, msg, 1, 1),
         "response": b"\x3f\x07" + hello() + enc_frame(NOTIFY, res_msg(), 7, 7),
+        # the dialects of their own: the model in the path, inferenceConfig, toolConfig, api-key
+        "bedrock": b"\x3f\x07" + hello() + enc_frame(NOTIFY, req_msg(
+            "/v1/bedrock/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse",
+            b'{"messages":[{"role":"user","content":[{"text":"hi"}]}],"inferenceConfig":{"maxTokens":10},'
+            b'"toolConfig":{"tools":[{"toolSpec":{"name":"send_email"}},{"cachePoint":{}}]}}'), 8, 8),
+        "azure": b"\x3f\x07" + hello() + enc_frame(NOTIFY, req_msg(
+            "/v1/azure/openai/deployments/prod-4o/chat/completions", None, (b"api-key", b"az-fuzz")), 9, 9),
+        "cohere": b"\x3f\x07" + hello() + enc_frame(NOTIFY, req_msg("/v1/cohere/v2/chat"), 10, 10),
     }
     for k, v in seeds.items():
         with open(os.path.join(d, "seed-" + k), "wb") as f:
