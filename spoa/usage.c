@@ -20,6 +20,14 @@ static int64_t or0(int64_t x)
 	return x < 0 ? 0 : x;
 }
 
+/* The input and output counts under these names; false when neither is there. */
+static bool counts(struct spop_slice o, const char *in_key, const char *out_key, int64_t *in, int64_t *out)
+{
+	*in = get(o, in_key);
+	*out = get(o, out_key);
+	return *in >= 0 || *out >= 0;
+}
+
 bool usage_extract(enum err_shape shape, struct spop_slice body, struct usage *u)
 {
 	struct json_val v;
@@ -31,18 +39,14 @@ bool usage_extract(enum err_shape shape, struct spop_slice body, struct usage *u
 	int64_t in, out;
 	switch (shape) {
 	case SHAPE_ANTHROPIC:
-		in = get(o, "input_tokens");
-		out = get(o, "output_tokens");
-		if (in < 0 && out < 0)
+		if (!counts(o, "input_tokens", "output_tokens", &in, &out))
 			return false;
 		u->cached = or0(get(o, "cache_read_input_tokens"));
 		u->in = or0(in) + u->cached + or0(get(o, "cache_creation_input_tokens"));
 		u->out = or0(out);
 		return true;
 	case SHAPE_GEMINI:
-		in = get(o, "promptTokenCount");
-		out = get(o, "candidatesTokenCount");
-		if (in < 0 && out < 0)
+		if (!counts(o, "promptTokenCount", "candidatesTokenCount", &in, &out))
 			return false;
 		u->reasoning = or0(get(o, "thoughtsTokenCount"));
 		u->in = or0(in);
@@ -50,15 +54,9 @@ bool usage_extract(enum err_shape shape, struct spop_slice body, struct usage *u
 		u->cached = or0(get(o, "cachedContentTokenCount"));
 		return true;
 	case SHAPE_BEDROCK:
-		/* Converse: {"inputTokens", "outputTokens", "cacheReadInputTokens", ...} */
-		in = get(o, "inputTokens");
-		out = get(o, "outputTokens");
-		if (in < 0 && out < 0) {
-			/* an Anthropic model's own answer (InvokeModel) */
-			in = get(o, "input_tokens");
-			out = get(o, "output_tokens");
-		}
-		if (in < 0 && out < 0)
+		/* Converse's camelCase, else an Anthropic model's own answer (InvokeModel) */
+		if (!counts(o, "inputTokens", "outputTokens", &in, &out) &&
+		    !counts(o, "input_tokens", "output_tokens", &in, &out))
 			return false;
 		u->cached = or0(get(o, "cacheReadInputTokens"));
 		u->in = or0(in) + u->cached + or0(get(o, "cacheWriteInputTokens"));
@@ -66,30 +64,22 @@ bool usage_extract(enum err_shape shape, struct spop_slice body, struct usage *u
 		return true;
 	case SHAPE_COHERE:
 		/* tokens: what the model read and wrote; billed_units: what is charged */
-		in = get(o, "tokens.input_tokens");
-		out = get(o, "tokens.output_tokens");
-		if (in < 0 && out < 0) {
-			in = get(o, "billed_units.input_tokens");
-			out = get(o, "billed_units.output_tokens");
-		}
-		if (in < 0 && out < 0)
+		if (!counts(o, "tokens.input_tokens", "tokens.output_tokens", &in, &out) &&
+		    !counts(o, "billed_units.input_tokens", "billed_units.output_tokens", &in, &out))
 			return false;
 		u->in = or0(in);
 		u->out = or0(out);
 		return true;
 	default:
-		in = get(o, "prompt_tokens");
-		out = get(o, "completion_tokens");
-		if (in >= 0 || out >= 0) {
+		/* chat completions, else the Responses API */
+		if (counts(o, "prompt_tokens", "completion_tokens", &in, &out)) {
 			u->cached = or0(get(o, "prompt_tokens_details.cached_tokens"));
 			u->reasoning = or0(get(o, "completion_tokens_details.reasoning_tokens"));
-		} else {
-			in = get(o, "input_tokens");
-			out = get(o, "output_tokens");
-			if (in < 0 && out < 0)
-				return false;
+		} else if (counts(o, "input_tokens", "output_tokens", &in, &out)) {
 			u->cached = or0(get(o, "input_tokens_details.cached_tokens"));
 			u->reasoning = or0(get(o, "output_tokens_details.reasoning_tokens"));
+		} else {
+			return false;
 		}
 		u->in = or0(in);
 		u->out = or0(out);
