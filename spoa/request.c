@@ -942,7 +942,6 @@ static void virtual_key(const struct auth *auth, int64_t now, struct req_decisio
  * authorizes the caller, and the caller's own provider key goes upstream as sent. */
 static void passthrough_key(const struct auth *auth, int64_t now, struct spop_slice vk, int ncred,
                             struct req_decision *d)
-
 {
 	if (ncred == 1 && (vkey_looks_virtual(d->credential) || jwt_looks_like(d->credential))) {
 		refuse(d, 400, "ambiguous_credential", "with X-Archestra-Virtual-Key, send your own provider key where the "
