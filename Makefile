@@ -19,7 +19,7 @@ BENCH_PKGS := $(TEST_PKGS)
 CORE_SRC := spoa/spop.c spoa/session.c spoa/handler.c spoa/buf.c spoa/config.c spoa/log.c \
             spoa/hdrs.c spoa/provider.c spoa/request.c spoa/errjson.c spoa/jsonscan.c \
             spoa/identity.c spoa/usage.c spoa/pricing.c spoa/glob.c spoa/tagbound.c spoa/statsd.c spoa/prom.c spoa/ctx.c spoa/keys.c spoa/jwt.c spoa/policy.c spoa/dlp.c spoa/endpoint.c \
-            spoa/cfgjson.c spoa/archvars.c spoa/sigv4.c
+            spoa/cfgjson.c spoa/archvars.c spoa/sigv4.c spoa/meter.c
 SHELL_SRC := spoa/server.c spoa/promserve.c spoa/main.c spoa/authload.c spoa/keyscli.c spoa/jwksfetch.c
 AGENT    := spoa/archestra-spoa
 
@@ -31,7 +31,7 @@ SHELL_OBJ := $(SHELL_SRC:%.c=$(BUILD)/%.o)
 # One tests/unit/test_<module>.c per module of spoa/ it tests.
 UNIT_TESTS := test_jsonscan test_spop test_session test_config test_cfgjson test_request test_identity \
               test_usage test_ctx test_pricing test_glob test_statsd test_keys test_jwt test_policy test_dlp \
-              test_sigv4 test_prom
+              test_sigv4 test_prom test_meter
 UNIT_BIN   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 ASAN_BIN   := $(UNIT_TESTS:%=$(BUILD)/asan/%)
 # The agent's sources under ASan+UBSan, compiled once for all the sanitized binaries.
@@ -142,6 +142,7 @@ $(HAPROXY34): $(HAPROXY34_TGZ)
 # `make test HAPROXY=/path/to/haproxy` runs the e2e suites against that binary only.
 test: deps-test
 	@$(MAKE) --no-print-directory all unit $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth $(BUILD)/fuzz/fuzz_json \
+	  $(BUILD)/fuzz/fuzz_meter \
 	  $(if $(HAPROXY),,$(if $(HAPROXY34_TGZ),$(HAPROXY34)))
 	@HAPROXY=$(HAPROXY) HAPROXY34=$(if $(HAPROXY34_TGZ),$(HAPROXY34)) tests/run-tests.sh
 
@@ -170,7 +171,11 @@ $(BUILD)/fuzz/fuzz_auth: tests/fuzz/fuzz_auth.c $(CORE_SRC) $(GEN_SRC) $(wildcar
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_auth.c $(CORE_SRC) $(GEN_SRC) -lcjson -lcrypto
 
-fuzz: deps-test $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth $(BUILD)/fuzz/fuzz_json
+$(BUILD)/fuzz/fuzz_meter: tests/fuzz/fuzz_meter.c $(CORE_SRC) $(GEN_SRC) $(wildcard spoa/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_meter.c $(CORE_SRC) $(GEN_SRC) -lcjson -lcrypto
+
+fuzz: deps-test $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth $(BUILD)/fuzz/fuzz_json $(BUILD)/fuzz/fuzz_meter
 	@mkdir -p $(BUILD)/fuzz/corpus
 	$(PYTHON) tests/fuzz/make_seeds.py $(BUILD)/fuzz/corpus
 	$(BUILD)/fuzz/fuzz_session -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=5 \
@@ -183,6 +188,10 @@ fuzz: deps-test $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth $(BUILD)/fuzz
 	$(PYTHON) tests/fuzz/make_seeds.py --json $(BUILD)/fuzz/corpus-json
 	$(BUILD)/fuzz/fuzz_json -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=5 \
 	  -print_final_stats=1 $(BUILD)/fuzz/corpus-json
+	@mkdir -p $(BUILD)/fuzz/corpus-meter
+	$(PYTHON) tests/fuzz/make_seeds.py --meter $(BUILD)/fuzz/corpus-meter
+	$(BUILD)/fuzz/fuzz_meter -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=5 \
+	  -print_final_stats=1 $(BUILD)/fuzz/corpus-meter
 
 # ---- benchmarks ----
 bench: deps-bench

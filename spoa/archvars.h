@@ -11,12 +11,13 @@
 #define ARCH_VARS(X)                                                                                      \
 	X(verdict) X(status) X(body) X(reason) X(provider) X(upstream_path) X(upstream_host) X(auth_hdr)  \
 	X(auth_val) X(inspect_res) X(agent_id) X(user_id) X(session_id) X(execution_id) X(key_id) X(model) \
-	X(stream) X(ctx) X(shadow) X(dlp) X(res_verdict) X(res_status) X(res_body) X(tokens_in)           \
-	X(tokens_out) X(truncated) X(amz_date) X(amz_sha256) X(amz_token)
+	X(stream) X(ctx) X(shadow) X(dlp) X(res_verdict) X(res_status) X(res_body) X(truncated)           \
+	X(amz_date) X(amz_sha256) X(amz_token)
 
 /* Set by HAProxy itself (SPOE's error and processing time, haproxy.cfg's retry
- * count and relay mark); the agent never sets them. */
-#define ARCH_HAPROXY_VARS(X) X(error) X(ptime) X(retry) X(relay)
+ * count and relay mark, providers.cfg's usage counts: usage_field_names, the
+ * alternative mark, and the provider's own status); the agent never sets them. */
+#define ARCH_HAPROXY_VARS(X) X(error) X(ptime) X(retry) X(relay) X(u_in) X(u_out) X(u_cr) X(u_cw) X(u_rs) X(u_alt) X(up_status)
 
 enum arch_var {
 #define ARCH_VAR_ENUM(n) AV_##n,
@@ -32,5 +33,8 @@ struct arch_var_name {
 
 /* By enum arch_var: the name without "txn.arch.", and its length. */
 extern const struct arch_var_name arch_var_names[AV_COUNT];
+
+/* ARCH_HAPROXY_VARS' names, NULL-terminated. */
+extern const char *const arch_haproxy_var_names[];
 
 #endif

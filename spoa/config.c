@@ -18,7 +18,7 @@
 #define MAX_FRAME_CEILING (16u * 1024 * 1024)
 
 const char config_usage[] =
-	"usage: archestra-spoa [--listen ADDR]... [--config FILE] [--threads N] [--check]\n"
+	"usage: archestra-spoa [--listen ADDR]... [--config FILE] [--threads N] [--meter ADDR|off] [--check]\n"
 	"                      [--log-level error|warn|info|debug] [--version] [--help]\n"
 	"       archestra-spoa keys new|list|revoke|rotate --file KEYS_FILE ...   (virtual keys)\n"
 	"       archestra-spoa haproxy-backends [--config FILE] > providers.cfg  (HAProxy backends)\n"
@@ -27,6 +27,8 @@ const char config_usage[] =
 	"                    default 127.0.0.1:12345)\n"
 	"  --config FILE     JSON settings (see README.md); flags override it\n"
 	"  --threads N       worker threads (default: one per core)\n"
+	"  --meter ADDR|off  UDP HOST:PORT where HAProxy sends each call's record (tokens,\n"
+	"                    cost, status; default " CONFIG_METER_DEFAULT ", shared by the agents)\n"
 	"  --check           validate the configuration and exit\n"
 	"  --log-level L     error, warn, info (default) or debug; logs go to stderr\n"
 	"  --ack-only        answer every message with no action (benchmarks only)\n"
@@ -58,9 +60,28 @@ void config_defaults(struct config *c)
 	statsd_cfg_defaults(&c->statsd);
 	prom_cfg_defaults(&c->prometheus);
 	c->truncated_body = TRUNC_DENY;
-	char e[8];
+	char e[CONFIG_ERR_LEN];
 	config_parse_listen("127.0.0.1:12345", &c->listen[0], e, sizeof(e));
 	c->nlisten = 1;
+	config_parse_meter(CONFIG_METER_DEFAULT, c, e, sizeof(e));
+}
+
+int config_parse_meter(const char *s, struct config *c, char *err, size_t errlen)
+{
+	if (strcmp(s, "off") == 0) {
+		c->meter_on = false;
+		return 0;
+	}
+	struct listen_addr la;
+	char e[CONFIG_ERR_LEN];
+	if (config_parse_listen(s, &la, e, sizeof(e)) < 0 || la.is_unix) {
+		seterr(err, errlen, "expected \"off\" or the UDP address HAProxy sends call records to, HOST:PORT or "
+		       "[IPV6]:PORT, like \"%s\"", CONFIG_METER_DEFAULT);
+		return -1;
+	}
+	c->meter = la;
+	c->meter_on = true;
+	return 0;
 }
 
 static int parse_port(const char *s, uint16_t *port)
@@ -333,6 +354,13 @@ static int apply_member(struct config *c, const char *k, const cJSON *it, char *
 		return statsd_cfg_apply_json(&c->statsd, it, err, errlen);
 	if (strcmp(k, "prometheus") == 0)
 		return prom_cfg_apply_json(&c->prometheus, it, err, errlen);
+	if (strcmp(k, "meter") == 0) {
+		char e2[CONFIG_ERR_LEN];
+		if (!cJSON_IsString(it) || config_parse_meter(it->valuestring, c, e2, sizeof(e2)) < 0)
+			return cfg_fail(err, errlen, NULL, k, "expected \"off\" or a UDP address like \"%s\"",
+			                CONFIG_METER_DEFAULT);
+		return 0;
+	}
 	if (strcmp(k, "prices") == 0)
 		return prices_apply_json(&c->prices, it, err, errlen);
 	if (strcmp(k, "inspect_responses") == 0)
@@ -511,6 +539,12 @@ enum cli_result config_from_args(struct config *c, int argc, char **argv, char *
 				return CLI_ERROR;
 			}
 			c->nlisten = ++nlisten;
+		} else if ((rc = flag_value(argc, argv, &i, "--meter", &val)) != 0) {
+			char e[CONFIG_ERR_LEN];
+			if (rc < 0 || config_parse_meter(val, c, e, sizeof(e)) < 0) {
+				seterr(err, errlen, "--meter: %s", rc < 0 ? "needs an address or off" : e);
+				return CLI_ERROR;
+			}
 		} else if ((rc = flag_value(argc, argv, &i, "--threads", &val)) != 0) {
 			char *end;
 			long v = rc > 0 ? strtol(val, &end, 10) : -1;

@@ -24,6 +24,7 @@
 
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_ERR_LEN    256
+#define CONFIG_METER_DEFAULT "127.0.0.1:9465"
 
 struct listen_addr {
 	char text[128];                /* as the user wrote it, for logs */
@@ -49,6 +50,8 @@ struct config {
 	bool drop_invalid_identity;   /* invalid X-Archestra-* values: dropped, else 400 */
 	struct statsd_cfg statsd;
 	struct prom_cfg prometheus;   /* the /metrics endpoint */
+	struct listen_addr meter;     /* UDP: HAProxy's end-of-call records (meter.h) */
+	bool meter_on;
 	struct price_table prices;
 	char keys_file[512];          /* virtual keys; "" when none */
 	char policy_file[512];        /* "" : the embedded default policy */
@@ -90,6 +93,8 @@ int config_apply_json(struct config *c, const char *text, size_t len, char *err,
 
 /* "HOST:PORT", "[IPV6]:PORT", "unix:/path". Returns 0 or -1 with err set. */
 int config_parse_listen(const char *s, struct listen_addr *out, char *err, size_t errlen);
+/* "off", or the meter's UDP HOST:PORT, into c->meter / c->meter_on. */
+int config_parse_meter(const char *s, struct config *c, char *err, size_t errlen);
 
 /* Reads a whole file into a NUL-terminated malloc'd string (caller frees). */
 char *config_read_file(const char *path, size_t *len, char *err, size_t errlen);

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-enum err_shape { SHAPE_OPENAI = 0, SHAPE_ANTHROPIC, SHAPE_GEMINI, SHAPE_COHERE, SHAPE_BEDROCK };
+enum err_shape { SHAPE_OPENAI = 0, SHAPE_ANTHROPIC, SHAPE_GEMINI, SHAPE_COHERE, SHAPE_BEDROCK, SHAPE_COUNT };
 
 /* Writes the JSON error for `status` into dst (NUL-terminated). `code` is the
  * machine-readable reason, `msg` the human text (escaped here). Returns the

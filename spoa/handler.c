@@ -11,6 +11,7 @@
 #include "dlp.h"
 #include "errjson.h"
 #include "hdrs.h"
+#include "meter.h"
 #include "jsonscan.h"
 #include "policy.h"
 #include "pricing.h"
@@ -58,12 +59,6 @@ static void set_str(struct spop_writer *acts, enum arch_var v, const char *val)
 static void set_slice(struct spop_writer *acts, enum arch_var v, struct spop_slice s)
 {
 	struct spop_data d = { .type = SPOP_T_STRING, .v.s = s };
-	set_data(acts, v, &d);
-}
-
-static void set_int(struct spop_writer *acts, enum arch_var v, int64_t i)
-{
-	struct spop_data d = { .type = SPOP_T_INT64, .v.i = i };
 	set_data(acts, v, &d);
 }
 
@@ -314,12 +309,10 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 		if (spop_slice_eq(c.provider, hc->rcfg->providers->p[i].name, strlen(hc->rcfg->providers->p[i].name)))
 			shape = hc->rcfg->providers->p[i].shape;
 
-	struct usage u;
 	const struct spop_data *body = SPOP_MSG_ARG(msg, "body");
 	struct spop_slice bs = is_text(body) ? body->v.s : (struct spop_slice){ NULL, 0 };
 	bool sse = is_sse(SPOP_MSG_ARG(msg, "hdrs"));
 	bool readable = !sse && res_readable(msg, bs, &hc->scratch);
-	bool counted = readable && bs.len && usage_extract(shape, bs, &u);
 	struct policy_result pr = { 0 };
 	const char *refused = NULL, *why = NULL;
 	int rstatus = 502;
@@ -361,27 +354,12 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 	} else {
 		set_str(acts, AV_res_verdict, "allow");
 	}
-	if (counted) {
-		set_int(acts, AV_tokens_in, u.in);
-		set_int(acts, AV_tokens_out, u.out);
-	}
 	if (!metrics && !pm)
 		return;
 
-	int64_t status = 0;
-	char st[16];
-	snprintf(st, sizeof(st), "%lld", as_int(SPOP_MSG_ARG(msg, "status"), &status) ? (long long)status : 0LL);
 	struct spop_slice model = c.model.len ? c.model : lit("unknown");
 	struct spop_slice agent = c.id[ID_AGENT].len ? c.id[ID_AGENT] : lit("none");
-	struct statsd_tag tags[] = {
-		{ "provider", c.provider, false },
-		{ "model", model, true },
-		{ "external_agent_id", agent, true },
-		{ "status", lit(st), false },
-		{ "type", lit("input"), false },
-	};
-	statsd_count(hc->sd, "llm_upstream_status", 1, (struct statsd_tag[]){ tags[0], tags[1], tags[3] }, 3);
-	prom_record(pm, PM_UPSTREAM_STATUS, 1, (struct spop_slice[]){ c.provider, model, tags[3].val }, 3);
+	struct statsd_tag tags[] = { { "provider", c.provider, false } };
 	if (pr.deny || refused) {
 		struct statsd_tag bt[] = { { "rule", lit(pr.deny ? pr.deny->id : refused), false }, tags[0] };
 		statsd_count(hc->sd, "llm_tool_calls_blocked", 1, bt, 2);
@@ -392,33 +370,62 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 		statsd_count(hc->sd, "policy_shadow_denials", 1, st2, 2);
 		prom_record(pm, PM_SHADOW_DENIALS, 1, (struct spop_slice[]){ st2[0].val, c.provider }, 2);
 	}
-	if (counted) {
-		statsd_count(hc->sd, "llm_tokens", (double)u.in, (struct statsd_tag[]){ tags[0], tags[1], tags[2], tags[4] }, 4);
-		prom_record(pm, PM_TOKENS, (double)u.in, (struct spop_slice[]){ c.provider, model, agent, lit("input") }, 4);
-		tags[4].val = lit("output");
-		statsd_count(hc->sd, "llm_tokens", (double)u.out, (struct statsd_tag[]){ tags[0], tags[1], tags[2], tags[4] }, 4);
-		prom_record(pm, PM_TOKENS, (double)u.out, (struct spop_slice[]){ c.provider, model, agent, lit("output") }, 4);
-		char pv[64];
-		memcpy(pv, c.provider.ptr, c.provider.len < 63 ? c.provider.len : 63);
-		pv[c.provider.len < 63 ? c.provider.len : 63] = '\0';
-		const struct price *p = price_find(hc->prices, pv, c.model);
-		if (p) {
-			double cost = price_cost(p, u.in, u.out);
-			statsd_count(hc->sd, "llm_cost_usd", cost, tags, 3);
-			prom_record(pm, PM_COST, cost, (struct spop_slice[]){ c.provider, model, agent }, 3);
-		}
-	}
-	if (have_ctx && c.start_us > 0) {
-		int64_t d = now_us(CLOCK_REALTIME) - c.start_us;
-		if (d >= 0) {
-			statsd_timing_us(hc->sd, "llm_request_duration", d, tags, 3);
-			prom_record(pm, PM_REQUEST_DURATION, (double)d / 1e6, (struct spop_slice[]){ c.provider, model }, 2);
-		}
-	}
 	struct statsd_tag mt[] = { { "message", lit("res"), false } };
 	int64_t took = now_us(CLOCK_MONOTONIC) - t0;
 	statsd_timing_us(hc->sd, "spoa_decision_time", took, mt, 1);
 	prom_record(pm, PM_DECISION_TIME, (double)took / 1e6, &mt[0].val, 1);
+}
+
+void spoa_meter_account(struct handler_ctx *hc, const struct meter_rec *r)
+{
+	struct prom_reg *pm = hc->pm;
+	if (!(hc->sd && hc->sd->cfg && hc->sd->cfg->enabled) && !pm)
+		return;
+	/* Only calls that went to a provider: a refusal was counted at its decision. */
+	if (!SPOP_SLICE_IS(r->v[MF_VERDICT], "allow") || !r->v[MF_PROVIDER].len)
+		return;
+	struct spop_slice provider = r->v[MF_PROVIDER];
+	struct spop_slice model = r->v[MF_MODEL].len ? r->v[MF_MODEL] : lit("unknown");
+	struct spop_slice agent = r->v[MF_AGENT].len ? r->v[MF_AGENT] : lit("none");
+	/* The provider's status; HAProxy's own when no provider answered (503...). */
+	struct spop_slice status = r->v[MF_UP_STATUS].len ? r->v[MF_UP_STATUS]
+	                         : r->v[MF_STATUS].len  ? r->v[MF_STATUS] : lit("0");
+	struct statsd_tag tags[] = {
+		{ "provider", provider, false },
+		{ "model", model, true },
+		{ "external_agent_id", agent, true },
+		{ "status", status, false },
+		{ "type", lit("input"), false },
+	};
+	statsd_count(hc->sd, "llm_upstream_status", 1, (struct statsd_tag[]){ tags[0], tags[1], tags[3] }, 3);
+	prom_record(pm, PM_UPSTREAM_STATUS, 1, (struct spop_slice[]){ provider, model, status }, 3);
+
+	const struct provider *pv = NULL;
+	for (int i = 0; i < hc->rcfg->providers->n && !pv; i++)
+		if (spop_slice_eq(provider, hc->rcfg->providers->p[i].name, strlen(hc->rcfg->providers->p[i].name)))
+			pv = &hc->rcfg->providers->p[i];
+	int64_t raw[UF_COUNT];
+	for (int f = 0; f < UF_COUNT; f++)
+		raw[f] = meter_int(r->v[MF_U0 + f]);
+	struct usage u;
+	if (pv && usage_normalize(pv->shape, raw, &u)) {
+		statsd_count(hc->sd, "llm_tokens", (double)u.in, (struct statsd_tag[]){ tags[0], tags[1], tags[2], tags[4] }, 4);
+		prom_record(pm, PM_TOKENS, (double)u.in, (struct spop_slice[]){ provider, model, agent, lit("input") }, 4);
+		tags[4].val = lit("output");
+		statsd_count(hc->sd, "llm_tokens", (double)u.out, (struct statsd_tag[]){ tags[0], tags[1], tags[2], tags[4] }, 4);
+		prom_record(pm, PM_TOKENS, (double)u.out, (struct spop_slice[]){ provider, model, agent, lit("output") }, 4);
+		const struct price *p = price_find(hc->prices, pv->name, r->v[MF_MODEL]);
+		if (p) {
+			double cost = price_cost(p, u.in, u.out);
+			statsd_count(hc->sd, "llm_cost_usd", cost, tags, 3);
+			prom_record(pm, PM_COST, cost, (struct spop_slice[]){ provider, model, agent }, 3);
+		}
+	}
+	int64_t ta = meter_int(r->v[MF_TOTAL_MS]);
+	if (ta >= 0) {
+		statsd_timing_us(hc->sd, "llm_request_duration", ta * 1000, tags, 3);
+		prom_record(pm, PM_REQUEST_DURATION, (double)ta / 1e3, (struct spop_slice[]){ provider, model }, 2);
+	}
 }
 
 static const struct spoa_handler archestra_list[] = {

@@ -13,6 +13,7 @@
 
 struct auth;           /* request.h */
 struct jwt_cache;      /* request.h */
+struct meter_rec;      /* meter.h */
 struct price_table;    /* pricing.h */
 struct prom_reg;       /* prom.h */
 struct req_decision;   /* request.h */
@@ -58,10 +59,14 @@ void spoa_set_txn_str(struct spop_writer *acts, const char *name, const char *va
 
 /* The handler tables the agent ships:
  *  - archestra: `archestra-req` (routing, identity, refusals) and `archestra-res`
- *    (usage, cost), arg: struct handler_ctx;
+ *    (tool calls and trusted data in responses), arg: struct handler_ctx;
  *  - ack-only:  no handler at all, for measuring what the protocol path alone costs. */
 extern const struct spoa_handlers spoa_handlers_archestra;
 extern const struct spoa_handlers spoa_handlers_ack_only;
+
+/* Counts one call's end-of-call record (meter.h): upstream status, duration,
+ * tokens and cost, into this worker's statsd and Prometheus registry. */
+void spoa_meter_account(struct handler_ctx *hc, const struct meter_rec *r);
 
 /* Writes the variables of a request decision (exposed for tests). `ctx` is the
  * encoded call context for archestra-res, or NULL. */

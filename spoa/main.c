@@ -159,9 +159,12 @@ int main(int argc, char **argv)
 	}
 	char caps[64];
 	spop_caps_string(cfg.caps, caps, sizeof(caps));
-	LOG(LL_INFO, "ready", "version=%s listen=%s threads=%d max_frame_size=%u capabilities=%s handler=%s prometheus=%s",
+	LOG(LL_INFO, "ready", "version=%s listen=%s threads=%d max_frame_size=%u capabilities=%s handler=%s prometheus=%s meter=%s",
 	    SPOA_VERSION, listen, server_threads(g_server), cfg.max_frame_size, caps[0] ? caps : "none",
-	    cfg.ack_only ? "ack-only" : "archestra", cfg.prometheus.enabled ? cfg.prometheus.addr_text : "off");
+	    cfg.ack_only ? "ack-only" : "archestra", cfg.prometheus.enabled ? cfg.prometheus.addr_text : "off",
+	    cfg.meter_on ? cfg.meter.text : "off");
+	if (!cfg.meter_on)
+		LOG(LL_WARN, "meter_off", "msg=\"tokens, cost and call durations are not counted (meter: off)\"");
 
 	ev_run(loop, 0);
 

@@ -66,7 +66,7 @@ static const struct metric_def defs[PM_METRICS] = {
 	                { { "provider", NULL }, MODEL, AGENT, { "type", NULL } } },
 	[PM_COST] = { "llm_cost_total", "Estimated cost in USD, from the price table.", PT_COUNTER, 3,
 	              { { "provider", NULL }, MODEL, AGENT } },
-	[PM_REQUEST_DURATION] = { "llm_request_duration_seconds", "From the request decision to the provider's response.",
+	[PM_REQUEST_DURATION] = { "llm_request_duration_seconds", "Whole calls, from the request to the response's last byte (HAProxy's %Ta).",
 	                          PT_HISTOGRAM, 2, { { "provider", NULL }, MODEL }, BUCKETS(call_buckets) },
 	[PM_PROTOCOL_ERRORS] = { "spoa_protocol_errors_total", "SPOP connections closed with an error status.", PT_COUNTER,
 	                         1, { { "status", NULL } } },
@@ -77,6 +77,8 @@ static const struct metric_def defs[PM_METRICS] = {
 	                        { { "detector", NULL }, { "action", NULL }, { "provider", NULL } } },
 	[PM_BLOCKED_TOOLS] = { "llm_blocked_tools_total", "Responses refused for a tool call.", PT_COUNTER, 4,
 	                       { { "provider", NULL }, MODEL, AGENT, { "rule", NULL } } },
+	[PM_METER_RECORDS] = { "spoa_meter_records_total", "End-of-call records from HAProxy, read or refused (malformed).",
+	                       PT_COUNTER, 1, { { "outcome", NULL } } },
 };
 
 static const char dropped_name[] = "spoa_metrics_dropped_total";

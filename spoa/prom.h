@@ -62,6 +62,7 @@ enum prom_metric {
 	PM_SHADOW_DENIALS,     /* rule, provider */
 	PM_DLP_DETECTIONS,     /* detector, action, provider */
 	PM_BLOCKED_TOOLS,      /* provider, model, agent_id, rule */
+	PM_METER_RECORDS,      /* outcome */
 	PM_METRICS
 };
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cfgjson.h"
+#include "usage.h"
 
 /* What a key the gateway lends out may reach on Bedrock: the Converse API, whose
  * bodies and answers the agent reads whatever the model family. */
@@ -156,6 +157,45 @@ size_t providers_list(const struct provider_table *t, char *dst, size_t room)
 
 /* ---- HAProxy backends ---- */
 
+/* The rules that read a whole JSON response's usage into txn.arch.u_* (usage.h):
+ * the body is buffered (it comes at once: no stream is held) and each count is
+ * one json_query. A second alternative is read only when the first found
+ * neither input nor output (txn.arch.u_alt marks it). Streams: issue 13. */
+static size_t usage_rules(enum err_shape shape, char *dst, size_t room)
+{
+	size_t o = 0;
+#define OUT(...)                                                                   \
+	do {                                                                       \
+		int n_ = snprintf(o < room ? dst + o : NULL, o < room ? room - o : 0, __VA_ARGS__); \
+		if (n_ > 0)                                                        \
+			o += (size_t)n_;                                           \
+	} while (0)
+	const struct usage_shape *us = &usage_shapes[shape];
+	OUT(".if !defined(ARCHESTRA_NO_METER) && !defined(ARCHESTRA_DISABLE_AGENT)\n"
+	    "    # Usage for the agents' meter (the call's log record carries it)\n"
+	    "    acl arch_json res.hdr(content-type) -m beg -i application/json\n"
+	    "    http-response set-var(txn.arch.up_status) status\n"
+	    "    http-response wait-for-body time 30s if arch_json\n");
+	for (int a = 0; a < USAGE_ALTS; a++) {
+		const char *const *paths = us->alt[a];
+		if (!paths[UF_IN] && !paths[UF_OUT])
+			continue;
+		const char *cond = "";
+		if (a > 0) {
+			OUT("    http-response set-var(txn.arch.u_alt) int(%d) if arch_json !{ var(txn.arch.u_in) -m found } "
+			    "!{ var(txn.arch.u_out) -m found }\n", a);
+			cond = " { var(txn.arch.u_alt) -m found }";
+		}
+		for (int f = 0; f < UF_COUNT; f++)
+			if (paths[f])
+				OUT("    http-response set-var(txn.arch.%s) res.body,json_query('$.%s','int') if arch_json%s\n",
+				    usage_field_names[f], paths[f], cond);
+	}
+	OUT(".endif\n");
+#undef OUT
+	return o;
+}
+
 size_t provider_backends_text(const struct provider_table *t, char *dst, size_t room)
 {
 	size_t o = 0;
@@ -189,6 +229,7 @@ size_t provider_backends_text(const struct provider_table *t, char *dst, size_t 
 		else
 			OUT("    server %s \"${%s-%s%s}\" check inter 10s\n", p->name, var, p->addr[0] ? p->addr : p->host,
 			    p->addr[0] ? "" : ":80");
+		o += usage_rules(p->shape, o < room ? dst + o : NULL, o < room ? room - o : 0);
 	}
 #undef OUT
 	return o;

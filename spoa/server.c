@@ -32,6 +32,7 @@
 #include "handler.h"
 #include "jwksfetch.h"
 #include "log.h"
+#include "meter.h"
 #include "prom.h"
 #include "promserve.h"
 #include "request.h"
@@ -87,6 +88,7 @@ struct worker {
 	int reported_conns;     /* last connections gauge sent */
 	struct prom_reg *pm;    /* Prometheus: this worker's series, or NULL */
 	char idtext[12];        /* the worker label */
+	ev_io mio;              /* the meter's UDP socket (fd in srv->mfd[id]) */
 };
 
 struct server {
@@ -105,6 +107,7 @@ struct server {
 	atomic_uint_fast64_t auth_gen;
 	pthread_mutex_t auth_mu;
 	struct jwks_fetcher *jwks;
+	int *mfd;                     /* per worker: the meter's UDP socket (SO_REUSEPORT), or -1 */
 	int prom_fd;                  /* the /metrics listener until promserve owns it, else -1 */
 	struct promserve *prom;
 };
@@ -498,6 +501,50 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 
 /* ---- draining ---- */
 
+/* ---- meter: HAProxy's end-of-call records ---- */
+
+#define METER_BATCH 256   /* datagrams per wake-up before yielding to SPOP traffic */
+
+static void meter_read(struct worker *w)
+{
+	int fd = w->srv->mfd[w->id];
+	char d[METER_MAX + 1];
+	for (int i = 0; i < METER_BATCH; i++) {
+		ssize_t n = recv(fd, d, sizeof(d), MSG_TRUNC | MSG_DONTWAIT);
+		if (n < 0)
+			return; /* EAGAIN, or nothing to do about another error on a datagram socket */
+		struct meter_rec r;
+		bool ok = (size_t)n <= METER_MAX && meter_parse(d, (size_t)n, &r) == 0;
+		if (ok)
+			spoa_meter_account(&w->hctx, &r);
+		else
+			LOG(LL_DEBUG, "meter_refused", "worker=%d len=%zd", w->id, n);
+		struct spop_slice out = ok ? (struct spop_slice){ (const uint8_t *)"read", 4 }
+		                           : (struct spop_slice){ (const uint8_t *)"refused", 7 };
+		prom_record(w->pm, PM_METER_RECORDS, 1, &out, 1);
+	}
+}
+
+static void on_meter(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	meter_read(io->data);
+}
+
+/* A stopping worker reads what is queued for it, then closes its socket so the
+ * kernel sends later records to the agents that stay. */
+static void meter_close(struct worker *w)
+{
+	int *fd = &w->srv->mfd[w->id];
+	if (*fd < 0)
+		return;
+	ev_io_stop(w->loop, &w->mio);
+	meter_read(w);
+	close(*fd);
+	*fd = -1;
+}
+
 static void on_drain_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	(void)revents;
@@ -517,6 +564,8 @@ static void on_stop(struct ev_loop *loop, ev_async *a, int revents)
 	w->draining = true;
 	for (int i = 0; i < w->srv->cfg.nlisten; i++)
 		ev_io_stop(loop, &w->lio[i]);
+	if (w->srv->mfd)
+		meter_close(w);
 	ev_timer_stop(loop, &w->accept_pause);
 	/* Answer what is already readable, then say goodbye to whoever is between
 	 * frames; the others get it after their frame (on_readable). */
@@ -590,6 +639,24 @@ static int open_listener(const struct listen_addr *la, bool reuseport, char *err
 		close(fd);
 		return -1;
 	}
+	return fd;
+}
+
+/* The meter's UDP socket: every worker of every agent binds the same address,
+ * and the kernel gives each datagram to one of them. */
+static int open_meter(const struct listen_addr *la, char *err, size_t errlen)
+{
+	int fd = socket(la->ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1, rcvbuf = 4 << 20;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    bind(fd, (const struct sockaddr *)&la->ss, la->sslen) < 0) {
+		snprintf(err, errlen, "cannot listen on udp %s (meter): %s", la->text, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	/* Room for bursts (capped by net.core.rmem_max); a full queue drops records. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	return fd;
 }
 
@@ -669,6 +736,17 @@ struct server *server_open(const struct config *cfg, char *err, size_t errlen)
 				goto fail;
 			s->lfd[t * cfg->nlisten + l] = fd;
 		}
+	}
+	if (cfg->meter_on) {
+		if (!(s->mfd = malloc(sizeof(int) * (size_t)s->nthreads))) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		for (int t = 0; t < s->nthreads; t++)
+			s->mfd[t] = -1;
+		for (int t = 0; t < s->nthreads; t++)
+			if ((s->mfd[t] = open_meter(&cfg->meter, err, errlen)) < 0)
+				goto fail;
 	}
 	if (cfg->prometheus.enabled) { /* bound now: "address in use" is reported before anything starts */
 		struct listen_addr la = { .ss = cfg->prometheus.addr, .sslen = cfg->prometheus.addr_len };
@@ -751,6 +829,11 @@ int server_run(struct server *s, char *err, size_t errlen)
 			w->lio[l].data = w;
 			ev_io_start(w->loop, &w->lio[l]);
 		}
+		if (s->mfd) {
+			ev_io_init(&w->mio, on_meter, s->mfd[t], EV_READ);
+			w->mio.data = w;
+			ev_io_start(w->loop, &w->mio);
+		}
 		ev_timer_init(&w->accept_pause, on_accept_resume, 0.1, 0.);
 		w->accept_pause.data = w;
 		ev_async_init(&w->stop_w, on_stop);
@@ -811,6 +894,11 @@ void server_free(struct server *s)
 		close(s->prom_fd);
 	jwks_fetcher_stop(s->jwks);
 	const struct config *cfg = &s->cfg;
+	if (s->mfd)
+		for (int t = 0; t < s->nthreads; t++)
+			if (s->mfd[t] >= 0)
+				close(s->mfd[t]);
+	free(s->mfd);
 	if (s->lfd) {
 		for (int l = 0; l < cfg->nlisten; l++) {
 			const struct listen_addr *la = &cfg->listen[l];

@@ -6,85 +6,50 @@
 #include "jsonscan.h"
 #include "policy.h"
 
-static int64_t get(struct spop_slice obj, const char *path)
-{
-	struct json_val v;
-	int64_t x;
-	if (json_get_path(obj, path, &v) && json_as_whole(&v, &x) == 1 && x >= 0)
-		return x;
-	return -1;
-}
+const struct usage_shape usage_shapes[SHAPE_COUNT] = {
+	[SHAPE_OPENAI] = { .alt = {
+		/* chat completions; then the Responses API */
+		{ [UF_IN] = "usage.prompt_tokens", [UF_OUT] = "usage.completion_tokens" },
+		{ [UF_IN] = "usage.input_tokens", [UF_OUT] = "usage.output_tokens" } } },
+	[SHAPE_ANTHROPIC] = { .in_excludes_cache = true, .alt = {
+		{ [UF_IN] = "usage.input_tokens", [UF_OUT] = "usage.output_tokens",
+		  [UF_CACHE_READ] = "usage.cache_read_input_tokens",
+		  [UF_CACHE_WRITE] = "usage.cache_creation_input_tokens" } } },
+	[SHAPE_GEMINI] = { .out_excludes_reasoning = true, .alt = {
+		{ [UF_IN] = "usageMetadata.promptTokenCount", [UF_OUT] = "usageMetadata.candidatesTokenCount",
+		  [UF_REASONING] = "usageMetadata.thoughtsTokenCount" } } },
+	[SHAPE_BEDROCK] = { .in_excludes_cache = true, .alt = {
+		/* Converse's camelCase; then an Anthropic model's own answer (InvokeModel) */
+		{ [UF_IN] = "usage.inputTokens", [UF_OUT] = "usage.outputTokens",
+		  [UF_CACHE_READ] = "usage.cacheReadInputTokens", [UF_CACHE_WRITE] = "usage.cacheWriteInputTokens" },
+		{ [UF_IN] = "usage.input_tokens", [UF_OUT] = "usage.output_tokens",
+		  [UF_CACHE_READ] = "usage.cache_read_input_tokens",
+		  [UF_CACHE_WRITE] = "usage.cache_creation_input_tokens" } } },
+	[SHAPE_COHERE] = { .alt = {
+		/* tokens: what the model read and wrote; else billed_units: what is charged */
+		{ [UF_IN] = "usage.tokens.input_tokens", [UF_OUT] = "usage.tokens.output_tokens" },
+		{ [UF_IN] = "usage.billed_units.input_tokens", [UF_OUT] = "usage.billed_units.output_tokens" } } },
+};
 
-static int64_t or0(int64_t x)
-{
-	return x < 0 ? 0 : x;
-}
+const char *const usage_field_names[UF_COUNT] = {
+	[UF_IN] = "u_in", [UF_OUT] = "u_out", [UF_CACHE_READ] = "u_cr", [UF_CACHE_WRITE] = "u_cw",
+	[UF_REASONING] = "u_rs",
+};
 
-/* The input and output counts under these names; false when neither is there. */
-static bool counts(struct spop_slice o, const char *in_key, const char *out_key, int64_t *in, int64_t *out)
+bool usage_normalize(enum err_shape shape, const int64_t raw[UF_COUNT], struct usage *u)
 {
-	*in = get(o, in_key);
-	*out = get(o, out_key);
-	return *in >= 0 || *out >= 0;
-}
-
-bool usage_extract(enum err_shape shape, struct spop_slice body, struct usage *u)
-{
-	struct json_val v;
 	memset(u, 0, sizeof(*u));
-	const char *member = shape == SHAPE_GEMINI ? "usageMetadata" : "usage";
-	if (!json_get(body, member, &v) || v.kind != JSON_OBJECT)
+	if ((unsigned)shape >= SHAPE_COUNT || (raw[UF_IN] < 0 && raw[UF_OUT] < 0))
 		return false;
-	struct spop_slice o = v.raw;
-	int64_t in, out;
-	switch (shape) {
-	case SHAPE_ANTHROPIC:
-		if (!counts(o, "input_tokens", "output_tokens", &in, &out))
-			return false;
-		u->cached = or0(get(o, "cache_read_input_tokens"));
-		u->in = or0(in) + u->cached + or0(get(o, "cache_creation_input_tokens"));
-		u->out = or0(out);
-		return true;
-	case SHAPE_GEMINI:
-		if (!counts(o, "promptTokenCount", "candidatesTokenCount", &in, &out))
-			return false;
-		u->reasoning = or0(get(o, "thoughtsTokenCount"));
-		u->in = or0(in);
-		u->out = or0(out) + u->reasoning;
-		u->cached = or0(get(o, "cachedContentTokenCount"));
-		return true;
-	case SHAPE_BEDROCK:
-		/* Converse's camelCase, else an Anthropic model's own answer (InvokeModel) */
-		if (!counts(o, "inputTokens", "outputTokens", &in, &out) &&
-		    !counts(o, "input_tokens", "output_tokens", &in, &out))
-			return false;
-		u->cached = or0(get(o, "cacheReadInputTokens"));
-		u->in = or0(in) + u->cached + or0(get(o, "cacheWriteInputTokens"));
-		u->out = or0(out);
-		return true;
-	case SHAPE_COHERE:
-		/* tokens: what the model read and wrote; billed_units: what is charged */
-		if (!counts(o, "tokens.input_tokens", "tokens.output_tokens", &in, &out) &&
-		    !counts(o, "billed_units.input_tokens", "billed_units.output_tokens", &in, &out))
-			return false;
-		u->in = or0(in);
-		u->out = or0(out);
-		return true;
-	default:
-		/* chat completions, else the Responses API */
-		if (counts(o, "prompt_tokens", "completion_tokens", &in, &out)) {
-			u->cached = or0(get(o, "prompt_tokens_details.cached_tokens"));
-			u->reasoning = or0(get(o, "completion_tokens_details.reasoning_tokens"));
-		} else if (counts(o, "input_tokens", "output_tokens", &in, &out)) {
-			u->cached = or0(get(o, "input_tokens_details.cached_tokens"));
-			u->reasoning = or0(get(o, "output_tokens_details.reasoning_tokens"));
-		} else {
-			return false;
-		}
-		u->in = or0(in);
-		u->out = or0(out);
-		return true;
-	}
+	const struct usage_shape *s = &usage_shapes[shape];
+	int64_t v[UF_COUNT];
+	for (int f = 0; f < UF_COUNT; f++)
+		v[f] = raw[f] < 0 || raw[f] > USAGE_MAX ? 0 : raw[f];
+	u->in = v[UF_IN] + (s->in_excludes_cache ? v[UF_CACHE_READ] + v[UF_CACHE_WRITE] : 0);
+	u->out = v[UF_OUT] + (s->out_excludes_reasoning ? v[UF_REASONING] : 0);
+	u->cached = v[UF_CACHE_READ];
+	u->reasoning = v[UF_REASONING];
+	return true;
 }
 
 /* Records one call; more than the caller can check is counted past max so that

@@ -1,14 +1,24 @@
-/* usage.h: token usage out of a provider's response body. Pure.
+/* usage.h: token usage, as each provider's response reports it, and the tool
+ * calls a response makes. Pure.
+ *
+ * Usage is read by HAProxy, not here: providers.cfg (provider_backends_text)
+ * turns usage_shapes into json_query rules that set txn.arch.u_* from the
+ * response body, and the call's log record carries them to the agents' meter
+ * (meter.h), which normalizes them with usage_normalize. One table, read where
+ * the body is, so counting costs no SPOP exchange.
  *
  *  OpenAI     usage.prompt_tokens / completion_tokens (Responses API: input_tokens /
- *             output_tokens), cached: *_tokens_details.cached_tokens, reasoning:
- *             *_tokens_details.reasoning_tokens
+ *             output_tokens); cached and reasoning tokens are included in them
  *  Anthropic  usage.input_tokens + cache_read_input_tokens + cache_creation_input_tokens
  *             in, output_tokens out
  *  Gemini     usageMetadata.promptTokenCount in, candidatesTokenCount +
- *             thoughtsTokenCount out, cachedContentTokenCount cached
+ *             thoughtsTokenCount out
+ *  Bedrock    Converse's usage.inputTokens + cacheRead/WriteInputTokens, outputTokens
+ *             (InvokeModel with an Anthropic model: Anthropic's names)
+ *  Cohere     usage.tokens.input_tokens / output_tokens, else usage.billed_units
  *
- * tokens_in counts every prompt token (cached ones too); cached is reported apart. */
+ * usage.in counts every prompt token (cached ones too); usage.out every generated
+ * one (reasoning too). */
 #ifndef SPOA_USAGE_H
 #define SPOA_USAGE_H
 
@@ -25,8 +35,27 @@ struct usage {
 	int64_t in, out, cached, reasoning;
 };
 
-/* False when the body is not JSON, is truncated before its usage, or has none. */
-bool usage_extract(enum err_shape shape, struct spop_slice body, struct usage *u);
+/* The counts a response may carry, each in its own txn.arch variable
+ * (usage_field_names: u_in, u_out, u_cr, u_cw, u_rs). */
+enum usage_field { UF_IN, UF_OUT, UF_CACHE_READ, UF_CACHE_WRITE, UF_REASONING, UF_COUNT };
+
+#define USAGE_ALTS 2
+#define USAGE_MAX  ((int64_t)1 << 40)   /* a count above this is not believed (read as 0) */
+
+/* Where a shape's counts are: JSON paths from the body's root (dotted, NULL:
+ * not reported). The first alternative that has UF_IN or UF_OUT is read. */
+struct usage_shape {
+	const char *alt[USAGE_ALTS][UF_COUNT];
+	bool in_excludes_cache;        /* in + cache read + cache write is every prompt token */
+	bool out_excludes_reasoning;   /* out + reasoning is every generated token */
+};
+
+extern const struct usage_shape usage_shapes[SHAPE_COUNT];
+extern const char *const usage_field_names[UF_COUNT];
+
+/* Normalizes the raw counts one alternative gave (-1: absent) into u. False when
+ * neither input nor output is there (nothing to count). */
+bool usage_normalize(enum err_shape shape, const int64_t raw[UF_COUNT], struct usage *u);
 
 struct tool_call;
 /* The tool calls a non-streaming response makes, from a body json_check accepted:

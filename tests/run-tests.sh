@@ -58,6 +58,7 @@ run_suite unit/sigv4_py 60 "$PY" tests/mock/test_sigv4_py.py
 run_suite fuzz/session 60 tests/fuzz/smoke.sh build/fuzz/fuzz_session 10
 run_suite fuzz/auth 60 tests/fuzz/smoke.sh build/fuzz/fuzz_auth 10 --auth
 run_suite fuzz/json 60 tests/fuzz/smoke.sh build/fuzz/fuzz_json 10 --json
+run_suite fuzz/meter 60 tests/fuzz/smoke.sh build/fuzz/fuzz_meter 5 --meter
 run_suite conformance 180 "$PY" tests/conformance/spop_conformance.py "$AGENT"
 run_suite conformance/asan 300 "$PY" tests/conformance/spop_conformance.py build/asan/archestra-spoa
 run_suite e2e/bypass_spop 60 "$PY" tests/e2e/test_bypass_spop.py "$AGENT"

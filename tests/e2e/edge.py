@@ -18,7 +18,7 @@ import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "tests"))
-from pylib.ports import free_port, wait_port  # noqa: E402
+from pylib.ports import free_port, free_udp_port, wait_port  # noqa: E402
 # The HAProxy under test: Debian's by default, another build with HAPROXY=/path (the
 # 3.4 leg of make test).
 HAPROXY = os.environ.get("HAPROXY") or "haproxy"
@@ -51,6 +51,7 @@ class Edge:
             self.agent_args += ["--config", path]
         self.http_port, self.https_port, self.mock_port = free_port(), free_port(), free_port()
         self.plain_mock_port = free_port()  # the "local" provider speaks plain HTTP
+        self.meter_port = free_udp_port()   # UDP: HAProxy's end-of-call records to the agents
         self.fail_open = fail_open
 
     # -- processes
@@ -79,6 +80,7 @@ class Edge:
     def start_agent(self, i, binary=None):
         port = self.agent_ports[i]
         self._start(f"agent{i}", [binary or self.agent_bin, "--listen", f"127.0.0.1:{port}", "--threads", "2",
+                                  "--meter", f"127.0.0.1:{self.meter_port}",
                                   *self.agent_args, *self.agent_args_for(i)], port=port)
 
     def stop_agent(self, i, sig="kill"):
@@ -100,6 +102,7 @@ class Edge:
             "ARCHESTRA_AGENT2": f"127.0.0.1:{self.agent_fronts[-1]}",
             "ARCHESTRA_STATS_SOCKET": self.stats_socket(),
             "ARCHESTRA_RELAY_SOCK": os.path.join(self.tmp, "relay.sock"),
+            "ARCHESTRA_METER": f"127.0.0.1:{self.meter_port}",
         })
         # Every provider's backend (providers.cfg) to the mock: TLS ones to the HTTPS mock,
         # local servers to the plain one.

@@ -73,8 +73,9 @@ HDRS = {"Authorization": "Bearer " + KEY, "X-Archestra-Agent-Id": "agent-7", "X-
 
 def main_run():
     udp = Udp()
-    cfg = {"inspect_responses": True,
-           "statsd": {"address": f"127.0.0.1:{udp.port}", "flush_ms": 50, "timer_sample": 1}}
+    # The default configuration: tokens, cost and durations come from the meter
+    # (HAProxy's end-of-call records), without inspect_responses.
+    cfg = {"statsd": {"address": f"127.0.0.1:{udp.port}", "flush_ms": 50, "timer_sample": 1}}
     with Edge(AGENT, agent_config=cfg) as edge:
         udp.drain(0.3)
         udp.datagrams.clear()

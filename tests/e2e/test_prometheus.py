@@ -2,7 +2,8 @@
 """End to end: the agents' Prometheus endpoints. Through HAProxy to the mock provider: two
 allowed calls with usage, a refused one (no credential), one refused by DLP, one with an
 invalid identity header, and one whose response is refused for a tool call (its tokens
-are counted: inspect_responses). Then each agent's /metrics is scraped and checked against
+are counted all the same). The default configuration: no inspect_responses; tokens, cost,
+status and durations come from HAProxy's end-of-call records (the meter). Then each agent's /metrics is scraped and checked against
 what the mock reported (tokens in its JSON responses, cost at the configured price), and a
 real Prometheus (Debian's package, which `make test` installs) scrapes both agents every
 second and answers the same sums through its HTTP API. TAP output.
@@ -12,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -40,7 +42,7 @@ METRICS = ("llm_requests_total", "spoa_decision_time_seconds", "agent_runs_total
            "spoa_truncated_bodies_total", "llm_upstream_status_total", "llm_tokens_total", "llm_cost_total",
            "llm_request_duration_seconds", "spoa_protocol_errors_total", "spoa_connections",
            "policy_shadow_denials_total", "dlp_detections_total", "llm_blocked_tools_total",
-           "spoa_metrics_dropped_total")
+           "spoa_metrics_dropped_total", "spoa_meter_records_total")
 
 
 class PromEdge(Edge):
@@ -143,7 +145,7 @@ def main():
     pfile = os.path.join(tmp, "policy.json")
     with open(pfile, "w") as f:
         json.dump(POLICY, f)
-    cfg = {"policy_file": pfile, "inspect_responses": True,
+    cfg = {"policy_file": pfile,
            "prices": [{"provider": "openai", "model": "gpt-4o-mini*", "input": PRICE_IN, "output": PRICE_OUT}]}
     auth = {"Authorization": "Bearer " + KEY}
     want = {}
@@ -174,6 +176,29 @@ def main():
                 want["blocked"] = mock_usage(edge, TOOL_CALL)
             run("calls through HAProxy: 2 allowed with usage, no credential 401, DLP 403, invalid header 400, "
                 "a tool call refused 403", calls)
+
+            def meter():
+                # Anyone on the host can send to the meter's port: what is not a record
+                # (or tries to say a field twice, or escape a value) is refused, not counted.
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                forged = ('<134>1 - - haproxy 1 - [archestra@32473 p="openai" p="openai" v="allow" '
+                          'u_in="999999"] x', "not syslog at all",
+                          '<134>1 - - haproxy 1 - [archestra@32473 m="a\\"b" v="allow" u_in="5"]')
+                for d in forged:
+                    s.sendto(d.encode(), ("127.0.0.1", edge.meter_port))
+                s.close()
+
+                def records():
+                    s2 = parse(http_get(edge.metrics_ports[0], "/metrics")[2])[0] + \
+                        parse(http_get(edge.metrics_ports[1], "/metrics")[2])[0]
+                    return (total(s2, "spoa_meter_records_total", outcome="read"),
+                            total(s2, "spoa_meter_records_total", outcome="refused"))
+                # read: the 6 calls, and HAProxy's records of connections that made no call
+                # (the harness's TLS probe), which count as no call.
+                got = poll(records, lambda r: r[0] >= 6 and r[1] == 3, timeout=10)
+                check(got[0] >= 6 and got[1] == 3, f"records (read, refused) {got}: want >= 6 and 3")
+            run("the meter: HAProxy's end-of-call record of each of the 6 calls is read; forged datagrams "
+                "are refused", meter)
 
             scraped = {}
 

@@ -91,7 +91,26 @@ def json_seeds(d):
             f.write(b"\x01" + bytes([3]) + b"\x55\xaa\x0f" + t)
 
 
+def meter_seeds(d):
+    """fuzz_meter: end-of-call records as HAProxy writes them, and near misses."""
+    sd = ('[archestra@32473 p="openai" m="gpt-4o" a="agent-1" u="-" k="vk_1" v="allow" s="200" ta="812" '
+          'st="-" u_in="1200" u_out="300" u_cr="-" u_cw="-" u_rs="-"]')
+    recs = [
+        "<134>1 2026-12-02T07:00:00.123456+00:00 host haproxy 4242 - " + sd + " 127.0.0.1:5000 [02/Dec] llm",
+        "<134>1 - - - - - " + sd,
+        "<134>1 2026-12-02T07:00:00Z h haproxy 1 - [other@1 x=\"a\\]b\"]" + sd + " msg",
+        "<134>1 2026-12-02T07:00:00Z h haproxy 1 - " + sd.replace('p="openai"', 'p="openai" p="x"'),
+        "<134>1 2026-12-02T07:00:00Z h haproxy 1 - -  msg",
+    ]
+    for i, r in enumerate(recs):
+        with open(os.path.join(d, f"meter{i}"), "wb") as f:
+            f.write(r.encode())
+
+
 def main():
+    if sys.argv[1] == "--meter":
+        os.makedirs(sys.argv[2], exist_ok=True)
+        return meter_seeds(sys.argv[2])
     if sys.argv[1] == "--auth":
         os.makedirs(sys.argv[2], exist_ok=True)
         return auth_seeds(sys.argv[2])

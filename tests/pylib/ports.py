@@ -42,3 +42,10 @@ def wait_listening(addr, family=socket.AF_INET, proc=None, timeout=8.0, connect_
 def wait_port(port, proc=None, timeout=8.0):
     """wait_listening for 127.0.0.1:port."""
     return wait_listening(("127.0.0.1", port), proc=proc, timeout=timeout)
+
+
+def free_udp_port(host="127.0.0.1"):
+    """A UDP port nothing is bound to now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

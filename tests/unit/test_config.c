@@ -89,6 +89,8 @@ static void json_errors_name_the_path(void **st)
 		{ "{\"threads\":2,}", "not valid JSON" },
 		{ "{\n\"threads\":\n", "line 3" },
 		{ "{} trailing", "not valid JSON" },
+		{ "{\"meter\":5}", "meter: expected \"off\" or a UDP address" },
+		{ "{\"meter\":\"nowhere\"}", "meter: expected" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct config c;
@@ -138,6 +140,17 @@ static void cli_flags(void **st)
 	assert_int_equal(cli(&c, "--log-level", "loud", NULL, NULL), CLI_ERROR);
 	assert_int_equal(cli(&c, "--config", "/nonexistent/x.json", NULL, NULL), CLI_ERROR);
 	assert_non_null(strstr(err, "/nonexistent/x.json"));
+	/* The meter: on by default, on UDP; off, elsewhere, or a clear error. */
+	assert_int_equal(cli(&c, NULL, NULL, NULL, NULL), CLI_RUN);
+	assert_true(c.meter_on);
+	assert_string_equal(c.meter.text, CONFIG_METER_DEFAULT);
+	assert_int_equal(cli(&c, "--meter", "off", NULL, NULL), CLI_RUN);
+	assert_false(c.meter_on);
+	assert_int_equal(cli(&c, "--meter", "127.0.0.1:7000", NULL, NULL), CLI_RUN);
+	assert_true(c.meter_on);
+	assert_int_equal(cli(&c, "--meter", "unix:/tmp/m.sock", NULL, NULL), CLI_ERROR);
+	assert_non_null(strstr(err, "--meter"));
+	assert_int_equal(cli(&c, "--meter", NULL, NULL, NULL), CLI_ERROR);
 	/* --help and --version win over errors elsewhere on the line. */
 	assert_int_equal(cli(&c, "--nope", "--help", NULL, NULL), CLI_HELP);
 	assert_int_equal(cli(&c, "--version", NULL, NULL, NULL), CLI_VERSION);

@@ -1,109 +1,110 @@
-/* Unit tests of usage: the token counts in each provider's response body. Bodies
- * follow the providers' API references. */
+/* Unit tests of usage: the table of where each shape reports its counts, the
+ * HAProxy rules made from it, and the counts normalized. The e2e suites check the
+ * paths against each provider's real response shapes, read by HAProxy. */
+#include <stdio.h>
+
 #include "testutil.h"
 
+#include "archvars.h"
+#include "provider.h"
 #include "usage.h"
 
-static void usage_openai(void **st)
+static void raw_of(int64_t raw[UF_COUNT], int64_t in, int64_t out, int64_t cr, int64_t cw, int64_t rs)
 {
-	(void)st;
-	struct usage u;
-	const char *chat = "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,"
-	                   "\"message\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"finish_reason\":\"stop\"}],"
-	                   "\"usage\":{\"prompt_tokens\":1200,\"completion_tokens\":300,\"total_tokens\":1500,"
-	                   "\"prompt_tokens_details\":{\"cached_tokens\":1024,\"audio_tokens\":0},"
-	                   "\"completion_tokens_details\":{\"reasoning_tokens\":128}}}";
-	assert_true(usage_extract(SHAPE_OPENAI, S(chat), &u));
-	assert_int_equal(u.in, 1200);
-	assert_int_equal(u.out, 300);
-	assert_int_equal(u.cached, 1024);
-	assert_int_equal(u.reasoning, 128);
-	const char *responses = "{\"id\":\"resp_1\",\"object\":\"response\",\"output\":[],\"usage\":{\"input_tokens\":50,"
-	                        "\"input_tokens_details\":{\"cached_tokens\":10},\"output_tokens\":20,"
-	                        "\"output_tokens_details\":{\"reasoning_tokens\":5},\"total_tokens\":70}}";
-	assert_true(usage_extract(SHAPE_OPENAI, S(responses), &u));
-	assert_int_equal(u.in, 50);
-	assert_int_equal(u.out, 20);
-	assert_int_equal(u.cached, 10);
-	assert_int_equal(u.reasoning, 5);
+	raw[UF_IN] = in;
+	raw[UF_OUT] = out;
+	raw[UF_CACHE_READ] = cr;
+	raw[UF_CACHE_WRITE] = cw;
+	raw[UF_REASONING] = rs;
 }
 
-static void usage_anthropic(void **st)
+/* Each shape's counts, normalized: every prompt token in, every generated one out. */
+static void usage_normalizes_each_shape(void **st)
 {
 	(void)st;
 	struct usage u;
-	const char *msg = "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\","
-	                  "\"id\":\"toolu_1\",\"name\":\"get_weather\",\"input\":{\"city\":\"Paris\"}}],"
-	                  "\"stop_reason\":\"tool_use\",\"usage\":{\"input_tokens\":20,\"cache_creation_input_tokens\":100,"
-	                  "\"cache_read_input_tokens\":2000,\"output_tokens\":45}}";
-	assert_true(usage_extract(SHAPE_ANTHROPIC, S(msg), &u));
+	int64_t raw[UF_COUNT];
+	raw_of(raw, 1200, 300, -1, -1, -1); /* OpenAI: cached and reasoning already inside */
+	assert_true(usage_normalize(SHAPE_OPENAI, raw, &u));
+	assert_int_equal(u.in, 1200);
+	assert_int_equal(u.out, 300);
+	raw_of(raw, 20, 45, 2000, 100, -1); /* Anthropic: cache reads and writes are apart */
+	assert_true(usage_normalize(SHAPE_ANTHROPIC, raw, &u));
 	assert_int_equal(u.in, 2120);
 	assert_int_equal(u.out, 45);
 	assert_int_equal(u.cached, 2000);
-}
-
-static void usage_gemini(void **st)
-{
-	(void)st;
-	struct usage u;
-	const char *g = "{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"functionCall\":{\"name\":\"f\","
-	                "\"args\":{}}}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":90,"
-	                "\"candidatesTokenCount\":12,\"thoughtsTokenCount\":30,\"cachedContentTokenCount\":64,"
-	                "\"totalTokenCount\":132},\"modelVersion\":\"gemini-2.5-flash\"}";
-	assert_true(usage_extract(SHAPE_GEMINI, S(g), &u));
+	raw_of(raw, 90, 12, -1, -1, 30); /* Gemini: thoughts are output apart */
+	assert_true(usage_normalize(SHAPE_GEMINI, raw, &u));
 	assert_int_equal(u.in, 90);
 	assert_int_equal(u.out, 42);
 	assert_int_equal(u.reasoning, 30);
-	assert_int_equal(u.cached, 64);
-	/* An OpenAI-shaped body read as Gemini has no usageMetadata. */
-	assert_false(usage_extract(SHAPE_GEMINI, S("{\"usage\":{\"prompt_tokens\":1}}"), &u));
-	/* Cohere v2: the tokens the model used, else the billed units */
-	assert_true(usage_extract(SHAPE_COHERE, S("{\"usage\":{\"billed_units\":{\"input_tokens\":5,\"output_tokens\":3},"
-	                                          "\"tokens\":{\"input_tokens\":71,\"output_tokens\":3}}}"), &u));
-	assert_int_equal(u.in, 71);
-	assert_int_equal(u.out, 3);
-	assert_true(usage_extract(SHAPE_COHERE, S("{\"usage\":{\"billed_units\":{\"input_tokens\":5,\"output_tokens\":2}}}"),
-	                          &u));
-	assert_int_equal(u.in, 5);
-	assert_int_equal(u.out, 2);
-	assert_false(usage_extract(SHAPE_COHERE, S("{\"usage\":{\"prompt_tokens\":1}}"), &u));
-	/* Bedrock Converse: camelCase, cache reads and writes are input too */
-	assert_true(usage_extract(SHAPE_BEDROCK, S("{\"usage\":{\"inputTokens\":10,\"outputTokens\":4,\"totalTokens\":14,"
-	                                           "\"cacheReadInputTokens\":6,\"cacheWriteInputTokens\":2}}"), &u));
+	raw_of(raw, 10, 4, 6, 2, -1); /* Bedrock Converse */
+	assert_true(usage_normalize(SHAPE_BEDROCK, raw, &u));
 	assert_int_equal(u.in, 18);
-	assert_int_equal(u.cached, 6);
 	assert_int_equal(u.out, 4);
-	assert_false(usage_extract(SHAPE_BEDROCK, S("{\"usage\":{\"prompt_tokens\":1}}"), &u));
+	raw_of(raw, 71, 3, -1, -1, -1);
+	assert_true(usage_normalize(SHAPE_COHERE, raw, &u));
+	assert_int_equal(u.in, 71);
+	/* Only one side reported still counts; neither is nothing. */
+	raw_of(raw, -1, 7, -1, -1, -1);
+	assert_true(usage_normalize(SHAPE_OPENAI, raw, &u));
+	assert_int_equal(u.in, 0);
+	assert_int_equal(u.out, 7);
+	raw_of(raw, -1, -1, 5, 5, 5);
+	assert_false(usage_normalize(SHAPE_ANTHROPIC, raw, &u));
+	/* A count past USAGE_MAX is not believed; an unknown shape is not read. */
+	raw_of(raw, USAGE_MAX + 1, 5, -1, -1, -1);
+	assert_true(usage_normalize(SHAPE_OPENAI, raw, &u));
+	assert_int_equal(u.in, 0);
+	assert_false(usage_normalize(SHAPE_COUNT, raw, &u));
 }
 
-static void usage_missing_truncated_or_not_json(void **st)
+/* The table is what providers.cfg's rules read: each path of each shape becomes
+ * one json_query into the variable of its field, and those variables are the
+ * ones haproxy-cfg/make-snippet.sh knows HAProxy sets. */
+static void usage_table_becomes_haproxy_rules(void **st)
 {
 	(void)st;
-	struct usage u;
-	const char *bad[] = {
-		"{\"id\":\"x\",\"choices\":[]}",                                      /* no usage */
-		"{\"usage\":{\"prompt_tokens\":\"12\"}}",                             /* not numbers */
-		"{\"choices\":[{\"message\":{\"content\":\"long answer cut off",      /* truncated before usage */
-		"<html>502 Bad Gateway</html>",                                       /* not JSON */
-		"",
-		"{\"usage\":[1,2]}",
-		"{\"usage\":{\"prompt_tokens\":-5,\"completion_tokens\":-1}}",
-	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (usage_extract(SHAPE_OPENAI, S(bad[i]), &u))
-			fail_msg("case %zu counted", i);
-	/* Usage before a truncation point still counts. */
-	assert_true(usage_extract(SHAPE_OPENAI, S("{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3},\"choi"), &u));
-	assert_int_equal(u.in, 7);
+	struct provider_table t;
+	providers_builtin(&t);
+	static char text[256 * 1024];
+	size_t n = provider_backends_text(&t, text, sizeof(text));
+	assert_true(n > 0 && n < sizeof(text));
+	for (int s = 0; s < SHAPE_COUNT; s++)
+		for (int a = 0; a < USAGE_ALTS; a++)
+			for (int f = 0; f < UF_COUNT; f++) {
+				const char *path = usage_shapes[s].alt[a][f];
+				if (!path)
+					continue;
+				char rule[256];
+				snprintf(rule, sizeof(rule), "set-var(txn.arch.%s) res.body,json_query('$.%s','int')",
+				         usage_field_names[f], path);
+				if (!strstr(text, rule))
+					fail_msg("no rule %s", rule);
+			}
+	for (int f = 0; f < UF_COUNT; f++) {
+		bool known = false;
+		for (const char *const *v = arch_haproxy_var_names; *v; v++)
+			known |= strcmp(*v, usage_field_names[f]) == 0;
+		if (!known)
+			fail_msg("%s is not in ARCH_HAPROXY_VARS", usage_field_names[f]);
+	}
+	/* Each provider's backend reads with its own shape's paths. */
+	const char *anth = strstr(text, "backend llm_anthropic");
+	const char *next = anth ? strstr(anth + 1, "backend ") : NULL;
+	const char *cache = anth ? strstr(anth, "usage.cache_read_input_tokens") : NULL;
+	assert_non_null(anth);
+	assert_true(cache && (!next || cache < next));
+	const char *gem = strstr(text, "backend llm_gemini");
+	assert_non_null(gem);
+	assert_non_null(strstr(gem, "usageMetadata.promptTokenCount"));
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(usage_openai),
-		cmocka_unit_test(usage_anthropic),
-		cmocka_unit_test(usage_gemini),
-		cmocka_unit_test(usage_missing_truncated_or_not_json),
+		cmocka_unit_test(usage_normalizes_each_shape),
+		cmocka_unit_test(usage_table_becomes_haproxy_rules),
 	};
 	return cmocka_run_group_tests_name("usage", tests, NULL, NULL);
 }

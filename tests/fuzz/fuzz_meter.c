@@ -1,0 +1,48 @@
+/* libFuzzer harness for the meter's reading of HAProxy's end-of-call records
+ * (meter.h), which arrive over UDP and so may come from anyone on the host.
+ *
+ * Properties: meter_parse never reads outside the datagram; what it accepts has
+ * every value inside it, free of the bytes that delimit values (" \ ]); counts
+ * read by meter_int are 0..10^15-1; usage_normalize of any counts, in any shape,
+ * gives counts that are not negative. Nothing may crash or leak. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "meter.h"
+#include "usage.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	/* A copy of exactly size bytes, so ASan sees any read past the end. */
+	char *d = malloc(size ? size : 1);
+	if (!d)
+		return 0;
+	memcpy(d, data, size);
+	struct meter_rec r;
+	if (meter_parse(d, size, &r) == 0) {
+		for (int f = 0; f < MF_COUNT; f++) {
+			struct spop_slice v = r.v[f];
+			if (v.len && ((const char *)v.ptr < d || (const char *)v.ptr + v.len > d + size))
+				__builtin_trap();
+			for (size_t i = 0; i < v.len; i++)
+				if (v.ptr[i] == '"' || v.ptr[i] == '\\' || v.ptr[i] == ']')
+					__builtin_trap();
+		}
+		int64_t raw[UF_COUNT];
+		for (int f = 0; f < UF_COUNT; f++) {
+			raw[f] = meter_int(r.v[MF_U0 + f]);
+			if (raw[f] < -1 || raw[f] > 999999999999999LL)
+				__builtin_trap();
+		}
+		for (int s = 0; s < SHAPE_COUNT; s++) {
+			struct usage u;
+			if (usage_normalize((enum err_shape)s, raw, &u) &&
+			    (u.in < 0 || u.out < 0 || u.cached < 0 || u.reasoning < 0))
+				__builtin_trap();
+		}
+	}
+	free(d);
+	return 0;
+}
