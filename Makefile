@@ -11,7 +11,7 @@ PYTHON  ?= python3
 UPSTREAM ?= mock
 
 # Debian packages each command needs.
-RUN_PKGS   := gcc make libc6-dev libev-dev libcjson-dev libssl-dev haproxy python3 curl openssl
+RUN_PKGS   := gcc make libc6-dev libev-dev libcjson-dev libssl-dev haproxy python3 curl openssl prometheus
 TEST_PKGS  := $(RUN_PKGS) libcmocka-dev clang libclang-rt-14-dev systemd wrk libpcre2-dev liblua5.4-dev prometheus
 BENCH_PKGS := $(TEST_PKGS)
 

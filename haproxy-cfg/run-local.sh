@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: the whole edge on this machine, in the foreground.
 #   mock provider (HTTPS, test CA)  <-  HAProxy (:8080 HTTP, :8443 HTTPS)  ->  2 agents
+#   Prometheus (:9090) scraping both agents (:9464, :9466) and HAProxy's exporter (:8405)
 # With UPSTREAM=real, HAProxy goes to the real providers instead of the mock.
 # Ctrl-C stops everything. Ports and paths can be moved with the variables below.
 set -euo pipefail
@@ -17,6 +18,11 @@ UPSTREAM=${UPSTREAM:-mock}
 RUN_DIR=${RUN_DIR:-$top/build/run}
 CERTS=${CERTS:-$top/build/certs}
 PYTHON=${PYTHON:-python3}
+PROM_PORT=${PROM_PORT:-9090}
+AGENT1_METRICS=${AGENT1_METRICS:-9464}
+AGENT2_METRICS=${AGENT2_METRICS:-9466}
+HAPROXY_METRICS=${HAPROXY_METRICS:-8405}
+METER_PORT=${METER_PORT:-9465}   # UDP: HAProxy's end-of-call records to the agents
 
 mkdir -p "$RUN_DIR"
 bash tests/mock/gen-certs.sh "$CERTS" >/dev/null
@@ -47,6 +53,8 @@ export ARCHESTRA_SPOE_CONF="$top/haproxy-cfg/spoe-archestra.conf"
 export ARCHESTRA_AGENT1="127.0.0.1:$AGENT1_PORT"
 export ARCHESTRA_AGENT2="127.0.0.1:$AGENT2_PORT"
 export ARCHESTRA_RELAY_SOCK="$RUN_DIR/relay.sock"
+export ARCHESTRA_HAPROXY_METRICS="127.0.0.1:$HAPROXY_METRICS"
+export ARCHESTRA_METER="127.0.0.1:$METER_PORT"
 
 if [ "$UPSTREAM" = real ]; then
 	echo "upstream: the real providers (their own keys needed in the curl lines below)"
@@ -88,8 +96,13 @@ cat >"$RUN_DIR/agent.json" <<JSON
 }
 JSON
 
-for port in "$AGENT1_PORT" "$AGENT2_PORT"; do
-	spoa/archestra-spoa --listen "127.0.0.1:$port" --config "$RUN_DIR/agent.json" ${AGENT_ARGS:-} >>"$RUN_DIR/agent-$port.log" 2>&1 &
+# Each agent serves its own /metrics: a second --config with just that.
+for pair in "$AGENT1_PORT:$AGENT1_METRICS" "$AGENT2_PORT:$AGENT2_METRICS"; do
+	port=${pair%%:*} mport=${pair#*:}
+	echo "{ \"prometheus\": { \"listen\": \"127.0.0.1:$mport\" } }" >"$RUN_DIR/agent-$port.json"
+	spoa/archestra-spoa --listen "127.0.0.1:$port" --meter "$ARCHESTRA_METER" \
+		--config "$RUN_DIR/agent.json" --config "$RUN_DIR/agent-$port.json" \
+		${AGENT_ARGS:-} >>"$RUN_DIR/agent-$port.log" 2>&1 &
 	pids+=($!)
 	wait_port "$port" "agent-$port" $!
 done
@@ -108,6 +121,27 @@ hap=$!
 pids+=($hap)
 wait_port "$HTTP_PORT" haproxy $hap
 wait_port "$HTTPS_PORT" haproxy $hap
+
+# Prometheus, scraping the agents and HAProxy's own exporter every 5 s.
+prom_line="Prometheus: not installed (apt-get install prometheus), metrics still at each /metrics above"
+if command -v prometheus >/dev/null 2>&1; then
+	cat >"$RUN_DIR/prometheus.yml" <<YML
+global:
+  scrape_interval: 5s
+scrape_configs:
+  - job_name: archestra-spoa
+    static_configs:
+      - targets: ["127.0.0.1:$AGENT1_METRICS", "127.0.0.1:$AGENT2_METRICS"]
+  - job_name: haproxy
+    static_configs:
+      - targets: ["127.0.0.1:$HAPROXY_METRICS"]
+YML
+	prometheus --config.file="$RUN_DIR/prometheus.yml" --storage.tsdb.path="$RUN_DIR/prometheus" \
+		--web.listen-address="127.0.0.1:$PROM_PORT" --log.level=warn >"$RUN_DIR/prometheus.log" 2>&1 &
+	pids+=($!)
+	wait_port "$PROM_PORT" prometheus $!
+	prom_line="Prometheus: http://127.0.0.1:$PROM_PORT (scrapes both agents and HAProxy every 5 s)"
+fi
 
 base="http://127.0.0.1:$HTTP_PORT"
 tls="https://localhost:$HTTPS_PORT"
@@ -148,6 +182,15 @@ curl -s $base/v1/openai/chat/completions -H 'Authorization: Bearer sk-demo-direc
 curl -s $base/v1/openai/chat/completions -H 'Authorization: Bearer sk-demo-direct' -H 'Content-Type: application/json' -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"deploy with AKIAIOSFODNN7EXAMPLE"}]}'
 # 404: no provider at this path
 curl -s $base/v1/nowhere/chat/completions -H 'Authorization: Bearer sk-demo-direct' -d '{}'
+
+Metrics: agents http://127.0.0.1:$AGENT1_METRICS/metrics http://127.0.0.1:$AGENT2_METRICS/metrics, HAProxy http://127.0.0.1:$HAPROXY_METRICS/metrics
+$prom_line
+Queries to try there (Graph tab), after a few calls:
+  spend by agent (USD):       sum by (agent_id) (llm_cost_total)
+  tokens by model and type:   sum by (model, type) (llm_tokens_total)
+  blocked calls, by reason:   sum by (reason) (llm_requests_total{verdict="deny"})
+  agents HAProxy counts up:   haproxy_backend_active_servers{proxy="archestra-agents"}
+Grafana: import observability/grafana-dashboard.json (it asks for the Prometheus data source).
 
 Virtual keys: spoa/archestra-spoa keys new|list|revoke|rotate --file $RUN_DIR/keys.json (the agents reload it).
 Ctrl-C stops everything.

@@ -18,12 +18,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]  # edge.py beside, tests/pylib
-from edge import Edge  # noqa: E402
+from edge import TOP, Edge  # noqa: E402
 from pylib.ports import free_port, wait_port  # noqa: E402
 from pylib.tap import check, eq, record, report, run  # noqa: E402
 from pylib.wait import poll  # noqa: E402
@@ -52,6 +53,12 @@ class PromEdge(Edge):
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self.metrics_ports = [free_port() for _ in self.agent_ports]
+        self.haproxy_metrics_port = free_port()
+
+    def haproxy_env(self):
+        env = super().haproxy_env()
+        env["ARCHESTRA_HAPROXY_METRICS"] = f"127.0.0.1:{self.haproxy_metrics_port}"
+        return env
 
     def agent_args_for(self, i):
         path = os.path.join(self.tmp, f"agent{i}-prometheus.json")
@@ -280,6 +287,30 @@ def main():
     return report(30)
 
 
+PROMQL_WORDS = {"sum", "rate", "increase", "histogram_quantile", "by", "without", "avg", "max", "min", "count",
+                "irate", "topk", "bottomk", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
+                "offset", "bool", "le"}
+
+
+def promql_metric_names(expr):
+    """The metric names a PromQL expression reads: identifiers outside label matchers,
+    grouping clauses, ranges and strings, that are not functions or keywords."""
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    e = re.sub(r"\{[^}]*\}", "", e)
+    e = re.sub(r"\[[^\]]*\]", "", e)
+    e = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", e)
+    return {w for w in re.findall(r"(?<![\w$])[a-zA-Z_:][a-zA-Z0-9_:]*", e) if w not in PROMQL_WORDS}
+
+
+def prom_api(port, q):
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": q})
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return json.loads(e.read() or b"{}")
+
+
 def real_prometheus(edge, want):
     """Debian's prometheus scrapes both agents every second; its API answers the sums."""
     binary = shutil.which("prometheus") or ("/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else None)
@@ -294,7 +325,9 @@ def real_prometheus(edge, want):
     with open(conf, "w") as f:
         f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
                 "scrape_configs:\n  - job_name: archestra-spoa\n"
-                f"    static_configs:\n      - targets: [{targets}]\n")
+                f"    static_configs:\n      - targets: [{targets}]\n"
+                "  - job_name: haproxy\n"
+                f"    static_configs:\n      - targets: [\"127.0.0.1:{edge.haproxy_metrics_port}\"]\n")
     log = open(os.path.join(tmp, "prometheus.log"), "w+")
     p = subprocess.Popen([binary, f"--config.file={conf}", f"--storage.tsdb.path={os.path.join(tmp, 'data')}",
                           f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
@@ -345,6 +378,41 @@ def real_prometheus(edge, want):
             check(q is not None and 0 < q <= 300, f"median LLM call duration {q}")
         run("its HTTP API (/api/v1/query) returns the expected sums: tokens, tokens by type, cost, denials, "
             "blocked tools, runs, a histogram quantile", queries)
+
+        def dashboard():
+            with open(os.path.join(TOP, "observability", "grafana-dashboard.json")) as f:
+                d = json.load(f)
+            exprs = [t["expr"] for p in d["panels"] for t in p["targets"]]
+            check(len(d["panels"]) >= 10 and exprs, "the dashboard has no panels")
+            up = poll(lambda: prom_query(port, 'up{job="haproxy"}'), lambda r: r and r[0][1] == 1, timeout=20)
+            check(up and up[0][1] == 1, f"HAProxy's exporter not scraped: {up}")
+            # Error series exist once an error happened: a peer that is not HAProxy.
+            with socket.create_connection(("127.0.0.1", edge.agent_ports[0]), timeout=5) as s:
+                s.sendall(b"\x00\x00\x00\x05GET /")
+                s.settimeout(5)
+                try:
+                    s.recv(4096)
+                except OSError:
+                    pass
+
+            def names():
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/label/__name__/values", timeout=5) as r:
+                    return set(json.loads(r.read())["data"])
+            names = poll(names, lambda n: "spoa_protocol_errors_total" in n, timeout=20)
+            used = set()
+            for e in exprs:
+                for name in promql_metric_names(e):
+                    used.add(name)
+                    check(name in names, f"the dashboard's query {e!r} names {name!r}, which no target exports")
+                q = e.replace("$__rate_interval", "1m").replace("$__range", "5m")
+                res = prom_api(port, q)
+                check(res.get("status") == "success", f"query {q!r} does not evaluate: {res}")
+            for want in ("llm_cost_total", "llm_tokens_total", "llm_requests_total", "llm_blocked_tools_total",
+                         "dlp_detections_total", "spoa_decision_time_seconds_bucket",
+                         "haproxy_backend_active_servers"):
+                check(want in used, f"the dashboard shows no {want}")
+        run("the Grafana dashboard (observability/grafana-dashboard.json) parses, every query evaluates, and every "
+            "series it names exists (agents' and HAProxy's exporters)", dashboard)
     finally:
         p.terminate()
         try:
