@@ -362,7 +362,7 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 	struct statsd_tag tags[] = { { "provider", c.provider, false } };
 	if (pr.deny || refused) {
 		struct statsd_tag bt[] = { { "rule", lit(pr.deny ? pr.deny->id : refused), false }, tags[0] };
-		statsd_count(hc->sd, "llm_tool_calls_blocked", 1, bt, 2);
+		statsd_count(hc->sd, "llm_blocked_tools_total", 1, bt, 2);
 		prom_record(pm, PM_BLOCKED_TOOLS, 1, (struct spop_slice[]){ c.provider, model, agent, bt[0].val }, 4);
 	}
 	for (int i = 0; i < pr.nshadow; i++) {
@@ -409,15 +409,15 @@ void spoa_meter_account(struct handler_ctx *hc, const struct meter_rec *r)
 		raw[f] = meter_int(r->v[MF_U0 + f]);
 	struct usage u;
 	if (pv && usage_normalize(pv->shape, raw, &u)) {
-		statsd_count(hc->sd, "llm_tokens", (double)u.in, (struct statsd_tag[]){ tags[0], tags[1], tags[2], tags[4] }, 4);
+		statsd_count(hc->sd, "llm_tokens_total", (double)u.in, (struct statsd_tag[]){ tags[0], tags[1], tags[2], tags[4] }, 4);
 		prom_record(pm, PM_TOKENS, (double)u.in, (struct spop_slice[]){ provider, model, agent, lit("input") }, 4);
 		tags[4].val = lit("output");
-		statsd_count(hc->sd, "llm_tokens", (double)u.out, (struct statsd_tag[]){ tags[0], tags[1], tags[2], tags[4] }, 4);
+		statsd_count(hc->sd, "llm_tokens_total", (double)u.out, (struct statsd_tag[]){ tags[0], tags[1], tags[2], tags[4] }, 4);
 		prom_record(pm, PM_TOKENS, (double)u.out, (struct spop_slice[]){ provider, model, agent, lit("output") }, 4);
 		const struct price *p = price_find(hc->prices, pv->name, r->v[MF_MODEL]);
 		if (p) {
 			double cost = price_cost(p, u.in, u.out);
-			statsd_count(hc->sd, "llm_cost_usd", cost, tags, 3);
+			statsd_count(hc->sd, "llm_cost_total", cost, tags, 3);
 			prom_record(pm, PM_COST, cost, (struct spop_slice[]){ provider, model, agent }, 3);
 		}
 	}

@@ -129,12 +129,12 @@ def main_run():
             r = find(lines, "llm_requests", provider="openai", model="gpt-4o-mini", verdict="allow",
                      reason="allowed", external_agent_id="agent-7", stream="false")
             check(total(r) == 1 and all(t == "c" for _, t, _ in r), f"llm_requests allowed: {r}\n" + "\n".join(lines))
-            tin = find(lines, "llm_tokens", provider="openai", model="gpt-4o-mini", external_agent_id="agent-7",
+            tin = find(lines, "llm_tokens_total", provider="openai", model="gpt-4o-mini", external_agent_id="agent-7",
                        type="input")
-            tout = find(lines, "llm_tokens", provider="openai", model="gpt-4o-mini", type="output")
+            tout = find(lines, "llm_tokens_total", provider="openai", model="gpt-4o-mini", type="output")
             check(total(tin) == PROMPT_TOKENS, f"input tokens {tin}, want {PROMPT_TOKENS}")
             check(total(tout) == 12, f"output tokens {tout}")
-            cost = find(lines, "llm_cost_usd", provider="openai", model="gpt-4o-mini")
+            cost = find(lines, "llm_cost_total", provider="openai", model="gpt-4o-mini")
             want = (PROMPT_TOKENS * 0.15 + 12 * 0.60) / 1e6
             check(abs(total(cost) - want) < 1e-9, f"cost {cost}, want {want}")
             st = find(lines, "llm_upstream_status", provider="openai", status="200")
@@ -156,13 +156,13 @@ def main_run():
             check(total(r) == 1, f"identity refusal: {r}")
             h = find(lines, "spoa_header_rejections", header="X-Archestra-Agent-Id", action="rejected")
             check(total(h) == 1, f"header rejections: {h}")
-            check(not find(lines, "llm_tokens", provider="anthropic"), "tokens counted for a denied call")
+            check(not find(lines, "llm_tokens_total", provider="anthropic"), "tokens counted for a denied call")
         run("statsd: the denied calls (missing key, invalid identity header) and the header rejection", denied)
 
         def streamed():
             r = find(lines, "llm_requests", provider="openai", verdict="allow", stream="true")
             check(total(r) == 1, f"streamed: {r}")
-            tin = find(lines, "llm_tokens", type="input")
+            tin = find(lines, "llm_tokens_total", type="input")
             check(total(tin) == PROMPT_TOKENS, f"a streamed response's tokens were counted: {tin}")
         run("statsd: the streamed call counts as a request with stream:true, without tokens (body not buffered)",
             streamed)

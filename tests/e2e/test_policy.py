@@ -106,8 +106,8 @@ def main():
                 st, _, _ = edge.call("POST", "/v1/openai/chat/completions", CALL, KEY)
                 check(st == 200, f"a response without tool calls: {st}")
                 metrics = drain(udp)
-                check(any("llm_tool_calls_blocked:" in m and "rule:notify-inside-only" in m for m in metrics),
-                      "llm_tool_calls_blocked not counted")
+                check(any("llm_blocked_tools_total:" in m and "rule:notify-inside-only" in m for m in metrics),
+                      "llm_blocked_tools_total not counted")
             run("a response whose tool call goes outside the allowed addresses reaches the client as a "
                 "provider-shaped refusal (OpenAI tool_calls, Anthropic tool_use)", blocked_tool_call)
 

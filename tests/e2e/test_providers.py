@@ -79,7 +79,7 @@ def main():
             end, tin, tout = time.time() + 3, 0, 0
             while time.time() < end and not tin:
                 for line in (ln for d in drain(udp) for ln in d.split("\n")):
-                    m = re.match(r"^archestra\.llm_tokens:([0-9.]+)\|c\|#(.*)$", line)
+                    m = re.match(r"^archestra\.llm_tokens_total:([0-9.]+)\|c\|#(.*)$", line)
                     tags = dict(t.split(":", 1) for t in m.group(2).split(",")) if m else {}
                     if tags.get("provider") == provider:
                         if tags.get("type") == "input":
@@ -141,7 +141,7 @@ def main():
                 end, tin = time.time() + 3, 0
                 while time.time() < end and not tin:
                     for line in (ln for d in drain(udp) for ln in d.split("\n")):
-                        m = re.match(r"^archestra\.llm_tokens:([0-9.]+)\|c\|#(.*)$", line)
+                        m = re.match(r"^archestra\.llm_tokens_total:([0-9.]+)\|c\|#(.*)$", line)
                         tags = dict(t.split(":", 1) for t in m.group(2).split(",")) if m else {}
                         if tags.get("provider") == name and tags.get("type") == "input":
                             tin += int(float(m.group(1)))
@@ -281,7 +281,7 @@ def main():
             end, tin, tout = time.time() + 3, 0, 0
             while time.time() < end and not tin:
                 for line in (ln for d in drain(udp) for ln in d.split("\n")):
-                    m = re.match(r"^archestra\.llm_tokens:([0-9.]+)\|c\|#(.*)$", line)
+                    m = re.match(r"^archestra\.llm_tokens_total:([0-9.]+)\|c\|#(.*)$", line)
                     tags = dict(t.split(":", 1) for t in m.group(2).split(",")) if m else {}
                     if tags.get("provider") == "cohere":
                         if tags.get("type") == "input":
@@ -343,7 +343,7 @@ def main():
             end, tin = time.time() + 3, 0
             while time.time() < end and not tin:
                 for line in (ln for d in drain(udp) for ln in d.split("\n")):
-                    m = re.match(r"^archestra\.llm_tokens:([0-9.]+)\|c\|#(.*)$", line)
+                    m = re.match(r"^archestra\.llm_tokens_total:([0-9.]+)\|c\|#(.*)$", line)
                     tags = dict(t.split(":", 1) for t in m.group(2).split(",")) if m else {}
                     if tags.get("provider") == "bedrock" and tags.get("type") == "input":
                         tin += int(float(m.group(1)))
