@@ -202,6 +202,7 @@ bench: deps-bench
 	@$(BUILD)/metrics-bench
 	@$(PYTHON) tests/bench/run-bench.py
 	@tests/bench/edge-bench.sh
+	@$(PYTHON) tests/bench/stream-bench.py $(AGENT)
 
 # Memory and FDs of HAProxy and the agents under 10,000 clients and 1,000 agent
 # connections, on Debian's HAProxy and 3.4 (the README's "Memory and file
@@ -227,7 +228,7 @@ install: all
 	  install -m 0644 systemd/config.json $(DESTDIR)$(SYSCONFDIR)/archestra-spoa/config.json
 	if ls policy/*.json >/dev/null 2>&1; then install -d $(DESTDIR)$(SYSCONFDIR)/archestra-spoa/policy && \
 	  install -m 0644 policy/*.json $(DESTDIR)$(SYSCONFDIR)/archestra-spoa/policy/; fi
-	install -m 0644 haproxy-cfg/haproxy.cfg haproxy-cfg/spoe-archestra.conf haproxy-cfg/snippet.cfg \
+	install -m 0644 haproxy-cfg/haproxy.cfg haproxy-cfg/spoe-archestra.conf haproxy-cfg/snippet.cfg haproxy-cfg/archestra.lua \
 	  $(DESTDIR)$(SHAREDIR)/haproxy-cfg/
 	@# HAProxy's provider backends, from the agent's built-in table; regenerate with
 	@# `archestra-spoa haproxy-backends --config ...` when the config adds providers

@@ -56,6 +56,8 @@ generate() { # output file
 #
 # In global: tune.bufsize 262144 (a prompt must fit in a buffer to be
 # inspected; larger ones get the agent's truncated_body policy, 413 by default),
+# lua-load-per-thread /etc/haproxy/archestra.lua (copy it there: the streaming
+# backends of providers.cfg read usage from the events with it),
 # and max-spread-checks 200ms (else the agents' first health checks after a start
 # or reload wait for the spread of the slowest checks: seconds).
 HEAD

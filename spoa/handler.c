@@ -116,6 +116,10 @@ void spoa_write_decision(const struct req_decision *d, const char *ctx, struct s
 	const struct provider *p = d->prov;
 	set_str(acts, AV_verdict, "allow");
 	set_str(acts, AV_stream, d->stream ? "1" : "0");
+	if (d->add_usage_at > 0) {
+		struct spop_data at = { .type = SPOP_T_INT64, .v.i = d->add_usage_at };
+		set_data(acts, AV_add_usage, &at);
+	}
 	set_slice(acts, AV_upstream_path, d->upstream);
 	if (d->truncated)
 		set_str(acts, AV_truncated, "1"); /* passed uninspected (truncated_body: allow) */
@@ -420,6 +424,11 @@ void spoa_meter_account(struct handler_ctx *hc, const struct meter_rec *r)
 			statsd_count(hc->sd, "llm_cost_total", cost, tags, 3);
 			prom_record(pm, PM_COST, cost, (struct spop_slice[]){ provider, model, agent }, 3);
 		}
+	}
+	int64_t tf = meter_int(r->v[MF_TTFT_MS]);
+	if (tf >= 0) {
+		statsd_timing_us(hc->sd, "llm_time_to_first_token", tf * 1000, tags, 3);
+		prom_record(pm, PM_TTFT, (double)tf / 1e3, (struct spop_slice[]){ provider, model }, 2);
 	}
 	int64_t ta = meter_int(r->v[MF_TOTAL_MS]);
 	if (ta >= 0) {

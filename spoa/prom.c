@@ -42,9 +42,11 @@ struct metric_def {
 static const double decision_buckets[] = { 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
 	                                   0.001,   0.0025,   0.005,   0.01,   0.025,   0.1 };
 static const double call_buckets[] = { 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300 };
+static const double ttft_buckets[] = { 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30 };
 #define BUCKETS(b) b, (int)(sizeof(b) / sizeof(b[0]))
 _Static_assert(sizeof(decision_buckets) / sizeof(double) <= PROM_MAX_BUCKETS, "PROM_MAX_BUCKETS");
 _Static_assert(sizeof(call_buckets) / sizeof(double) <= PROM_MAX_BUCKETS, "PROM_MAX_BUCKETS");
+_Static_assert(sizeof(ttft_buckets) / sizeof(double) <= PROM_MAX_BUCKETS, "PROM_MAX_BUCKETS");
 
 static const struct metric_def defs[PM_METRICS] = {
 	[PM_LLM_REQUESTS] = { "llm_requests_total", "LLM calls the agent decided, by verdict and reason.", PT_COUNTER, 6,
@@ -77,6 +79,8 @@ static const struct metric_def defs[PM_METRICS] = {
 	                        { { "detector", NULL }, { "action", NULL }, { "provider", NULL } } },
 	[PM_BLOCKED_TOOLS] = { "llm_blocked_tools_total", "Responses refused for a tool call.", PT_COUNTER, 4,
 	                       { { "provider", NULL }, MODEL, AGENT, { "rule", NULL } } },
+	[PM_TTFT] = { "llm_time_to_first_token_seconds", "Streamed calls: from the request sent upstream to the first byte of the events.",
+	              PT_HISTOGRAM, 2, { { "provider", NULL }, MODEL }, BUCKETS(ttft_buckets) },
 	[PM_METER_RECORDS] = { "spoa_meter_records_total", "End-of-call records from HAProxy, read or refused (malformed).",
 	                       PT_COUNTER, 1, { { "outcome", NULL } } },
 };

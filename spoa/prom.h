@@ -63,6 +63,7 @@ enum prom_metric {
 	PM_DLP_DETECTIONS,     /* detector, action, provider */
 	PM_BLOCKED_TOOLS,      /* provider, model, agent_id, rule */
 	PM_METER_RECORDS,      /* outcome */
+	PM_TTFT,               /* provider, model (histogram, seconds) */
 	PM_METRICS
 };
 

@@ -34,7 +34,8 @@ static const char *const azure_endpoints[] = {
 
 static const struct provider builtin[] = {
 	{ .name = "openai", .prefix = "/v1/openai", .upstream_base = "/v1", .host = "api.openai.com", .tls = true,
-	  .cred = CRED_BEARER, .shape = SHAPE_OPENAI, .model_in_body = true, .direct_keys = true, .require_key = true },
+	  .cred = CRED_BEARER, .shape = SHAPE_OPENAI, .model_in_body = true, .direct_keys = true, .require_key = true,
+	  .stream_usage_option = true },
 	{ .name = "anthropic", .prefix = "/v1/anthropic", .upstream_base = "", .host = "api.anthropic.com", .tls = true,
 	  .cred = CRED_X_API_KEY | CRED_BEARER, .shape = SHAPE_ANTHROPIC, .model_in_body = true, .direct_keys = true,
 	  .require_key = true },
@@ -157,6 +158,43 @@ size_t providers_list(const struct provider_table *t, char *dst, size_t room)
 
 /* ---- HAProxy backends ---- */
 
+/* The streaming backend's filter: which paths of each event's JSON hold which count. */
+static size_t stream_filter(enum err_shape shape, char *dst, size_t room)
+{
+	size_t o = 0;
+#define OUT(...)                                                                   \
+	do {                                                                       \
+		int n_ = snprintf(o < room ? dst + o : NULL, o < room ? room - o : 0, __VA_ARGS__); \
+		if (n_ > 0)                                                        \
+			o += (size_t)n_;                                           \
+	} while (0)
+	const struct usage_shape *us = &usage_shapes[shape];
+	OUT(".if !defined(ARCHESTRA_NO_METER) && !defined(ARCHESTRA_DISABLE_AGENT)\n"
+	    "    # Server-sent events pass as they come; usage and the time to first byte are\n"
+	    "    # read. When the agent asks (txn.arch.add_usage), the body asks for usage.\n"
+	    "    http-response set-var(txn.arch.up_status) status\n"
+	    "    http-request set-header content-length \"%%[req.hdr(content-length),add(%zu)]\" if "
+	    "{ var(txn.arch.add_usage) -m found } { req.hdr(content-length) -m found }\n"
+	    "    filter lua.archestra-stream 'insert=%s'",
+	    strlen(USAGE_STREAM_OPTION), USAGE_STREAM_OPTION);
+	for (int f = 0; f < UF_COUNT; f++) {
+		int n = 0;
+		for (int a = 0; a < USAGE_ALTS; a++) {
+			if (!us->stream[a][f])
+				continue;
+			if (n++ == 0)
+				OUT(" '%s=$.%s", usage_field_names[f], us->stream[a][f]);
+			else
+				OUT(",$.%s", us->stream[a][f]);
+		}
+		if (n)
+			OUT("'");
+	}
+	OUT("\n.endif\n");
+#undef OUT
+	return o;
+}
+
 /* The rules that read a whole JSON response's usage into txn.arch.u_* (usage.h):
  * the body is buffered (it comes at once: no stream is held) and each count is
  * one json_query. A second alternative is read only when the first found
@@ -221,15 +259,29 @@ size_t provider_backends_text(const struct provider_table *t, char *dst, size_t 
 		for (const char *c = p->name; *c && v + 6 < sizeof(var); c++)
 			var[v++] = *c == '-' ? '_' : (char)(*c >= 'a' && *c <= 'z' ? *c - 'a' + 'A' : *c);
 		memcpy(var + v, "_ADDR", 6);
-		OUT("\nbackend llm_%s\n", p->name);
-		if (p->tls)
-			OUT("    server %s \"${%s-%s%s}\" ssl verify required ca-file \"${ARCHESTRA_CA_FILE-@system-ca}\" "
-			    "sni str(%s) check check-sni %s inter 10s\n",
-			    p->name, var, p->addr[0] ? p->addr : p->host, p->addr[0] ? "" : ":443", p->host, p->host);
-		else
-			OUT("    server %s \"${%s-%s%s}\" check inter 10s\n", p->name, var, p->addr[0] ? p->addr : p->host,
-			    p->addr[0] ? "" : ":80");
-		o += usage_rules(p->shape, o < room ? dst + o : NULL, o < room ? room - o : 0);
+		/* llm_<name>, and llm_<name>.stream for the calls the agent says stream:
+		 * the same server (its health tracked, not checked twice), with the Lua
+		 * filter that reads usage from the events (haproxy-cfg/archestra.lua). */
+		for (int stream = 0; stream < 2; stream++) {
+			OUT("\nbackend llm_%s%s\n", p->name, stream ? ".stream" : "");
+			if (p->tls)
+				OUT("    server %s \"${%s-%s%s}\" ssl verify required ca-file \"${ARCHESTRA_CA_FILE-@system-ca}\" "
+				    "sni str(%s) ",
+				    p->name, var, p->addr[0] ? p->addr : p->host, p->addr[0] ? "" : ":443", p->host);
+			else
+				OUT("    server %s \"${%s-%s%s}\" ", p->name, var, p->addr[0] ? p->addr : p->host,
+				    p->addr[0] ? "" : ":80");
+			if (stream)
+				OUT("track llm_%s/%s\n", p->name, p->name);
+			else if (p->tls)
+				OUT("check check-sni %s inter 10s\n", p->host);
+			else
+				OUT("check inter 10s\n");
+			if (stream) /* never held: a JSON stream (Gemini without alt=sse) is not read */
+				o += stream_filter(p->shape, o < room ? dst + o : NULL, o < room ? room - o : 0);
+			else
+				o += usage_rules(p->shape, o < room ? dst + o : NULL, o < room ? room - o : 0);
+		}
 	}
 #undef OUT
 	return o;
@@ -296,10 +348,10 @@ static bool valid_addr(const char *s)
 static int apply_one(struct provider_table *t, const cJSON *o, int idx, char *err, size_t errlen)
 {
 	enum { K_NAME, K_ENABLED, K_PREFIX, K_UPSTREAM_BASE, K_HOST, K_ADDRESS, K_TLS, K_CREDENTIAL, K_ERROR_SHAPE,
-	       K_ENDPOINTS, K_DIRECT_KEYS, K_REQUIRE_KEY, NKEYS };
+	       K_ENDPOINTS, K_DIRECT_KEYS, K_REQUIRE_KEY, K_STREAM_USAGE_OPTION, NKEYS };
 	static const char *const keys[] = {
 		"name", "enabled", "prefix", "upstream_base", "host", "address", "tls", "credential", "error_shape",
-		"endpoints", "direct_keys", "require_key", NULL,
+		"endpoints", "direct_keys", "require_key", "stream_usage_option", NULL,
 	};
 	_Static_assert(sizeof(keys) / sizeof(keys[0]) == NKEYS + 1, "a name for each key");
 	/* by CRED_* bit: bearer 0x1, x-api-key 0x2, x-goog-api-key 0x4, query-key 0x8, api-key 0x10 */
@@ -398,6 +450,9 @@ static int apply_one(struct provider_table *t, const cJSON *o, int idx, char *er
 			break;
 		case K_REQUIRE_KEY:
 			rc = cfg_bool(it, path, k, 0, &np.require_key, NULL, err, errlen);
+			break;
+		case K_STREAM_USAGE_OPTION:
+			rc = cfg_bool(it, path, k, 0, &np.stream_usage_option, NULL, err, errlen);
 			break;
 		default:
 			return cfg_unknown(err, errlen, path, k, "key", keys);

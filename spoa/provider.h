@@ -42,6 +42,8 @@ struct provider {
 	bool model_in_body;      /* when the path names none, the body's "model" counts */
 	bool direct_keys;        /* the caller's own provider key passes through */
 	bool require_key;        /* false for local servers that need none */
+	bool stream_usage_option; /* takes OpenAI's stream_options.include_usage (asked for when a
+	                            stream does not; see archestra.lua) */
 	struct endpoint_list endpoints;   /* what a substituted key may reach by default */
 	const char *const *endpoint_defaults; /* a static list, or NULL: the dialect's */
 };

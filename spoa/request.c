@@ -593,6 +593,12 @@ static bool next_member(const struct json_top *top, int *i, struct json_iter *it
 	return true;
 }
 
+static bool slice_ends(struct spop_slice s, const char *lit)
+{
+	size_t n = strlen(lit);
+	return s.len >= n && memcmp(s.ptr + s.len - n, lit, n) == 0;
+}
+
 /* The members the policy reads, from a body json_check accepted: each one once,
  * decoded, of the type the provider requires, or the body is refused. */
 static void read_body(struct reader *rd, const struct provider *prov, struct spop_slice body,
@@ -619,6 +625,8 @@ static void read_body(struct reader *rd, const struct provider *prov, struct spo
 			/* the path's model wins (Gemini and Azure route on it) */
 			if (prov->model_in_body && !path_model)
 				d->model = s;
+		} else if (JSON_KEY_IS(k, "stream_options")) {
+			d->has_stream_options = true; /* even null: a member we add before it would lose */
 		} else if (JSON_KEY_IS(k, "stream")) {
 			if (v.kind != JSON_TRUE && v.kind != JSON_FALSE && v.kind != JSON_NULL)
 				invalid(rd, "stream must be true or false");
@@ -1251,6 +1259,19 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 		}
 	}
 	d->inspect_res = cfg->inspect_responses || calls;
+
+	/* A stream that would not report its usage asks for it (OpenAI's
+	 * stream_options.include_usage) where the provider takes that member:
+	 * HAProxy's archestra.lua inserts it right after the body's opening brace and
+	 * removes the usage-only event the client did not ask for. */
+	if (d->stream && d->prov->stream_usage_option && json && !d->has_stream_options && !d->truncated && bs.len &&
+	    (slice_ends(d->rest, "/chat/completions") || slice_ends(d->rest, "/completions"))) {
+		size_t at = 0;
+		while (at < bs.len && (bs.ptr[at] == ' ' || bs.ptr[at] == '\t' || bs.ptr[at] == '\n' || bs.ptr[at] == '\r'))
+			at++;
+		if (at < bs.len && bs.ptr[at] == '{')
+			d->add_usage_at = (int64_t)at + 1;
+	}
 
 	/* What goes upstream is the path that was checked, and the query less any key
 	 * the gateway replaces. */

@@ -89,6 +89,8 @@ struct req_decision {
 	bool truncated;                 /* HAProxy could not buffer the whole body */
 	bool user_overridden;           /* X-Archestra-User-Id differed from the credential's owner */
 	bool stream;                    /* the call asks for server-sent events */
+	bool has_stream_options;        /* the body has a stream_options member */
+	int64_t add_usage_at;           /* > 0: where HAProxy inserts stream_options.include_usage */
 	struct spop_slice model;        /* from the body (or the path for Gemini); may be empty. [frame], or
 	                                 * [scratch] when decoded (escapes in the JSON string), or [self]
 	                                 * (path_model, a path's %XX decoded) */

@@ -10,14 +10,24 @@ const struct usage_shape usage_shapes[SHAPE_COUNT] = {
 	[SHAPE_OPENAI] = { .alt = {
 		/* chat completions; then the Responses API */
 		{ [UF_IN] = "usage.prompt_tokens", [UF_OUT] = "usage.completion_tokens" },
-		{ [UF_IN] = "usage.input_tokens", [UF_OUT] = "usage.output_tokens" } } },
+		{ [UF_IN] = "usage.input_tokens", [UF_OUT] = "usage.output_tokens" } },
+		/* the last chunk (stream_options.include_usage); Responses API: response.completed */
+		.stream = { { [UF_IN] = "usage.prompt_tokens", [UF_OUT] = "usage.completion_tokens" },
+		            { [UF_IN] = "response.usage.input_tokens", [UF_OUT] = "response.usage.output_tokens" } } },
 	[SHAPE_ANTHROPIC] = { .in_excludes_cache = true, .alt = {
 		{ [UF_IN] = "usage.input_tokens", [UF_OUT] = "usage.output_tokens",
 		  [UF_CACHE_READ] = "usage.cache_read_input_tokens",
-		  [UF_CACHE_WRITE] = "usage.cache_creation_input_tokens" } } },
+		  [UF_CACHE_WRITE] = "usage.cache_creation_input_tokens" } },
+		/* message_start has the input; message_delta the output so far (the last: all) */
+		.stream = { { [UF_IN] = "message.usage.input_tokens", [UF_OUT] = "usage.output_tokens",
+		              [UF_CACHE_READ] = "message.usage.cache_read_input_tokens",
+		              [UF_CACHE_WRITE] = "message.usage.cache_creation_input_tokens" } } },
 	[SHAPE_GEMINI] = { .out_excludes_reasoning = true, .alt = {
 		{ [UF_IN] = "usageMetadata.promptTokenCount", [UF_OUT] = "usageMetadata.candidatesTokenCount",
-		  [UF_REASONING] = "usageMetadata.thoughtsTokenCount" } } },
+		  [UF_REASONING] = "usageMetadata.thoughtsTokenCount" } },
+		/* every chunk has the counts so far */
+		.stream = { { [UF_IN] = "usageMetadata.promptTokenCount", [UF_OUT] = "usageMetadata.candidatesTokenCount",
+		              [UF_REASONING] = "usageMetadata.thoughtsTokenCount" } } },
 	[SHAPE_BEDROCK] = { .in_excludes_cache = true, .alt = {
 		/* Converse's camelCase; then an Anthropic model's own answer (InvokeModel) */
 		{ [UF_IN] = "usage.inputTokens", [UF_OUT] = "usage.outputTokens",
@@ -28,7 +38,11 @@ const struct usage_shape usage_shapes[SHAPE_COUNT] = {
 	[SHAPE_COHERE] = { .alt = {
 		/* tokens: what the model read and wrote; else billed_units: what is charged */
 		{ [UF_IN] = "usage.tokens.input_tokens", [UF_OUT] = "usage.tokens.output_tokens" },
-		{ [UF_IN] = "usage.billed_units.input_tokens", [UF_OUT] = "usage.billed_units.output_tokens" } } },
+		{ [UF_IN] = "usage.billed_units.input_tokens", [UF_OUT] = "usage.billed_units.output_tokens" } },
+		/* message-end */
+		.stream = { { [UF_IN] = "delta.usage.tokens.input_tokens", [UF_OUT] = "delta.usage.tokens.output_tokens" },
+		            { [UF_IN] = "delta.usage.billed_units.input_tokens",
+		              [UF_OUT] = "delta.usage.billed_units.output_tokens" } } },
 };
 
 const char *const usage_field_names[UF_COUNT] = {

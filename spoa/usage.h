@@ -46,11 +46,19 @@ enum usage_field { UF_IN, UF_OUT, UF_CACHE_READ, UF_CACHE_WRITE, UF_REASONING, U
  * not reported). The first alternative that has UF_IN or UF_OUT is read. */
 struct usage_shape {
 	const char *alt[USAGE_ALTS][UF_COUNT];
+	/* The same counts in a server-sent event stream's events (each event's JSON;
+	 * a later event's count replaces an earlier one). All NULL: not read (Bedrock's
+	 * streams are AWS event-stream frames, not server-sent events). */
+	const char *stream[USAGE_ALTS][UF_COUNT];
 	bool in_excludes_cache;        /* in + cache read + cache write is every prompt token */
 	bool out_excludes_reasoning;   /* out + reasoning is every generated token */
 };
 
 extern const struct usage_shape usage_shapes[SHAPE_COUNT];
+
+/* What HAProxy inserts after the opening brace of an OpenAI stream's body that
+ * does not ask for usage (txn.arch.add_usage; archestra.lua). */
+#define USAGE_STREAM_OPTION "\"stream_options\":{\"include_usage\":true},"
 extern const char *const usage_field_names[UF_COUNT];
 
 /* Normalizes the raw counts one alternative gave (-1: absent) into u. False when

@@ -82,6 +82,7 @@ edge() { # name http-port agent1 agent2 extra-env...
 	shift 4
 	env ARCHESTRA_HTTP_BIND="127.0.0.1:$hp" ARCHESTRA_HTTPS_BIND="127.0.0.1:$(port)" \
 		ARCHESTRA_TLS_CERT="$top/$CERTS/gateway.pem" ARCHESTRA_SPOE_CONF="$top/haproxy-cfg/spoe-archestra.conf" \
+		ARCHESTRA_LUA="$top/haproxy-cfg/archestra.lua" \
 		ARCHESTRA_CA_FILE="$top/$CERTS/ca.pem" ARCHESTRA_NO_DNS=1 ARCHESTRA_LOG=/dev/null \
 		ARCHESTRA_AGENT1="127.0.0.1:$a1" ARCHESTRA_AGENT2="127.0.0.1:$a2" ARCHESTRA_METER="127.0.0.1:$METER" "$@" \
 		haproxy -db -f haproxy-cfg/haproxy.cfg -f "$OUT/providers.cfg" >"$OUT/$name.log" 2>&1 &

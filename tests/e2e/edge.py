@@ -96,6 +96,7 @@ class Edge:
             "ARCHESTRA_HTTPS_BIND": f"127.0.0.1:{self.https_port}",
             "ARCHESTRA_TLS_CERT": os.path.join(self.certs, "gateway.pem"),
             "ARCHESTRA_SPOE_CONF": os.path.join(TOP, "haproxy-cfg", "spoe-archestra.conf"),
+            "ARCHESTRA_LUA": os.path.join(TOP, "haproxy-cfg", "archestra.lua"),
             "ARCHESTRA_CA_FILE": os.path.join(self.certs, "ca.pem"),
             "ARCHESTRA_NO_DNS": "1",
             "ARCHESTRA_AGENT1": f"127.0.0.1:{self.agent_fronts[0]}",

@@ -132,10 +132,11 @@ def main_run():
             tin = find(lines, "llm_tokens_total", provider="openai", model="gpt-4o-mini", external_agent_id="agent-7",
                        type="input")
             tout = find(lines, "llm_tokens_total", provider="openai", model="gpt-4o-mini", type="output")
-            check(total(tin) == PROMPT_TOKENS, f"input tokens {tin}, want {PROMPT_TOKENS}")
-            check(total(tout) == 12, f"output tokens {tout}")
+            # the allowed call and the streamed one (same prompt)
+            check(total(tin) == 2 * PROMPT_TOKENS, f"input tokens {tin}, want 2 x {PROMPT_TOKENS}")
+            check(total(tout) == 24, f"output tokens {tout}")
             cost = find(lines, "llm_cost_total", provider="openai", model="gpt-4o-mini")
-            want = (PROMPT_TOKENS * 0.15 + 12 * 0.60) / 1e6
+            want = 2 * (PROMPT_TOKENS * 0.15 + 12 * 0.60) / 1e6
             check(abs(total(cost) - want) < 1e-9, f"cost {cost}, want {want}")
             st = find(lines, "llm_upstream_status", provider="openai", status="200")
             check(total(st) == 2, f"upstream status 200 counted {total(st)} times (allowed + streamed)")
@@ -163,9 +164,11 @@ def main_run():
             r = find(lines, "llm_requests", provider="openai", verdict="allow", stream="true")
             check(total(r) == 1, f"streamed: {r}")
             tin = find(lines, "llm_tokens_total", type="input")
-            check(total(tin) == PROMPT_TOKENS, f"a streamed response's tokens were counted: {tin}")
-        run("statsd: the streamed call counts as a request with stream:true, without tokens (body not buffered)",
-            streamed)
+            check(len(tin) == 2 and total(tin) == 2 * PROMPT_TOKENS, f"the streamed call's tokens: {tin}")
+            ttft = find(lines, "llm_time_to_first_token", provider="openai", model="gpt-4o-mini")
+            check(len(ttft) == 1 and ttft[0][1] == "ms", f"time to first token of the stream: {ttft}")
+        run("statsd: the streamed call counts as a request with stream:true, with its tokens and its time to "
+            "first token", streamed)
 
         def no_secret():
             blob = "\n".join(udp.datagrams) + edge.log("agent0") + edge.log("agent1")

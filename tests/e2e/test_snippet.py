@@ -71,6 +71,7 @@ global
     log stderr format raw local0 info
     maxconn 500
     tune.bufsize 262144
+    lua-load-per-thread {os.path.join(TOP, "haproxy-cfg", "archestra.lua")}
 
 defaults
     mode http

@@ -61,7 +61,11 @@ streams): x-mock-response: base64(bytes) answers 200 with exactly those bytes as
 (the request is still recorded); x-mock-pad: N inserts "x_mock_pad":"xxx..." (N bytes) as the
 first member of a JSON object body; x-mock-gzip: 1 gzips the body and sets Content-Encoding: gzip
 whatever Accept-Encoding says; x-mock-chunked: 1 sends it with Transfer-Encoding: chunked instead
-of Content-Length. They combine, in that order.
+of Content-Length. They combine, in that order. x-mock-sse: base64(bytes) answers 200
+text/event-stream with exactly those bytes, each event (up to its blank line) a chunk of its
+own with the chunk delay between; with x-mock-sse-cut: 1 the connection ends after the last
+event without the end of the chunked body (a provider that died mid-stream). x-mock-sse-big: N
+streams one text event of N bytes of content, then [DONE].
 """
 
 import argparse
@@ -752,6 +756,26 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/__mock/"):
             return self._harness(method, path)
         path = openai_path(path)
+
+        sse = self.headers.get("x-mock-sse")
+        big = self.headers.get("x-mock-sse-big", "")
+        if big.isdigit():  # one text event of that many bytes of content, then [DONE]
+            sse = base64.b64encode(b'data: {"choices":[{"index":0,"delta":{"content":"' + b"x" * int(big) +
+                                   b'"}}]}\n\ndata: [DONE]\n\n').decode()
+        if sse is not None:  # the test writes the stream: each event its own chunk, the delay between
+            try:
+                raw = base64.b64decode(sse, validate=True)
+            except ValueError:
+                raise HTTPFail(400, "x-mock-sse: not base64")
+            events = [e for e in re.split(rb"(?<=\n\n)", raw) if e]
+            cut = self.headers.get("x-mock-sse-cut") == "1"  # end the connection without the last chunk
+            self._start_stream(self._stream_ctype)
+            for i, ev in enumerate(events):
+                self._chunk(ev, first=(i == 0))
+            if cut:
+                raise Abort()
+            self._end_stream()
+            return
 
         canned = self.headers.get("x-mock-response")
         if canned is not None:  # the test says exactly what the provider answers

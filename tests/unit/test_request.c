@@ -376,7 +376,7 @@ static void provider_config(void **st)
 	assert_true(p->tls && p->model_in_body);
 	assert_string_equal(p->addr, "[::1]:8443");
 	/* HAProxy's backend for it: the address movable by the environment, TLS on the host's name */
-	char text[8192];
+	static char text[128 * 1024];
 	size_t n = provider_backends_text(&t, text, sizeof(text));
 	assert_true(n < sizeof(text));
 	assert_non_null(strstr(text, "backend llm_acme\n    server acme \"${ARCHESTRA_ACME_ADDR-[::1]:8443}\" ssl verify "
@@ -384,6 +384,12 @@ static void provider_config(void **st)
 	                             "check-sni api.acme.example inter 10s\n"));
 	assert_null(strstr(text, "llm_gemini"));
 	assert_non_null(strstr(text, "server vllm \"${ARCHESTRA_VLLM_ADDR-127.0.0.1:8000}\" check inter 10s\n"));
+	/* and its streaming twin: the same server, its health tracked, the stream filter */
+	assert_non_null(strstr(text, "backend llm_acme.stream\n    server acme \"${ARCHESTRA_ACME_ADDR-[::1]:8443}\" ssl "
+	                             "verify required ca-file \"${ARCHESTRA_CA_FILE-@system-ca}\" sni str(api.acme.example) "
+	                             "track llm_acme/acme\n"));
+	assert_non_null(strstr(text, "filter lua.archestra-stream 'insert=\"stream_options\""));
+	assert_non_null(strstr(text, " 'u_in=$.usage.prompt_tokens,$.response.usage.input_tokens' "));
 	assert_true(provider_backends_text(&t, text, 64) == n); /* cut, and says how much it needed */
 	/* Azure is off until its resource host is given */
 	path = (struct spop_slice){ (const uint8_t *)"/v1/azure/openai/deployments/d/chat/completions", 47 };
@@ -550,6 +556,37 @@ static void run_catalogue(const struct cat_case *cs, size_t n)
 
 #define CHAT "/v1/openai/chat/completions"
 #define OK_BODY "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
+
+/* A stream that would not report usage asks for it, at the offset after the body's
+ * opening brace, only where the provider takes the member and the body has none
+ * (even null, or escaped: a member added before it would lose). */
+static void streams_ask_for_usage(void **st)
+{
+	(void)st;
+	static const struct { const char *path, *body; int64_t at; } cs[] = {
+		{ CHAT, "{\"model\":\"gpt-4o-mini\",\"stream\":true}", 1 },
+		{ CHAT, " \r\n\t{\"model\":\"gpt-4o-mini\",\"stream\":true}", 5 },
+		{ "/v1/openai/completions", "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"prompt\":\"a\"}", 1 },
+		{ CHAT, "{\"model\":\"gpt-4o-mini\",\"stream\":false}", 0 },
+		{ CHAT, "{\"model\":\"gpt-4o-mini\"}", 0 },
+		{ CHAT, "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"stream_options\":{\"include_usage\":false}}", 0 },
+		{ CHAT, "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"stream_options\":null}", 0 },
+		{ CHAT, "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"stream\\u005foptions\":{}}", 0 },
+		{ "/v1/openai/responses", "{\"model\":\"gpt-4o-mini\",\"stream\":true}", 0 },     /* reports usage itself */
+		{ "/v1/groq/chat/completions", "{\"model\":\"llama-3\",\"stream\":true}", 0 },      /* not known to take it */
+	};
+	struct policy saved = cat_auth.policy; /* no rule: the catalogue's refuses streams */
+	memset(&cat_auth.policy, 0, sizeof(cat_auth.policy));
+	for (size_t i = 0; i < sizeof(cs) / sizeof(cs[0]); i++) {
+		struct req_decision d;
+		struct call c = { .path = cs[i].path, .body = cs[i].body, .hdrs = "authorization: Bearer sk-direct-1" };
+		place(&c, &d);
+		if (d.status != 0 || d.add_usage_at != cs[i].at)
+			fail_msg("case %zu (%s): status %d %s, add_usage_at %lld, want %lld", i, cs[i].body, d.status, d.reason,
+			         (long long)d.add_usage_at, (long long)cs[i].at);
+	}
+	cat_auth.policy = saved;
+}
 
 static void body_read_as_the_provider_reads_it(void **st)
 {
@@ -747,6 +784,7 @@ int main(void)
 		cmocka_unit_test_setup(longest_prefix_wins, setup),
 		cmocka_unit_test_setup(hdrs_iteration, setup),
 		cmocka_unit_test_setup_teardown(body_read_as_the_provider_reads_it, cat_setup, cat_teardown),
+		cmocka_unit_test_setup_teardown(streams_ask_for_usage, cat_setup, cat_teardown),
 		cmocka_unit_test_setup_teardown(paths_and_endpoints, cat_setup, cat_teardown),
 		cmocka_unit_test_setup_teardown(truncation_identity_and_query, cat_setup, cat_teardown),
 	};
