@@ -277,8 +277,13 @@ size_t provider_backends_text(const struct provider_table *t, char *dst, size_t 
 				OUT("check check-sni %s inter 10s\n", p->host);
 			else
 				OUT("check inter 10s\n");
-			if (stream) /* never held: a JSON stream (Gemini without alt=sse) is not read */
+			if (stream) {
+				/* Each event goes out at once: HAProxy otherwise waits for full
+				 * packets while more data is announced (~200 ms stalls). */
+				OUT("    option http-no-delay\n");
+				/* never held: a JSON stream (Gemini without alt=sse) is not read */
 				o += stream_filter(p->shape, o < room ? dst + o : NULL, o < room ? room - o : 0);
+			}
 			else
 				o += usage_rules(p->shape, o < room ? dst + o : NULL, o < room ? room - o : 0);
 		}
