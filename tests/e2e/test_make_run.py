@@ -67,9 +67,12 @@ def main():
             got = poll(lambda: prom(ports["PROM_PORT"], q), lambda r: bool(r), timeout=30)
             record(bool(got), f"the printed query for {what} returns series in the started Prometheus: {q}",
                    f"result: {got}")
-        spend = dict((r["metric"].get("agent_id"), float(r["value"][1]))
-                     for r in prom(ports["PROM_PORT"], "sum by (agent_id) (llm_cost_total)") or [])
-        record(spend.get("demo-agent", 0) > 0, "spend by agent counts the printed call of demo-agent", f"{spend}")
+        def spend():
+            return dict((r["metric"].get("agent_id"), float(r["value"][1]))
+                        for r in prom(ports["PROM_PORT"], "sum by (agent_id) (llm_cost_total)") or [])
+        by_agent = poll(spend, lambda s: s.get("demo-agent", 0) > 0, timeout=20)
+        record(by_agent.get("demo-agent", 0) > 0, "spend by agent counts the printed call of demo-agent",
+               f"{by_agent}")
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group

@@ -43,7 +43,7 @@ METRICS = ("llm_requests_total", "spoa_decision_time_seconds", "agent_runs_total
            "spoa_truncated_bodies_total", "llm_upstream_status_total", "llm_tokens_total", "llm_cost_total",
            "llm_request_duration_seconds", "spoa_protocol_errors_total", "spoa_connections",
            "policy_shadow_denials_total", "dlp_detections_total", "llm_blocked_tools_total",
-           "spoa_metrics_dropped_total", "spoa_meter_records_total")
+           "spoa_metrics_dropped_total", "spoa_meter_records_total", "llm_time_to_first_token_seconds")
 
 
 class PromEdge(Edge):
@@ -181,8 +181,16 @@ def main():
                 j = json.loads(data)
                 check(st == 403 and j["error"]["code"] == "notify-inside-only", f"blocked tool call: {st} {j}")
                 want["blocked"] = mock_usage(edge, TOOL_CALL)
+                st, _, data = edge.call("POST", "/v1/openai/chat/completions",
+                                        dict(CALL, stream=True, stream_options={"include_usage": True}),
+                                        dict(auth, **{"X-Archestra-Agent-Id": "agent-s"}), tls=False)
+                ev = [json.loads(l[6:]) for l in data.decode().splitlines()
+                      if l.startswith("data: {")]
+                usage = [e["usage"] for e in ev if e.get("usage")]
+                check(st == 200 and len(usage) == 1, f"stream: {st} {data[-300:]!r}")
+                want["stream"] = usage[0]
             run("calls through HAProxy: 2 allowed with usage, no credential 401, DLP 403, invalid header 400, "
-                "a tool call refused 403", calls)
+                "a tool call refused 403, a stream", calls)
 
             def meter():
                 # Anyone on the host can send to the meter's port: what is not a record
@@ -202,9 +210,9 @@ def main():
                             total(s2, "spoa_meter_records_total", outcome="refused"))
                 # read: the 6 calls, and HAProxy's records of connections that made no call
                 # (the harness's TLS probe), which count as no call.
-                got = poll(records, lambda r: r[0] >= 6 and r[1] == 3, timeout=10)
-                check(got[0] >= 6 and got[1] == 3, f"records (read, refused) {got}: want >= 6 and 3")
-            run("the meter: HAProxy's end-of-call record of each of the 6 calls is read; forged datagrams "
+                got = poll(records, lambda r: r[0] >= 7 and r[1] == 3, timeout=10)
+                check(got[0] >= 7 and got[1] == 3, f"records (read, refused) {got}: want >= 7 and 3")
+            run("the meter: HAProxy's end-of-call record of each of the 7 calls is read; forged datagrams "
                 "are refused", meter)
 
             scraped = {}
@@ -261,10 +269,16 @@ def main():
                 eq(total(s, "llm_blocked_tools_total", agent_id="agent-9", rule="notify-inside-only", **ok), 1,
                    "llm_blocked_tools_total")
                 eq(total(s, "agent_runs_total", external_agent_id="agent-7"), 2, "agent-7's runs (one call each)")
-                eq(total(s, "llm_upstream_status_total", status="200", **ok), 3, "upstream 200s for gpt-4o-mini")
+                eq(total(s, "llm_upstream_status_total", status="200", **ok), 4, "upstream 200s for gpt-4o-mini")
+                st_u = want["stream"]
+                eq(total(s, "llm_tokens_total", agent_id="agent-s", type="input", **ok), st_u["prompt_tokens"],
+                   "the stream's input tokens")
+                eq(total(s, "llm_tokens_total", agent_id="agent-s", type="output", **ok), st_u["completion_tokens"],
+                   "the stream's output tokens")
+                eq(total(s, "llm_time_to_first_token_seconds_count", **ok), 1, "one stream's time to first token")
                 # Histograms: buckets cumulative, +Inf equal to _count, per series.
                 dur_count = total(s, "llm_request_duration_seconds_count", **ok)
-                eq(dur_count, 3, "llm_request_duration_seconds_count")
+                eq(dur_count, 4, "llm_request_duration_seconds_count")
                 check(total(s, "llm_request_duration_seconds_sum", **ok) > 0, "llm_request_duration_seconds_sum")
                 for text in scraped.values():
                     one = parse(text)[0]
@@ -364,14 +378,15 @@ def real_prometheus(edge, want):
                 got = poll(lambda: prom_value(port, q), ok, timeout=20)
                 check(ok(got), f"{q} = {got}, want {value}; up: {prom_query(port, 'up')}")
 
-            settled("sum(llm_tokens_total)", sum(u["prompt_tokens"] + u["completion_tokens"] for u in a + [b]))
+            every = a + [b, want["stream"]]
+            settled("sum(llm_tokens_total)", sum(u["prompt_tokens"] + u["completion_tokens"] for u in every))
             settled('sum(llm_tokens_total{agent_id="agent-7",type="input"})', sum(u["prompt_tokens"] for u in a))
             settled('sum(llm_tokens_total{agent_id="agent-7",type="output"})', sum(u["completion_tokens"] for u in a))
-            settled("sum(llm_cost_total)", sum(cost(u) for u in a + [b]), close=1e-12)
+            settled("sum(llm_cost_total)", sum(cost(u) for u in every), close=1e-12)
             settled('sum(llm_requests_total{verdict="deny"})', 3)
             settled('sum(llm_blocked_tools_total{rule="notify-inside-only"})', 1)
             settled('sum(agent_runs_total{external_agent_id="agent-7"})', 2)
-            settled('sum(llm_request_duration_seconds_count{model="gpt-4o-mini"})', 3)
+            settled('sum(llm_request_duration_seconds_count{model="gpt-4o-mini"})', 4)
             by_type = dict((r["type"], v) for r, v in prom_query(port, 'sum by (type) (llm_tokens_total)'))
             check(set(by_type) == {"input", "output"}, f"sum by (type): {by_type}")
             q = prom_value(port, 'histogram_quantile(0.5, sum by (le) (llm_request_duration_seconds_bucket))')
@@ -409,7 +424,7 @@ def real_prometheus(edge, want):
                 check(res.get("status") == "success", f"query {q!r} does not evaluate: {res}")
             for want in ("llm_cost_total", "llm_tokens_total", "llm_requests_total", "llm_blocked_tools_total",
                          "dlp_detections_total", "spoa_decision_time_seconds_bucket",
-                         "haproxy_backend_active_servers"):
+                         "haproxy_backend_active_servers", "llm_time_to_first_token_seconds_bucket"):
                 check(want in used, f"the dashboard shows no {want}")
         run("the Grafana dashboard (observability/grafana-dashboard.json) parses, every query evaluates, and every "
             "series it names exists (agents' and HAProxy's exporters)", dashboard)
