@@ -81,7 +81,7 @@ static const struct metric_def defs[PM_METRICS] = {
 	                       { { "provider", NULL }, MODEL, AGENT, { "rule", NULL } } },
 	[PM_TTFT] = { "llm_time_to_first_token_seconds", "Streamed calls: from the request sent upstream to the first byte of the events.",
 	              PT_HISTOGRAM, 2, { { "provider", NULL }, MODEL }, BUCKETS(ttft_buckets) },
-	[PM_METER_RECORDS] = { "spoa_meter_records_total", "End-of-call records from HAProxy, read or refused (malformed).",
+	[PM_METER_RECORDS] = { "spoa_meter_records_total", "End-of-call records from HAProxy: read, refused (malformed) or dropped (queue full).",
 	                       PT_COUNTER, 1, { { "outcome", NULL } } },
 };
 
