@@ -19,7 +19,7 @@ BENCH_PKGS := $(TEST_PKGS)
 CORE_SRC := spoa/spop.c spoa/session.c spoa/handler.c spoa/buf.c spoa/config.c spoa/log.c \
             spoa/hdrs.c spoa/provider.c spoa/request.c spoa/errjson.c spoa/jsonscan.c \
             spoa/identity.c spoa/usage.c spoa/pricing.c spoa/glob.c spoa/tagbound.c spoa/statsd.c spoa/prom.c spoa/ctx.c spoa/keys.c spoa/jwt.c spoa/policy.c spoa/dlp.c spoa/endpoint.c \
-            spoa/cfgjson.c spoa/archvars.c spoa/sigv4.c spoa/meter.c
+            spoa/cfgjson.c spoa/archvars.c spoa/sigv4.c spoa/meter.c spoa/sse.c
 SHELL_SRC := spoa/server.c spoa/promserve.c spoa/main.c spoa/authload.c spoa/keyscli.c spoa/jwksfetch.c
 AGENT    := spoa/archestra-spoa
 
@@ -31,7 +31,7 @@ SHELL_OBJ := $(SHELL_SRC:%.c=$(BUILD)/%.o)
 # One tests/unit/test_<module>.c per module of spoa/ it tests.
 UNIT_TESTS := test_jsonscan test_spop test_session test_config test_cfgjson test_request test_identity \
               test_usage test_ctx test_pricing test_glob test_statsd test_keys test_jwt test_policy test_dlp \
-              test_sigv4 test_prom test_meter
+              test_sigv4 test_prom test_meter test_sse
 UNIT_BIN   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 ASAN_BIN   := $(UNIT_TESTS:%=$(BUILD)/asan/%)
 # The agent's sources under ASan+UBSan, compiled once for all the sanitized binaries.

@@ -12,7 +12,7 @@
 	X(verdict) X(status) X(body) X(reason) X(provider) X(upstream_path) X(upstream_host) X(auth_hdr)  \
 	X(auth_val) X(inspect_res) X(agent_id) X(user_id) X(session_id) X(execution_id) X(key_id) X(model) \
 	X(stream) X(ctx) X(shadow) X(dlp) X(res_verdict) X(res_status) X(res_body) X(truncated)           \
-	X(amz_date) X(amz_sha256) X(amz_token) X(add_usage)
+	X(amz_date) X(amz_sha256) X(amz_token) X(add_usage) X(hold)
 
 /* Set by HAProxy itself (SPOE's error and processing time, haproxy.cfg's retry
  * count and relay mark, providers.cfg's usage counts: usage_field_names, the

@@ -18,6 +18,7 @@
 #include "prom.h"
 #include "provider.h"
 #include "request.h"
+#include "sse.h"
 #include "statsd.h"
 #include "usage.h"
 
@@ -116,6 +117,8 @@ void spoa_write_decision(const struct req_decision *d, const char *ctx, struct s
 	const struct provider *p = d->prov;
 	set_str(acts, AV_verdict, "allow");
 	set_str(acts, AV_stream, d->stream ? "1" : "0");
+	if (d->hold_stream)
+		set_str(acts, AV_hold, "1");
 	if (d->add_usage_at > 0) {
 		struct spop_data at = { .type = SPOP_T_INT64, .v.i = d->add_usage_at };
 		set_data(acts, AV_add_usage, &at);
@@ -261,10 +264,10 @@ static bool is_sse(const struct spop_data *hdrs)
 	return v.len >= 17 && slice_ieq((struct spop_slice){ v.ptr, 17 }, "text/event-stream", 17);
 }
 
-/* Can the response body be read as the client will read it? Not when compressed,
- * truncated (more announced than buffered, or no end of message in the buffer),
- * or not one JSON reading. An empty body reads as nothing. */
-static bool res_readable(const struct spop_msg *msg, struct spop_slice body, struct read_scratch *sc)
+/* Is the whole response body here, as the client will get it? Not when
+ * compressed or truncated (more announced than buffered, or no end of message in
+ * the buffer). */
+static bool res_whole(const struct spop_msg *msg)
 {
 	bool again;
 	struct spop_slice ce = hdrs_get(SPOP_MSG_ARG(msg, "hdrs"), "content-encoding", &again);
@@ -274,7 +277,13 @@ static bool res_readable(const struct spop_msg *msg, struct spop_slice body, str
 	const struct spop_data *eom = SPOP_MSG_ARG(msg, "eom");
 	if (as_int(SPOP_MSG_ARG(msg, "body_len"), &len) && as_int(SPOP_MSG_ARG(msg, "body_size"), &size) && size > len)
 		return false;
-	if (eom && eom->type == SPOP_T_BOOL && !eom->v.b)
+	return !(eom && eom->type == SPOP_T_BOOL && !eom->v.b);
+}
+
+/* ...and one JSON reading. An empty body reads as nothing. */
+static bool res_readable(const struct spop_msg *msg, struct spop_slice body, struct read_scratch *sc)
+{
+	if (!res_whole(msg))
 		return false;
 	if (body.len == 0)
 		return true;
@@ -316,7 +325,13 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 	const struct spop_data *body = SPOP_MSG_ARG(msg, "body");
 	struct spop_slice bs = is_text(body) ? body->v.s : (struct spop_slice){ NULL, 0 };
 	bool sse = is_sse(SPOP_MSG_ARG(msg, "hdrs"));
-	bool readable = !sse && res_readable(msg, bs, &hc->scratch);
+	/* A stream HAProxy held for the agent (txn.arch.hold) is read whole, event by
+	 * event (sse.h); one it did not hold was seen at its headers only. */
+	const struct spop_data *heldd = SPOP_MSG_ARG(msg, "held");
+	bool held = sse && is_text(heldd) && SPOP_SLICE_IS(heldd->v.s, "1");
+	bool readable = sse ? held && res_whole(msg) &&
+	                              read_scratch_fit(&hc->scratch, 4 * bs.len + 320 * 1024, 1024)
+	                    : res_readable(msg, bs, &hc->scratch);
 	struct policy_result pr = { 0 };
 	const char *refused = NULL, *why = NULL;
 	int rstatus = 502;
@@ -324,7 +339,8 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 	/* Tool-call rules and trusted data fail closed: a response they cannot read,
 	 * or one whose request context is lost, does not pass. Streams are not
 	 * buffered (the response is seen at its headers only). */
-	if (auth && auth->policy.has_tool_calls && (!sse || !have_ctx || !c.stream)) { /* a stream nobody asked for is not read */
+	/* a stream nobody asked for is not read, nor passed; one asked for is read if held */
+	if (auth && auth->policy.has_tool_calls && (!sse || !have_ctx || !c.stream || held)) {
 		struct tool_call calls[32];
 		int n = 0;
 		if (!have_ctx) {
@@ -334,7 +350,8 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 			refused = "response_unreadable";
 			why = "the response could not be read whole (compressed, truncated or not valid JSON); it is not "
 			      "passed unchecked";
-		} else if ((n = tool_calls_extract(shape, bs, calls, 32, &hc->scratch.arena, &hc->scratch.keys)) < 0) {
+		} else if ((n = (sse ? sse_tool_calls : tool_calls_extract)(shape, bs, calls, 32, &hc->scratch.arena,
+		                                                             &hc->scratch.keys)) < 0) {
 			refused = "tool_arguments_unreadable";
 			rstatus = 403;
 			why = "a tool call in the response cannot be read unambiguously";

@@ -1231,13 +1231,21 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 			d->untrusted = pin.untrusted = conversation_untrusted(&rd, pol, bs);
 		calls = policy_calls_apply(pol, &pin);
 	}
-	if (calls == 2 && (d->stream || d->background)) {
+	/* A stream whose tool calls the rules check is held whole by HAProxy and read
+	 * by the agent (sse.h), for the providers whose streams it reads. */
+	enum err_shape shp = d->prov->shape;
+	if (calls == 2 && (d->background || (d->stream && shp != SHAPE_OPENAI && shp != SHAPE_ANTHROPIC &&
+	                                     shp != SHAPE_GEMINI))) {
 		refuse(d, 400, "stream_not_inspectable",
-		       "the call offers tools that tool-call rules check, and a streamed or background response cannot be "
-		       "checked yet; send it without streaming", NULL);
+		       d->background ? "the call offers tools that tool-call rules check, and a background response cannot "
+		                       "be checked; send it in the foreground"
+		                     : "the call offers tools that tool-call rules check, and this provider's streams cannot "
+		                       "be checked; send it without streaming",
+		       NULL);
 		d->auth_hdr = NULL;
 		return;
 	}
+	d->hold_stream = calls == 2 && d->stream;
 
 	/* DLP over the raw body (every string without a \u escape reads the same
 	 * there) and over the decoded text of those with one. */

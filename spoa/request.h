@@ -90,6 +90,7 @@ struct req_decision {
 	bool user_overridden;           /* X-Archestra-User-Id differed from the credential's owner */
 	bool stream;                    /* the call asks for server-sent events */
 	bool has_stream_options;        /* the body has a stream_options member */
+	bool hold_stream;               /* a stream whose tool calls are checked: HAProxy holds it whole */
 	int64_t add_usage_at;           /* > 0: where HAProxy inserts stream_options.include_usage */
 	struct spop_slice model;        /* from the body (or the path for Gemini); may be empty. [frame], or
 	                                 * [scratch] when decoded (escapes in the JSON string), or [self]

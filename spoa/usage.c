@@ -158,6 +158,21 @@ int tool_calls_extract(enum err_shape shape, struct spop_slice body, struct tool
 		return n > max ? -1 : n;
 	}
 	if (shape == SHAPE_GEMINI) {
+		struct json_val whole;
+		if (json_parse_value(body, &whole) && whole.kind == JSON_ARRAY) {
+			/* streamGenerateContent without alt=sse: an array of responses */
+			if (!json_aiter_init(&it, &whole))
+				return -1;
+			while (json_aiter_next(&it, &el) == 1) {
+				int k = el.kind == JSON_OBJECT ? tool_calls_extract(SHAPE_GEMINI, el.raw, out + (n < max ? n : max),
+				                                                    max - (n < max ? n : max), a, keys)
+				                               : 0;
+				if (k < 0)
+					return -1;
+				n += k;
+			}
+			return n > max ? -1 : n;
+		}
 		if (!json_get(body, "candidates", &v) || !json_aiter_init(&it, &v))
 			return 0;
 		while (json_aiter_next(&it, &el) == 1) {

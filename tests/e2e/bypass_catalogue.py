@@ -644,17 +644,39 @@ add(C, "gemini ?key=VK&%6Bey=another", GM() + "?key=<<VK>>&alt=json&%6Bey=goog-a
 add(C, "gemini ?alt=sse&key=VK&x=1 keeps the rest", GM() + "?alt=sse&key=<<VK>>&x=1", gm(),
     allow(path="/v1beta/models/gemini-2.0-flash:generateContent", query="alt=sse&x=1", secrets_absent=["VK"]),
     auth=None)
-# A call offering a tool the catalogue's tool-call rules check may not stream: the
-# stream would carry the tool call past them (in every spelling of "stream").
+# A call offering a tool the catalogue's tool-call rules check, streamed: HAProxy holds
+# the stream (txn.arch.hold) and the agent reads it whole, so the stream cannot carry
+# the call past the rules (in every spelling of "stream", and whatever the fragments).
 NOTIFY_OFFER = '"tools":[{"type":"function","function":{"name":"notify_customer","parameters":{}}}]'
-add("responses", "stream under tool-call rules: gemini streamGenerateContent", GM(action="streamGenerateContent") + "?alt=sse",
-    gm('"tools":[{"functionDeclarations":[{"name":"notify_customer"}]}]'), deny(400, "stream_not_inspectable"))
-add("responses", "stream under tool-call rules: openai stream true", OA, oa('"stream":true', NOTIFY_OFFER),
-    deny(400, "stream_not_inspectable"))
+
+
+def oa_sse(*fragments, name="notify_customer"):
+    """An OpenAI chat stream calling name, its arguments split in these fragments."""
+    ev = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": None}}]},
+          {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                                               "function": {"name": name, "arguments": ""}}]}}]}]
+    ev += [{"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": f}}]}}]}
+           for f in fragments]
+    ev.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+    return ("".join("data: " + json.dumps(e, separators=(",", ":")) + "\n\n" for e in ev) +
+            "data: [DONE]\n\n").encode()
+
+
+EVIL_SSE = {"sse": True, "body": oa_sse('{"to":', '"x@evil', '.example"}')}
+held = {"allow": True, "upstream": {"path": "/v1/chat/completions"}, "hold": True,
+        "res": {"status": 403, "reason": "notify-inside-only"}}
+add("responses", "stream under tool-call rules: the denied call split across events is refused", OA,
+    oa('"stream":true', NOTIFY_OFFER), held, response=EVIL_SSE)
 add("responses", "stream under tool-call rules: escaped str\\u0065am", OA, oa('"str\\u0065am":true', NOTIFY_OFFER),
-    deny(400, "stream_not_inspectable"))
+    held, response=EVIL_SSE)
 add("responses", "stream under tool-call rules: escaped tool name", OA,
-    oa('"stream":true', NOTIFY_OFFER.replace("notify_customer", "notify\\u005fcustomer")), deny(400, "stream_not_inspectable"))
+    oa('"stream":true', NOTIFY_OFFER.replace("notify_customer", "notify\\u005fcustomer")), held, response=EVIL_SSE)
+add("responses", "stream under tool-call rules: the name itself split across events", OA,
+    oa('"stream":true', NOTIFY_OFFER), held,
+    response={"sse": True, "body": oa_sse('{"to":"x@evil.example"}', name="notify_cus").replace(
+        b'"arguments":"{', b'"name":"tomer","arguments":"{', 1)})
+add("responses", "stream under tool-call rules: an allowed call passes", OA, oa('"stream":true', NOTIFY_OFFER),
+    dict(held, res="allow"), response={"sse": True, "body": oa_sse('{"to":"a@corp.example"}')})
 add("responses", "control: a stream offering no tool the rules check passes", OA, oa('"stream":true'),
     allow(path="/v1/chat/completions"))
 add(C, "openai virtual key and ?key=VK: the key leaves the query", OA + "?key=<<VK>>&x=1", oa(),
@@ -969,6 +991,8 @@ for c in CASES:
 
 def mock_headers(resp):
     """Request headers that make the mock answer `resp`."""
+    if resp.get("sse"):
+        return [("x-mock-sse", base64.b64encode(resp["body"]).decode()), ("x-mock-chunk-delay-ms", "1")]
     h = [("x-mock-response", base64.b64encode(resp["body"]).decode())]
     if resp.get("pad"):
         h.append(("x-mock-pad", str(resp["pad"])))
@@ -982,6 +1006,8 @@ def mock_headers(resp):
 def response_bytes(resp):
     """The body the provider sends for `resp`, as the mock builds it: (bytes, headers)."""
     body = resp["body"]
+    if resp.get("sse"):
+        return body, [("content-type", "text/event-stream; charset=utf-8"), ("transfer-encoding", "chunked")]
     if resp.get("pad"):
         body = b'{"x_mock_pad":"' + b"x" * resp["pad"] + b'",' + body.lstrip()[1:]
     hdrs = [("content-type", "application/json")]

@@ -127,7 +127,7 @@ def req_msg(case, sec, n):
     return sp.enc_msg("archestra-req", args)
 
 
-def res_msg(case, ctx, n):
+def res_msg(case, ctx, n, held=None):
     resp = case["response"]
     body, hdrs = cat.response_bytes(resp)
     eom = resp.get("spop_eom", True)
@@ -141,6 +141,8 @@ def res_msg(case, ctx, n):
     args = [("id", sp.STR(f"bypass-{n}")), ("status", sp.I32(200)),
             ("hdrs", sp.BIN(hdrs_bin([(b(k), b(v)) for k, v in hdrs]))),
             ("body", sp.BIN(data)), ("body_len", sp.I64(blen)), ("body_size", sp.I64(bsize)), ("eom", sp.BOOL(eom))]
+    if held is not None:  # HAProxy sends var(txn.arch.hold): the stream was held whole
+        args.append(("held", sp.STR(held)))
     how = case.get("spop_ctx")
     if how == "garbage":
         args.append(("ctx", sp.STR("2|not|a|context")))
@@ -196,11 +198,13 @@ def run_case(agent, case, sec, n):
         check(sec[s] not in upath and sec[s][21:] not in upath, f"{s} is in upstream_path")
     if exp.get("truncated"):
         check(v.get("truncated") == "1", f"txn.arch.truncated {v.get('truncated')!r}, expected '1'")
+    if exp.get("hold"):
+        check(v.get("hold") == "1", f"txn.arch.hold {v.get('hold')!r}: the stream would not be held for the agent")
     res = exp.get("res")
     if res is None:
         return
     check(v.get("inspect_res") == "1", "inspect_res not set: the response would not be inspected")
-    r = agent.ask(res_msg(case, v.get("ctx"), n))
+    r = agent.ask(res_msg(case, v.get("ctx"), n, v.get("hold")))
     if res == "allow":
         check(r.get("res_verdict") == "allow", f"res_verdict {r.get('res_verdict')!r}: {r.get('res_body', '')[:200]}")
         return

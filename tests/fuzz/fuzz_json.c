@@ -1,15 +1,17 @@
 /* libFuzzer harness for the agent's reading of JSON, against an independent one.
  *
- * First byte selects the property:
- *  0 (even): differential with cJSON. Whatever json_check accepts, cJSON accepts
+ * First byte, modulo 3, selects the property:
+ *  0: differential with cJSON. Whatever json_check accepts, cJSON accepts
  *    too, and every member cJSON reads (recursively) is what the agent's decoded
  *    readers give: same kind, same decoded string, same whole number. Whole vs
  *    cut: a strict prefix of an accepted document is never accepted (a body cut
  *    short can never pass as whole) unless it is itself a complete number.
- *  1 (odd): escaping cannot hide a secret. The rest is text (bytes that would need
+ *  1: escaping cannot hide a secret. The rest is text (bytes that would need
  *    an escape become '?'); it goes into a chat body twice, once as it is and once
  *    with some characters as \uXXXX (chosen by the input). The DLP verdict of the agent on the escaped body
  *    includes every detector found in the plain one.
+ *  2: a held stream, read for its tool calls (sse.h) in the shape the next byte
+ *    picks: every call read has a name and arguments that are one JSON document.
  * Nothing may crash, leak or read out of bounds; a broken property traps. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include "policy.h"
 #include "provider.h"
 #include "request.h"
+#include "sse.h"
 
 static struct json_key keybuf[16384];
 static struct json_keytab keys = { keybuf, 16384 };
@@ -216,11 +219,38 @@ static void escapes_hide_nothing(const uint8_t *d, size_t n)
 		__builtin_trap();
 }
 
-static unsigned long runs[2];
+static unsigned long runs[3];
 
 static void report_runs(void)
 {
-	fprintf(stderr, "fuzz_json: %lu differential runs, %lu escaping runs\n", runs[0], runs[1]);
+	fprintf(stderr, "fuzz_json: %lu differential runs, %lu escaping runs, %lu stream runs\n", runs[0], runs[1],
+	        runs[2]);
+}
+
+/* 2: a held stream (sse.h), in the shape the second byte picks: whatever the agent
+ * reads as calls has a name and arguments that are one JSON document, inside the
+ * input or the arena; anything else is -1. */
+static void streams_read_whole(const uint8_t *data, size_t size)
+{
+	static char sbuf[1 << 20];
+	static struct json_key skeys[8192];
+	if (size < 1)
+		return;
+	enum err_shape shape = (enum err_shape)(data[0] % SHAPE_COUNT);
+	char *body = malloc(size - 1 ? size - 1 : 1); /* exactly its size: ASan sees any read past it */
+	memcpy(body, data + 1, size - 1);
+	struct json_arena a = { sbuf, sizeof(sbuf), 0 };
+	struct json_keytab k = { skeys, 8192 };
+	struct tool_call calls[8];
+	int n = sse_tool_calls(shape, (struct spop_slice){ (const uint8_t *)body, size - 1 }, calls, 8, &a, &k);
+	if (n < -1 || n > 8)
+		__builtin_trap();
+	for (int i = 0; i < n; i++) {
+		struct json_report r;
+		if (!calls[i].name.len || !json_check(calls[i].args, &k, NULL, NULL, NULL, &r))
+			__builtin_trap();
+	}
+	free(body);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -233,8 +263,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 1)
 		return 0;
-	runs[data[0] & 1]++;
-	if (data[0] & 1)
+	int mode = data[0] % 3;
+	runs[mode]++;
+	if (mode == 2)
+		streams_read_whole(data + 1, size - 1);
+	else if (mode == 1)
 		escapes_hide_nothing(data + 1, size - 1);
 	else
 		differential(data + 1, size - 1);

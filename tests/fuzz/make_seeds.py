@@ -89,6 +89,21 @@ def json_seeds(d):
     for i, t in enumerate(texts):
         with open(os.path.join(d, f"seed-text-{i}"), "wb") as f:
             f.write(b"\x01" + bytes([3]) + b"\x55\xaa\x0f" + t)
+    # mode 2: held streams, the shape in the next byte (0 OpenAI, 1 Anthropic, 2 Gemini)
+    streams = [
+        (0, b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"send_",'
+            b'"arguments":"{\\"to\\":"}}]}}]}\n\ndata: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,'
+            b'"function":{"name":"email","arguments":"1}"}}]}}]}\n\ndata: [DONE]\n\n'),
+        (0, b'event: response.completed\ndata: {"type":"response.completed","response":{"output":[{"type":'
+            b'"function_call","name":"f","arguments":"{}"}]}}\n\n'),
+        (1, b'data: {"type":"content_block_start","index":1,"content_block":{"type":"tool_use","name":"f","input":{}}}'
+            b'\r\n\r\ndata: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta",'
+            b'"partial_json":"{\\"a\\": 1}"}}\r\n\r\n'),
+        (2, b'data: {"candidates":[{"content":{"parts":[{"functionCall":{"name":"f","args":{"x":[1]}}}]}}]}\n\n'),
+    ]
+    for i, (shape, s) in enumerate(streams):
+        with open(os.path.join(d, f"seed-sse-{i}"), "wb") as f:
+            f.write(b"\x02" + bytes([shape]) + s)
 
 
 def meter_seeds(d):
