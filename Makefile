@@ -12,7 +12,7 @@ UPSTREAM ?= mock
 
 # Debian packages each command needs.
 RUN_PKGS   := gcc make libc6-dev libev-dev libcjson-dev libssl-dev haproxy python3 curl openssl prometheus
-TEST_PKGS  := $(RUN_PKGS) libcmocka-dev clang libclang-rt-14-dev systemd wrk libpcre2-dev liblua5.4-dev prometheus
+TEST_PKGS  := $(RUN_PKGS) libcmocka-dev clang libclang-rt-14-dev systemd wrk libpcre2-dev liblua5.4-dev prometheus nodejs
 BENCH_PKGS := $(TEST_PKGS)
 
 # The agent's pure modules (no I/O) and its I/O shell.
@@ -76,6 +76,10 @@ deps:
 	$(call install_missing,$(RUN_PKGS))
 deps-test:
 	$(call install_missing,$(TEST_PKGS))
+	@# npm ships inside some builds of nodejs (NodeSource) and apart in Debian's
+	@command -v npm >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then echo "installing Debian packages: npm"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null; \
+	  else echo "missing: npm (sudo apt-get install npm)"; exit 1; fi; }
 deps-bench:
 	$(call install_missing,$(BENCH_PKGS))
 

@@ -83,6 +83,7 @@ e2e_haproxy() { # label
 	run_suite "$p/logjson" 120 "$PY" tests/e2e/test_logjson.py "$AGENT"
 	run_suite "$p/prometheus" 180 "$PY" tests/e2e/test_prometheus.py "$AGENT"
 	run_suite "$p/streams" 180 "$PY" tests/e2e/test_streams.py "$AGENT"
+	run_suite "$p/sdk_streams" 700 "$PY" tests/e2e/test_sdk_streams.py "$AGENT"
 	run_suite "$p/auth" 200 "$PY" tests/e2e/test_auth.py "$AGENT"
 	run_suite "$p/policy" 200 "$PY" tests/e2e/test_policy.py "$AGENT"
 	run_suite "$p/make_run" 120 "$PY" tests/e2e/test_make_run.py
