@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Streams through the edge vs straight to the provider, side by side in one run: time to
 the first event and the gaps between events, for an OpenAI text stream the client asked
-usage for (the Lua filter only reads it) and one it did not (the gateway asks for usage,
-holds each event only until it is whole, and removes the usage-only one). The mock streams
+usage for (the Lua filter only reads it), one it did not (the gateway asks for usage,
+holds each event only until it is whole, and removes the usage-only one), and a tool-call
+stream the policy checks (held whole, then sent: its first event comes when the model is
+done). The mock streams
 20 events 20 ms apart over TLS; both paths are measured in alternating rounds on the same
 machine, and the report is medians of the per-stream differences, in milliseconds.
 usage: stream-bench.py path/to/archestra-spoa [streams per mode]"""
@@ -11,6 +13,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -41,8 +44,16 @@ def one(conn, path, body):
     return ts[0], [b - a for a, b in zip(ts, ts[1:])]
 
 
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
+TOOLS = [{"type": "function", "function": {"name": n, "parameters": SCHEMA}} for n in ("lookup_weather", "send_email")]
+
+
 def main():
-    with Edge(AGENT) as edge:
+    tmp = tempfile.mkdtemp(prefix="arch-stream-bench-")
+    pfile = os.path.join(tmp, "policy.json")
+    with open(pfile, "w") as f:  # send_email offered: the stream is held; the mock calls lookup_weather
+        json.dump({"rules": [{"id": "no-mail", "tool_calls": [{"name": "send_email"}]}]}, f)
+    with Edge(AGENT, agent_config={"policy_file": pfile}) as edge:
         def edge_conn():
             return http.client.HTTPSConnection("localhost", edge.https_port, timeout=20, context=edge.client_ctx())
 
@@ -52,7 +63,9 @@ def main():
         print(f"== streams: {N} per mode, 20 events 20 ms apart, edge (HAProxy + agent + Lua filter) vs "
               "the mock directly, alternating, keep-alive")
         for mode, body in (("client asked usage (read only)", dict(BODY, stream_options={"include_usage": True})),
-                           ("gateway asks usage (events whole, usage event removed)", BODY)):
+                           ("gateway asks usage (events whole, usage event removed)", BODY),
+                           ("tool-call stream the policy checks (held whole)",
+                            dict(BODY, tools=TOOLS, stream_options={"include_usage": True}))):
             ec, dc = edge_conn(), direct_conn()
             one(ec, "/v1/openai/chat/completions", body)  # warm both connections
             one(dc, "/v1/chat/completions", body)

@@ -160,6 +160,8 @@ def main():
             want = (start["input_tokens"] + start.get("cache_read_input_tokens", 0) +
                     start.get("cache_creation_input_tokens", 0), delta["output_tokens"])
             eq(settle("anthropic", want), want, "tokens counted (message_start's input, message_delta's output)")
+            line = log_line()[0]
+            check(f"tokens_in={start['input_tokens']} tokens_out={delta['output_tokens']}" in line, f"log line: {line}")
         run("Anthropic stream: input from message_start, output from the last message_delta", anthropic)
 
         def gemini():
@@ -172,6 +174,9 @@ def main():
             um = [e["usageMetadata"] for e in events(data) if "usageMetadata" in e][-1]
             want = (um["promptTokenCount"], um["candidatesTokenCount"] + um.get("thoughtsTokenCount", 0))
             eq(settle("gemini", want), want, "tokens counted (the last usageMetadata)")
+            line = log_line()[0]
+            check(f"tokens_in={um['promptTokenCount']} tokens_out={um['candidatesTokenCount']}" in line,
+                  f"log line: {line}")
         run("Gemini streamGenerateContent?alt=sse: tokens from the last chunk's usageMetadata", gemini)
 
         def ttft():
@@ -402,13 +407,43 @@ def checked_streams():
                      ("an event that is not JSON", {"x-mock-sse": base64.b64encode(
                          b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"send_'
                          b'email"}}]}}]}\n\ndata: {oops\n\n').decode()}),
-                     ("a stream larger than HAProxy's buffer", {"x-mock-sse-big": "400000"})]
+                     ("a stream larger than HAProxy's buffer", {"x-mock-sse-big": "400000"}),
+                     ("a provider that dies mid-stream", {"x-mock-sse": base64.b64encode(bad[:200]).decode(),
+                                                          "x-mock-sse-cut": "1"})]
             for what, h in cases:
                 st, _, data, _ = stream_call(edge, OPENAI, b, dict(AUTH, **h), delay_ms=1)
                 check(st in (403, 502), f"{what}: {st} {data[:200]!r}")
                 check(b"send_email" not in data, f"{what}: the call reached the client")
         run("a checked stream that cannot be read whole (arguments that are not JSON, a bad event, larger than the "
             "buffer) is refused, never passed", unreadable)
+
+        def responses_api():
+            b = {"model": "gpt-4o", "stream": True, "input": "mail bob",
+                 "tools": [{"type": "function", "name": "send_email", "parameters": SCHEMA}]}
+
+            def sse(name):
+                item = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": name,
+                        "arguments": '{"to":"bob@example.com"}', "status": "completed"}
+                evs = [("response.created", {"type": "response.created", "response": {"id": "r", "output": []}}),
+                       ("response.output_item.added", {"type": "response.output_item.added", "output_index": 0,
+                                                       "item": dict(item, arguments="", status="in_progress")}),
+                       ("response.function_call_arguments.delta",
+                        {"type": "response.function_call_arguments.delta", "output_index": 0,
+                         "delta": item["arguments"]}),
+                       ("response.completed", {"type": "response.completed",
+                                               "response": {"id": "r", "status": "completed", "output": [item],
+                                                            "usage": {"input_tokens": 9, "output_tokens": 4}}})]
+                return "".join(f"event: {e}\ndata: {json.dumps(d)}\n\n" for e, d in evs).encode()
+            for name, want in (("send_email", 403), ("lookup_weather", 200)):
+                h = dict(AUTH, **{"x-mock-sse": base64.b64encode(sse(name)).decode()})
+                st, _, data, _ = stream_call(edge, "/v1/openai/responses", b, h, delay_ms=1)
+                eq(st, want, f"Responses API stream calling {name}: {data[:200]!r}")
+                if want == 403:
+                    eq(json.loads(data)["error"]["code"], "no-mail", "the rule named")
+                else:
+                    eq(data, sse(name), "the allowed stream goes as it came")
+        run("OpenAI Responses API stream with tool rules: its function_call refused, or the stream passed as it "
+            "came", responses_api)
 
         def cohere_refused():
             b = {"model": "command-r", "stream": True, "messages": [{"role": "user", "content": "x"}],
