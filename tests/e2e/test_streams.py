@@ -38,7 +38,11 @@ def stream_call(edge, path, body, headers, delay_ms=None, raw_body=None, tls=Tru
         h["x-mock-chunk-delay-ms"] = str(delay_ms)
     t0 = time.monotonic()
     c.request("POST", path, body=raw_body if raw_body is not None else json.dumps(body).encode(), headers=h)
-    r = c.getresponse()
+    try:
+        r = c.getresponse()
+    except (OSError, http.client.HTTPException):
+        c.close()
+        return 0, {}, b"", []  # closed before any response (a held stream whose provider died, on 3.4)
     lines, data = [], b""
     try:
         while True:
@@ -412,7 +416,9 @@ def checked_streams():
                                                           "x-mock-sse-cut": "1"})]
             for what, h in cases:
                 st, _, data, _ = stream_call(edge, OPENAI, b, dict(AUTH, **h), delay_ms=1)
-                check(st in (403, 502), f"{what}: {st} {data[:200]!r}")
+                # refused by the agent, or, when the provider died while HAProxy held the
+                # stream, a 502 (2.6) or the connection closed with no response (3.4)
+                check(st in (403, 502) or (st == 0 and "dies" in what), f"{what}: {st} {data[:200]!r}")
                 check(b"send_email" not in data, f"{what}: the call reached the client")
         run("a checked stream that cannot be read whole (arguments that are not JSON, a bad event, larger than the "
             "buffer) is refused, never passed", unreadable)
