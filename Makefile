@@ -206,6 +206,10 @@ bench: deps-bench
 	@$(BUILD)/metrics-bench
 	@$(PYTHON) tests/bench/run-bench.py
 	@tests/bench/edge-bench.sh
+	@# what users run: the realistic 11 KB agent call, on each HAProxy of the matrix
+	@EDGE_CALL=realistic tests/bench/edge-bench.sh
+	@if [ -x "$(HAPROXY34)" ]; then EDGE_CALL=realistic EDGE_HAPROXY=$(HAPROXY34) tests/bench/edge-bench.sh; \
+	  else echo "edge bench on HAProxy 3.4: skipped ($(HAPROXY34) not built: make test builds it)"; fi
 	@$(PYTHON) tests/bench/stream-bench.py $(AGENT)
 
 # Memory and FDs of HAProxy and the agents under 10,000 clients and 1,000 agent
