@@ -204,7 +204,7 @@ static size_t stream_filter(enum err_shape shape, char *dst, size_t room)
 /* The rules that read a whole JSON response's usage into txn.arch.u_* (usage.h):
  * the body is buffered (it comes at once: no stream is held) and each count is
  * one json_query. A second alternative is read only when the first found
- * neither input nor output (txn.arch.u_alt marks it). Streams: issue 13. */
+ * neither input nor output (txn.arch.u_alt marks it). Streams: stream_filter. */
 static size_t usage_rules(enum err_shape shape, char *dst, size_t room)
 {
 	size_t o = 0;
