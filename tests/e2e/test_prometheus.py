@@ -207,11 +207,16 @@ def main():
                     s2 = parse(http_get(edge.metrics_ports[0], "/metrics")[2])[0] + \
                         parse(http_get(edge.metrics_ports[1], "/metrics")[2])[0]
                     return (total(s2, "spoa_meter_records_total", outcome="read"),
-                            total(s2, "spoa_meter_records_total", outcome="refused"))
-                # read: the 6 calls, and HAProxy's records of connections that made no call
-                # (the harness's TLS probe), which count as no call.
-                got = poll(records, lambda r: r[0] >= 7 and r[1] == 3, timeout=10)
-                check(got[0] >= 7 and got[1] == 3, f"records (read, refused) {got}: want >= 7 and 3")
+                            total(s2, "spoa_meter_records_total", outcome="refused"),
+                            total(s2, "llm_upstream_status_total", provider="openai", model="gpt-4o-mini",
+                                  status="200"))
+                # read: the 7 calls, and HAProxy's records of connections that made no call
+                # (the harness's TLS probe), which count as no call; and every call that went
+                # upstream counted (a record comes when its call ends: wait for all of them
+                # before the values below are read).
+                got = poll(records, lambda r: r[0] >= 7 and r[1] == 3 and r[2] == 4, timeout=10)
+                check(got[0] >= 7 and got[1] == 3 and got[2] == 4,
+                      f"records (read, refused, upstream 200s) {got}: want >= 7, 3 and 4")
             run("the meter: HAProxy's end-of-call record of each of the 7 calls is read; forged datagrams "
                 "are refused", meter)
 
