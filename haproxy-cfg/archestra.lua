@@ -31,7 +31,6 @@ function Stream:new()
 	setmetatable(s, Stream)
 	s.paths = self.paths or {} -- from the filter line (register_filter below)
 	s.insert = self.insert
-	s.sse = false
 	s.carry = ""        -- the start of an event whose end has not come yet
 	s.skip = false      -- the current event is over MAX_EVENT: not read
 	s.first = nil       -- ms when the request went upstream
@@ -66,7 +65,6 @@ function Stream:http_headers(txn, msg)
 	-- the agent (txn.arch.hold) is past its headers by now, where that one errs.
 	local ct = (txn.sf:res_hdr("content-type") or ""):lower()
 	if ct:find("text/event-stream", 1, true) == 1 then
-		self.sse = true
 		filter.register_data_filter(self, msg.channel)
 	end
 	return filter.CONTINUE

@@ -11,8 +11,8 @@
 #include "dlp.h"
 #include "errjson.h"
 #include "hdrs.h"
-#include "meter.h"
 #include "jsonscan.h"
+#include "meter.h"
 #include "policy.h"
 #include "pricing.h"
 #include "prom.h"
@@ -317,10 +317,8 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 		memset(&c, 0, sizeof(c));
 		c.provider = lit("unknown");
 	}
-	enum err_shape shape = SHAPE_OPENAI;
-	for (int i = 0; i < hc->rcfg->providers->n; i++)
-		if (spop_slice_eq(c.provider, hc->rcfg->providers->p[i].name, strlen(hc->rcfg->providers->p[i].name)))
-			shape = hc->rcfg->providers->p[i].shape;
+	const struct provider *cp = provider_named(hc->rcfg->providers, c.provider);
+	enum err_shape shape = cp ? cp->shape : SHAPE_OPENAI;
 
 	const struct spop_data *body = SPOP_MSG_ARG(msg, "body");
 	struct spop_slice bs = is_text(body) ? body->v.s : (struct spop_slice){ NULL, 0 };
@@ -337,9 +335,8 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 	int rstatus = 502;
 	const struct auth *auth = hc->auth_get ? hc->auth_get(hc->auth_arg) : NULL;
 	/* Tool-call rules and trusted data fail closed: a response they cannot read,
-	 * or one whose request context is lost, does not pass. Streams are not
-	 * buffered (the response is seen at its headers only). */
-	/* a stream nobody asked for is not read, nor passed; one asked for is read if held */
+	 * or one whose request context is lost, does not pass. A stream nobody asked
+	 * for is not read, nor passed; one asked for is read when HAProxy held it. */
 	if (auth && auth->policy.has_tool_calls && (!sse || !have_ctx || !c.stream || held)) {
 		struct tool_call calls[32];
 		int n = 0;
@@ -421,10 +418,7 @@ void spoa_meter_account(struct handler_ctx *hc, const struct meter_rec *r)
 	statsd_count(hc->sd, "llm_upstream_status", 1, (struct statsd_tag[]){ tags[0], tags[1], tags[3] }, 3);
 	prom_record(pm, PM_UPSTREAM_STATUS, 1, (struct spop_slice[]){ provider, model, status }, 3);
 
-	const struct provider *pv = NULL;
-	for (int i = 0; i < hc->rcfg->providers->n && !pv; i++)
-		if (spop_slice_eq(provider, hc->rcfg->providers->p[i].name, strlen(hc->rcfg->providers->p[i].name)))
-			pv = &hc->rcfg->providers->p[i];
+	const struct provider *pv = provider_named(hc->rcfg->providers, provider);
 	int64_t raw[UF_COUNT];
 	for (int f = 0; f < UF_COUNT; f++)
 		raw[f] = meter_int(r->v[MF_U0 + f]);

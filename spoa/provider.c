@@ -119,6 +119,14 @@ void providers_builtin(struct provider_table *t)
 		default_endpoints(&t->p[i]);
 }
 
+const struct provider *provider_named(const struct provider_table *t, struct spop_slice name)
+{
+	for (int i = 0; i < t->n; i++)
+		if (spop_slice_eq(name, t->p[i].name, strlen(t->p[i].name)))
+			return &t->p[i];
+	return NULL;
+}
+
 const struct provider *provider_match(const struct provider_table *t, struct spop_slice path,
                                       struct spop_slice *rest)
 {

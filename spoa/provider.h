@@ -60,6 +60,9 @@ void providers_builtin(struct provider_table *t);
 const struct provider *provider_match(const struct provider_table *t, struct spop_slice path,
                                       struct spop_slice *rest);
 
+/* The provider of that name (the call context's, the meter record's), or NULL. */
+const struct provider *provider_named(const struct provider_table *t, struct spop_slice name);
+
 /* HAProxy's backends for every provider of t, "backend llm_<name>" each, as text
  * for a file HAProxy loads with a second -f. Addresses can be moved without
  * regenerating: ARCHESTRA_<NAME>_ADDR (and ARCHESTRA_CA_FILE) in HAProxy's

@@ -500,8 +500,6 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 	}
 }
 
-/* ---- draining ---- */
-
 /* ---- meter: HAProxy's end-of-call records ---- */
 
 /* The meter's socket is read on a timer, not when a record comes: a record per
@@ -586,6 +584,8 @@ static void meter_close(struct worker *w)
 	close(*fd);
 	*fd = -1;
 }
+
+/* ---- draining ---- */
 
 static void on_drain_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 {
