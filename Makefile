@@ -5,13 +5,14 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 \
            -fno-strict-aliasing -pthread
-LDLIBS  += -lev -lcjson -lssl -lcrypto -pthread
+LDLIBS  += -lhiredis -lev -lcjson -lssl -lcrypto -lm -pthread
 BUILD   := build
 PYTHON  ?= python3
 UPSTREAM ?= mock
 
 # Debian packages each command needs.
-RUN_PKGS   := gcc make libc6-dev libev-dev libcjson-dev libssl-dev haproxy python3 curl openssl prometheus
+RUN_PKGS   := gcc make libc6-dev libev-dev libcjson-dev libssl-dev libhiredis-dev redis-server haproxy python3 curl openssl \
+              prometheus
 TEST_PKGS  := $(RUN_PKGS) libcmocka-dev clang libclang-rt-14-dev systemd wrk libpcre2-dev liblua5.4-dev prometheus nodejs
 BENCH_PKGS := $(TEST_PKGS)
 
@@ -19,8 +20,9 @@ BENCH_PKGS := $(TEST_PKGS)
 CORE_SRC := spoa/spop.c spoa/session.c spoa/handler.c spoa/buf.c spoa/config.c spoa/log.c \
             spoa/hdrs.c spoa/provider.c spoa/request.c spoa/errjson.c spoa/jsonscan.c \
             spoa/identity.c spoa/usage.c spoa/pricing.c spoa/glob.c spoa/tagbound.c spoa/statsd.c spoa/prom.c spoa/ctx.c spoa/keys.c spoa/jwt.c spoa/policy.c spoa/dlp.c spoa/endpoint.c \
-            spoa/cfgjson.c spoa/archvars.c spoa/sigv4.c spoa/meter.c spoa/sse.c
-SHELL_SRC := spoa/server.c spoa/promserve.c spoa/main.c spoa/authload.c spoa/keyscli.c spoa/jwksfetch.c
+            spoa/cfgjson.c spoa/archvars.c spoa/sigv4.c spoa/meter.c spoa/sse.c spoa/window.c \
+            spoa/budget.c spoa/bstore.c
+SHELL_SRC := spoa/server.c spoa/promserve.c spoa/main.c spoa/authload.c spoa/keyscli.c spoa/jwksfetch.c spoa/tzload.c spoa/spendcli.c
 AGENT    := spoa/archestra-spoa
 
 # The embedded default policy, generated from policy/default.json.
@@ -31,7 +33,7 @@ SHELL_OBJ := $(SHELL_SRC:%.c=$(BUILD)/%.o)
 # One tests/unit/test_<module>.c per module of spoa/ it tests.
 UNIT_TESTS := test_jsonscan test_spop test_session test_config test_cfgjson test_request test_identity \
               test_usage test_ctx test_pricing test_glob test_statsd test_keys test_jwt test_policy test_dlp \
-              test_sigv4 test_prom test_meter test_sse
+              test_sigv4 test_prom test_meter test_sse test_window test_budget
 UNIT_BIN   := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 ASAN_BIN   := $(UNIT_TESTS:%=$(BUILD)/asan/%)
 # The agent's sources under ASan+UBSan, compiled once for all the sanitized binaries.
@@ -165,19 +167,19 @@ FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Ispoa
 $(BUILD)/fuzz/fuzz_session: tests/fuzz/fuzz_session.c $(CORE_SRC) $(GEN_SRC) $(wildcard spoa/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_session.c $(CORE_SRC) $(GEN_SRC) -lcjson -lcrypto
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_session.c $(CORE_SRC) $(GEN_SRC) -lhiredis -lev -lcjson -lcrypto -lm -pthread
 
 $(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c $(CORE_SRC) $(GEN_SRC) $(wildcard spoa/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_json.c $(CORE_SRC) $(GEN_SRC) -lcjson -lcrypto
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_json.c $(CORE_SRC) $(GEN_SRC) -lhiredis -lev -lcjson -lcrypto -lm -pthread
 
 $(BUILD)/fuzz/fuzz_auth: tests/fuzz/fuzz_auth.c $(CORE_SRC) $(GEN_SRC) $(wildcard spoa/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_auth.c $(CORE_SRC) $(GEN_SRC) -lcjson -lcrypto
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_auth.c $(CORE_SRC) $(GEN_SRC) -lhiredis -lev -lcjson -lcrypto -lm -pthread
 
 $(BUILD)/fuzz/fuzz_meter: tests/fuzz/fuzz_meter.c $(CORE_SRC) $(GEN_SRC) $(wildcard spoa/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_meter.c $(CORE_SRC) $(GEN_SRC) -lcjson -lcrypto
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_meter.c $(CORE_SRC) $(GEN_SRC) -lhiredis -lev -lcjson -lcrypto -lm -pthread
 
 fuzz: deps-test $(BUILD)/fuzz/fuzz_session $(BUILD)/fuzz/fuzz_auth $(BUILD)/fuzz/fuzz_json $(BUILD)/fuzz/fuzz_meter
 	@mkdir -p $(BUILD)/fuzz/corpus
@@ -237,7 +239,7 @@ install: all
 	if ls policy/*.json >/dev/null 2>&1; then install -d $(DESTDIR)$(SYSCONFDIR)/archestra-spoa/policy && \
 	  install -m 0644 policy/*.json $(DESTDIR)$(SYSCONFDIR)/archestra-spoa/policy/; fi
 	install -m 0644 haproxy-cfg/haproxy.cfg haproxy-cfg/spoe-archestra.conf haproxy-cfg/snippet.cfg haproxy-cfg/archestra.lua \
-	  $(DESTDIR)$(SHAREDIR)/haproxy-cfg/
+	  haproxy-cfg/peers.cfg $(DESTDIR)$(SHAREDIR)/haproxy-cfg/
 	@# HAProxy's provider backends, from the agent's built-in table; regenerate with
 	@# `archestra-spoa haproxy-backends --config ...` when the config adds providers
 	$(AGENT) haproxy-backends > $(DESTDIR)$(SHAREDIR)/haproxy-cfg/providers.cfg

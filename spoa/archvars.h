@@ -12,12 +12,13 @@
 	X(verdict) X(status) X(body) X(reason) X(provider) X(upstream_path) X(upstream_host) X(auth_hdr)  \
 	X(auth_val) X(inspect_res) X(agent_id) X(user_id) X(session_id) X(execution_id) X(key_id) X(model) \
 	X(stream) X(ctx) X(shadow) X(dlp) X(res_verdict) X(res_status) X(res_body) X(truncated)           \
-	X(amz_date) X(amz_sha256) X(amz_token) X(add_usage) X(hold)
+	X(amz_date) X(amz_sha256) X(amz_token) X(add_usage) X(hold) X(budget) X(retry_after)
 
 /* Set by HAProxy itself (SPOE's error and processing time, haproxy.cfg's retry
- * count and relay mark, providers.cfg's usage counts: usage_field_names, the
- * alternative mark, and the provider's own status); the agent never sets them. */
-#define ARCH_HAPROXY_VARS(X) X(error) X(ptime) X(retry) X(relay) X(u_in) X(u_out) X(u_cr) X(u_cw) X(u_rs) X(u_alt) X(up_status) X(ttft)
+ * count, relay mark and the auth-failure throttle's client+credential key,
+ * providers.cfg's usage counts: usage_field_names, the alternative mark, and the
+ * provider's own status); the agent never sets them. */
+#define ARCH_HAPROXY_VARS(X) X(error) X(ptime) X(retry) X(relay) X(cred_key) X(u_in) X(u_out) X(u_cr) X(u_cw) X(u_rs) X(u_alt) X(up_status) X(ttft)
 
 enum arch_var {
 #define ARCH_VAR_ENUM(n) AV_##n,

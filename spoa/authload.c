@@ -1,6 +1,7 @@
 /* authload.c: see authload.h. */
 #include "authload.h"
 
+#include "budget.h"
 #include "config.h"
 #include "request.h"
 
@@ -116,6 +117,16 @@ struct auth *auth_load(const struct config *c, const char *jwks_doc, size_t jwks
 		if (rc < 0) {
 			snprintf(err, errlen, "policy %s: %s", c->policy_file[0] ? c->policy_file : "(built in)", e);
 			goto fail;
+		}
+		/* Budgets' calendar windows in their time zones (zoneinfo files). */
+		for (int i = 0; a->policy.budgets && i < a->policy.budgets->n; i++) {
+			struct budget *b = &a->policy.budgets->b[i];
+			if (b->tz_name[0] && tz_load(b->tz_name, &b->tz, e, sizeof(e)) < 0) {
+				snprintf(err, errlen, "policy %s: budgets \"%s\".time_zone: %s",
+				         c->policy_file[0] ? c->policy_file : "(built in)", b->id, e);
+				goto fail;
+			}
+			b->win.tz = &b->tz;
 		}
 	}
 	for (int i = 0; i < c->npkeys; i++)

@@ -18,10 +18,11 @@
 #define MAX_FRAME_CEILING (16u * 1024 * 1024)
 
 const char config_usage[] =
-	"usage: archestra-spoa [--listen ADDR]... [--config FILE] [--threads N] [--meter ADDR|off] [--check]\n"
-	"                      [--log-level error|warn|info|debug] [--version] [--help]\n"
+	"usage: archestra-spoa [--listen ADDR]... [--config FILE] [--threads N] [--meter ADDR|off] [--redis ADDR]\n"
+	"                      [--check] [--log-level error|warn|info|debug] [--version] [--help]\n"
 	"       archestra-spoa keys new|list|revoke|rotate --file KEYS_FILE ...   (virtual keys)\n"
 	"       archestra-spoa haproxy-backends [--config FILE] > providers.cfg  (HAProxy backends)\n"
+	"       archestra-spoa spend [reset ID [SCOPE]] [--config FILE] [--redis ADDR]  (budgets' spend)\n"
 	"\n"
 	"  --listen ADDR     HOST:PORT, [IPV6]:PORT or unix:/path (repeatable;\n"
 	"                    default 127.0.0.1:12345)\n"
@@ -29,6 +30,8 @@ const char config_usage[] =
 	"  --threads N       worker threads (default: one per core)\n"
 	"  --meter ADDR|off  UDP HOST:PORT where HAProxy sends each call's record (tokens,\n"
 	"                    cost, status; default " CONFIG_METER_DEFAULT ", shared by the agents)\n"
+	"  --redis ADDR      Redis HOST:PORT or unix:/path holding the fleet's budget and\n"
+	"                    rate-limit counters (default: none, counters per agent)\n"
 	"  --check           validate the configuration and exit\n"
 	"  --log-level L     error, warn, info (default) or debug; logs go to stderr\n"
 	"  --ack-only        answer every message with no action (benchmarks only)\n"
@@ -58,6 +61,9 @@ void config_defaults(struct config *c)
 	providers_builtin(&c->providers);
 	prices_builtin(&c->prices);
 	statsd_cfg_defaults(&c->statsd);
+	snprintf(c->store.prefix, sizeof(c->store.prefix), "archestra");
+	c->store.refresh_ms = 100;
+	c->store.timeout_ms = 500;
 	prom_cfg_defaults(&c->prometheus);
 	c->truncated_body = TRUNC_DENY;
 	char e[CONFIG_ERR_LEN];
@@ -331,6 +337,34 @@ static int apply_listen(struct config *c, const cJSON *it, char *err, size_t err
 	return 0;
 }
 
+/* "store": {"redis": "127.0.0.1:6379", "prefix", "refresh_ms", "timeout_ms"} */
+static int apply_store(struct config *c, const cJSON *v, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "redis", "prefix", "refresh_ms", "timeout_ms", NULL };
+	int64_t n;
+	if (cfg_object(v, NULL, "store", 0, keys, NULL, err, errlen) < 0)
+		return -1;
+	const cJSON *it;
+	if ((it = cJSON_GetObjectItemCaseSensitive(v, "redis")) &&
+	    cfg_str(it, "store", "redis", 0, c->store.redis, sizeof(c->store.redis),
+	            "expected \"HOST:PORT\", \"unix:/path\" or \"\" (none)", err, errlen) < 0)
+		return -1;
+	if ((it = cJSON_GetObjectItemCaseSensitive(v, "prefix")) &&
+	    cfg_str(it, "store", "prefix", CFG_NONEMPTY, c->store.prefix, sizeof(c->store.prefix), NULL, err, errlen) < 0)
+		return -1;
+	if ((it = cJSON_GetObjectItemCaseSensitive(v, "refresh_ms"))) {
+		if (cfg_int(it, "store", "refresh_ms", 0, 10, 60000, &n, NULL, err, errlen) < 0)
+			return -1;
+		c->store.refresh_ms = (unsigned)n;
+	}
+	if ((it = cJSON_GetObjectItemCaseSensitive(v, "timeout_ms"))) {
+		if (cfg_int(it, "store", "timeout_ms", 0, 10, 60000, &n, NULL, err, errlen) < 0)
+			return -1;
+		c->store.timeout_ms = (unsigned)n;
+	}
+	return 0;
+}
+
 /* The top level's member `k`, one of those config_apply_json knows. */
 static int apply_member(struct config *c, const char *k, const cJSON *it, char *err, size_t errlen)
 {
@@ -361,6 +395,8 @@ static int apply_member(struct config *c, const char *k, const cJSON *it, char *
 			                CONFIG_METER_DEFAULT);
 		return 0;
 	}
+	if (strcmp(k, "store") == 0)
+		return apply_store(c, it, err, errlen);
 	if (strcmp(k, "prices") == 0)
 		return prices_apply_json(&c->prices, it, err, errlen);
 	if (strcmp(k, "inspect_responses") == 0)
@@ -545,6 +581,12 @@ enum cli_result config_from_args(struct config *c, int argc, char **argv, char *
 				seterr(err, errlen, "--meter: %s", rc < 0 ? "needs an address or off" : e);
 				return CLI_ERROR;
 			}
+		} else if ((rc = flag_value(argc, argv, &i, "--redis", &val)) != 0) {
+			if (rc < 0 || strlen(val) >= sizeof(c->store.redis)) {
+				seterr(err, errlen, "--redis needs HOST:PORT or unix:/path (or \"\" for none)");
+				return CLI_ERROR;
+			}
+			snprintf(c->store.redis, sizeof(c->store.redis), "%s", val);
 		} else if ((rc = flag_value(argc, argv, &i, "--threads", &val)) != 0) {
 			char *end;
 			long v = rc > 0 ? strtol(val, &end, 10) : -1;

@@ -33,6 +33,14 @@ struct listen_addr {
 	bool is_unix;
 };
 
+/* The store budgets and rate limits share (bstore.h). */
+struct bstore_cfg {
+	char redis[256];              /* "host:port", "unix:/path", or "" for none */
+	char prefix[32];              /* key prefix, default "archestra" */
+	unsigned refresh_ms;          /* how often the view of scopes in use is read (default 100) */
+	unsigned timeout_ms;          /* an answer later than this: the store counts as down (default 500) */
+};
+
 struct config {
 	struct listen_addr listen[CONFIG_MAX_LISTEN];
 	int nlisten;
@@ -52,6 +60,7 @@ struct config {
 	struct prom_cfg prometheus;   /* the /metrics endpoint */
 	struct listen_addr meter;     /* UDP: HAProxy's end-of-call records (meter.h) */
 	bool meter_on;
+	struct bstore_cfg store;
 	struct price_table prices;
 	char keys_file[512];          /* virtual keys; "" when none */
 	char policy_file[512];        /* "" : the embedded default policy */

@@ -47,6 +47,7 @@ struct kind { int status; const char *openai, *anthropic, *gemini; };
 static const struct kind kinds[] = {
 	{ 400, "invalid_request_error", "invalid_request_error", "INVALID_ARGUMENT" },
 	{ 401, "authentication_error", "authentication_error", "UNAUTHENTICATED" },
+	{ 402, "insufficient_quota", "billing_error", "RESOURCE_EXHAUSTED" },
 	{ 403, "permission_error", "permission_error", "PERMISSION_DENIED" },
 	{ 404, "invalid_request_error", "not_found_error", "NOT_FOUND" },
 	{ 413, "invalid_request_error", "request_too_large", "INVALID_ARGUMENT" },
@@ -59,7 +60,7 @@ static const struct kind kinds[] = {
 size_t errjson_format(enum err_shape shape, int status, const char *code, const char *msg,
                       char *dst, size_t room)
 {
-	const struct kind *k = &kinds[6]; /* 500 */
+	const struct kind *k = &kinds[7]; /* 500 */
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 		if (kinds[i].status == status)
 			k = &kinds[i];

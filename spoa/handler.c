@@ -1,12 +1,15 @@
 /* handler.c: message dispatch and the archestra handlers. See handler.h. */
 #include "handler.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "archvars.h"
+#include "bstore.h"
+#include "budget.h"
 #include "ctx.h"
 #include "dlp.h"
 #include "errjson.h"
@@ -76,11 +79,14 @@ void spoa_write_decision(const struct req_decision *d, const char *ctx, struct s
 			set_slice(acts, (enum arch_var)(AV_agent_id + f), d->id.v[f]);
 	if (d->key_id[0])
 		set_str(acts, AV_key_id, d->key_id);
-	if (d->policy.nshadow) {
+	if (d->policy.nshadow || d->budget_shadow) {
 		char ids[256];
 		size_t o = 0;
-		for (int i = 0; i < d->policy.nshadow; i++) {
-			int n = snprintf(ids + o, sizeof(ids) - o, "%s%s", i ? "," : "", d->policy.shadow[i]->id);
+		for (int i = 0; i <= d->policy.nshadow; i++) {
+			const char *id = i < d->policy.nshadow ? d->policy.shadow[i]->id : d->budget_shadow;
+			if (!id)
+				break;
+			int n = snprintf(ids + o, sizeof(ids) - o, "%s%s", o ? "," : "", id);
 			if (n < 0 || (size_t)n >= sizeof(ids) - o)
 				break;
 			o += (size_t)n;
@@ -112,6 +118,10 @@ void spoa_write_decision(const struct req_decision *d, const char *ctx, struct s
 		set_str(acts, AV_verdict, "deny");
 		set_data(acts, AV_status, &st);
 		set_strn(acts, AV_body, body, n);
+		if (d->retry_after > 0) {
+			struct spop_data ra = { .type = SPOP_T_INT64, .v.i = d->retry_after };
+			set_data(acts, AV_retry_after, &ra);
+		}
 		return;
 	}
 	const struct provider *p = d->prov;
@@ -124,6 +134,12 @@ void spoa_write_decision(const struct req_decision *d, const char *ctx, struct s
 		set_data(acts, AV_add_usage, &at);
 	}
 	set_slice(acts, AV_upstream_path, d->upstream);
+	if (d->ncharges) { /* which limits the end-of-call record's tokens and cost go to */
+		char list[BUDGET_MAX_CHARGES * (BUDGET_ID_MAX + 18)];
+		size_t n = budget_charges_encode(d->charges, d->ncharges, list, sizeof(list));
+		if (n)
+			set_strn(acts, AV_budget, list, n);
+	}
 	if (d->truncated)
 		set_str(acts, AV_truncated, "1"); /* passed uninspected (truncated_body: allow) */
 	set_str(acts, AV_upstream_host, p->host);
@@ -158,6 +174,80 @@ static struct spop_slice lit(const char *s)
 	return (struct spop_slice){ (const uint8_t *)s, strlen(s) };
 }
 
+static const char *money(int64_t micro, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "$%lld.%02lld", (long long)(micro / 1000000), (long long)(micro % 1000000 / 10000));
+	return buf;
+}
+
+/* Spend against limit, per limit and scope value, as statsd gauges (a
+ * gauge keeps the last value each flush). USD in dollars. */
+static void gauge_budget(struct handler_ctx *hc, const struct budget_charge *c, const int64_t spent[BM_COUNT])
+{
+	for (int m = 0; m < BM_COUNT; m++) {
+		if (!c->b->limit[m])
+			continue;
+		struct statsd_tag t[] = { { "budget", lit(c->b->id), false },
+			                  { "scope", c->who.len ? c->who : lit("all"), true },
+			                  { "measure", lit(bmeasure_names[m]), false } };
+		double k = m == BM_USD ? 1e-6 : 1;
+		statsd_gauge(hc->sd, "llm_budget_used", (double)spent[m] * k, t, 3);
+		statsd_gauge(hc->sd, "llm_budget_limit", (double)c->b->limit[m] * k, t, 3);
+	}
+}
+
+/* Budgets and rate limits, once everything else allowed the call: against the
+ * store's view, never waiting on it. A limit in shadow mode (or under a shadow
+ * policy) is reported, not enforced. An allowed call counts as one request to
+ * each limit it is charged to. */
+static void check_budgets(struct handler_ctx *hc, const struct auth *auth, struct req_decision *d, int64_t now)
+{
+	int64_t spent[BUDGET_MAX_CHARGES][BM_COUNT], retry[BUDGET_MAX_CHARGES];
+	int over[BUDGET_MAX_CHARGES];
+	int r = bstore_charge(hc->store, d->charges, d->ncharges, now, auth->policy.shadow, spent, over, retry);
+	bool gauges = hc->sd && hc->sd->cfg && hc->sd->cfg->enabled;
+	for (int i = 0; i < d->ncharges; i++) {
+		if (gauges)
+			gauge_budget(hc, &d->charges[i], spent[i]);
+		if (i != r && over[i] != -1)
+			d->budget_shadow = d->charges[i].b->id; /* over, but in shadow mode */
+	}
+	if (r < 0)
+		return;
+	const struct budget *b = d->charges[r].b;
+	int m = over[r];
+	d->auth_hdr = NULL;
+	if (m == BSTORE_DOWN) {
+		d->status = 503;
+		d->reason = "budget_store_unavailable";
+		d->retry_after = 1;
+		snprintf(d->message, sizeof(d->message),
+		         "archestra: %s \"%s\" cannot be checked right now (the spend store is unavailable); "
+		         "try again shortly", b->kind == BK_RATE ? "rate limit" : "budget", b->id);
+		return;
+	}
+	char lim[32];
+	if (m == BM_USD)
+		money(b->limit[m], lim, sizeof(lim));
+	else
+		snprintf(lim, sizeof(lim), "%lld %s", (long long)b->limit[m], bmeasure_names[m]);
+	d->retry_after = retry[r];
+	if (b->kind == BK_RATE) {
+		d->status = 429;
+		d->reason = "rate_limit_exceeded";
+		snprintf(d->message, sizeof(d->message), "archestra: rate limit \"%s\" (%s per minute) reached; retry in %lld s",
+		         b->id, lim, (long long)retry[r]);
+	} else {
+		static const char *const per[] = { [WIN_DAY] = "day", [WIN_WEEK] = "week", [WIN_MONTH] = "month",
+			                           [WIN_ROLLING] = "window" };
+		d->status = 402;
+		d->reason = "token_cost_limit_exceeded";
+		snprintf(d->message, sizeof(d->message),
+		         "archestra: budget \"%s\" (%s per %s) is used up; it allows calls again in %lld s", b->id, lim,
+		         per[b->win.kind], (long long)retry[r]);
+	}
+}
+
 static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_writer *acts)
 {
 	struct handler_ctx *hc = arg;
@@ -176,6 +266,8 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 		.scratch = &hc->scratch,
 	};
 	request_decide(hc->rcfg, &env, msg, &d);
+	if (d.status == 0 && d.ncharges && hc->store)
+		check_budgets(hc, env.auth, &d, bstore_now());
 	if (hc->on_unknown_kid && d.status == 401 && strcmp(d.reason, "jwt_unknown_kid") == 0)
 		hc->on_unknown_kid(hc->hook_arg); /* the issuer may have rotated its keys */
 	if (d.inspect_res && d.status == 0) {
@@ -230,6 +322,11 @@ static void on_archestra_req(void *arg, const struct spop_msg *msg, struct spop_
 	}
 	for (int i = 0; i < d.policy.nshadow; i++) {
 		struct statsd_tag st[] = { { "rule", lit(d.policy.shadow[i]->id), false }, { "provider", prov, false } };
+		statsd_count(hc->sd, "policy_shadow_denials", 1, st, 2);
+		prom_record(pm, PM_SHADOW_DENIALS, 1, (struct spop_slice[]){ st[0].val, prov }, 2);
+	}
+	if (d.budget_shadow) {
+		struct statsd_tag st[] = { { "rule", lit(d.budget_shadow), false }, { "provider", prov, false } };
 		statsd_count(hc->sd, "policy_shadow_denials", 1, st, 2);
 		prom_record(pm, PM_SHADOW_DENIALS, 1, (struct spop_slice[]){ st[0].val, prov }, 2);
 	}
@@ -394,13 +491,33 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 	prom_record(pm, PM_DECISION_TIME, (double)took / 1e6, &mt[0].val, 1);
 }
 
+/* A call's tokens and cost, to the limits its record names (as the policy
+ * states them now: a limit removed since is not charged). */
+static void charge_usage(struct handler_ctx *hc, struct spop_slice list, int64_t usd_micro, int64_t tokens)
+{
+	const struct auth *auth = hc->auth_get ? hc->auth_get(hc->auth_arg) : NULL;
+	if (!auth || !auth->policy.budgets)
+		return;
+	int64_t now = bstore_now();
+	size_t pos = 0;
+	struct spop_slice id;
+	uint64_t hash;
+	for (int i = 0; i < BUDGET_MAX_CHARGES && budget_charge_next(list, &pos, &id, &hash); i++) {
+		const struct budget *b = budget_find(auth->policy.budgets, id);
+		if (b)
+			bstore_add(hc->store, b, hash, (struct spop_slice){ NULL, 0 }, now,
+			           (const int64_t[BM_COUNT]){ [BM_USD] = usd_micro, [BM_TOKENS] = tokens });
+	}
+}
+
 void spoa_meter_account(struct handler_ctx *hc, const struct meter_rec *r)
 {
 	struct prom_reg *pm = hc->pm;
-	if (!(hc->sd && hc->sd->cfg && hc->sd->cfg->enabled) && !pm)
-		return;
 	/* Only calls that went to a provider: a refusal was counted at its decision. */
 	if (!SPOP_SLICE_IS(r->v[MF_VERDICT], "allow") || !r->v[MF_PROVIDER].len)
+		return;
+	bool metrics = (hc->sd && hc->sd->cfg && hc->sd->cfg->enabled) || pm;
+	if (!metrics && !r->v[MF_BUDGET].len)
 		return;
 	struct spop_slice provider = r->v[MF_PROVIDER];
 	struct spop_slice model = r->v[MF_MODEL].len ? r->v[MF_MODEL] : lit("unknown");
@@ -415,23 +532,30 @@ void spoa_meter_account(struct handler_ctx *hc, const struct meter_rec *r)
 		{ "status", status, false },
 		{ "type", lit("input"), false },
 	};
+	if (metrics) {
 	statsd_count(hc->sd, "llm_upstream_status", 1, (struct statsd_tag[]){ tags[0], tags[1], tags[3] }, 3);
 	prom_record(pm, PM_UPSTREAM_STATUS, 1, (struct spop_slice[]){ provider, model, status }, 3);
+	}
 
 	const struct provider *pv = provider_named(hc->rcfg->providers, provider);
 	int64_t raw[UF_COUNT];
 	for (int f = 0; f < UF_COUNT; f++)
 		raw[f] = meter_int(r->v[MF_U0 + f]);
 	struct usage u;
-	if (pv && usage_normalize(pv->shape, raw, &u)) {
+	bool have_usage = pv && usage_normalize(pv->shape, raw, &u);
+	const struct price *p = have_usage ? price_find(hc->prices, pv->name, r->v[MF_MODEL]) : NULL;
+	double cost = p ? price_cost(p, u.in, u.out) : 0;
+	if (have_usage && r->v[MF_BUDGET].len && hc->store)
+		charge_usage(hc, r->v[MF_BUDGET], (int64_t)llround(cost * 1e6), u.in + u.out);
+	if (!metrics)
+		return;
+	if (have_usage) {
 		statsd_count(hc->sd, "llm_tokens_total", (double)u.in, (struct statsd_tag[]){ tags[0], tags[1], tags[2], tags[4] }, 4);
 		prom_record(pm, PM_TOKENS, (double)u.in, (struct spop_slice[]){ provider, model, agent, lit("input") }, 4);
 		tags[4].val = lit("output");
 		statsd_count(hc->sd, "llm_tokens_total", (double)u.out, (struct statsd_tag[]){ tags[0], tags[1], tags[2], tags[4] }, 4);
 		prom_record(pm, PM_TOKENS, (double)u.out, (struct spop_slice[]){ provider, model, agent, lit("output") }, 4);
-		const struct price *p = price_find(hc->prices, pv->name, r->v[MF_MODEL]);
 		if (p) {
-			double cost = price_cost(p, u.in, u.out);
 			statsd_count(hc->sd, "llm_cost_total", cost, tags, 3);
 			prom_record(pm, PM_COST, cost, (struct spop_slice[]){ provider, model, agent }, 3);
 		}

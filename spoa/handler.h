@@ -12,6 +12,7 @@
 #include "spop.h"
 
 struct auth;           /* request.h */
+struct bstore;         /* bstore.h */
 struct jwt_cache;      /* request.h */
 struct meter_rec;      /* meter.h */
 struct price_table;    /* pricing.h */
@@ -32,6 +33,7 @@ struct handler_ctx {
 	void (*on_unknown_kid)(void *);     /* asks for a JWKS refetch, or NULL */
 	void *hook_arg;
 	struct prom_reg *pm;                /* this worker's, or NULL: Prometheus off */
+	struct bstore *store;               /* budgets' spend, shared by the workers; NULL: budgets not checked */
 };
 
 /* Writes the actions for one message into the ACK under construction.

@@ -10,6 +10,7 @@
 #include "authload.h"
 #include "config.h"
 #include "keyscli.h"
+#include "spendcli.h"
 #include "provider.h"
 #include "log.h"
 #include "request.h"
@@ -96,6 +97,8 @@ int main(int argc, char **argv)
 	config_defaults(&cfg);
 	if (argc > 1 && strcmp(argv[1], "haproxy-backends") == 0)
 		return haproxy_backends(&cfg, argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "spend") == 0)
+		return spend_cli(&cfg, argc - 1, argv + 1);
 	switch (config_from_args(&cfg, argc, argv, err, sizeof(err))) {
 	case CLI_HELP:
 		fputs(config_usage, stdout);

@@ -6,6 +6,7 @@
 const char *const meter_param_names[MF_COUNT] = {
 	[MF_PROVIDER] = "p", [MF_MODEL] = "m", [MF_AGENT] = "a", [MF_USER] = "u", [MF_KEY] = "k",
 	[MF_VERDICT] = "v", [MF_STATUS] = "s", [MF_UP_STATUS] = "us", [MF_TOTAL_MS] = "ta", [MF_STREAM] = "st", [MF_TTFT_MS] = "tf",
+	[MF_BUDGET] = "b",
 	[MF_U0 + UF_IN] = "u_in", [MF_U0 + UF_OUT] = "u_out", [MF_U0 + UF_CACHE_READ] = "u_cr",
 	[MF_U0 + UF_CACHE_WRITE] = "u_cw", [MF_U0 + UF_REASONING] = "u_rs",
 };

@@ -14,6 +14,7 @@
  *   s HTTP status to the client (%ST)  us the provider's status (before any
  *   refusal of the response replaced it)  ta total time, ms (%Ta)  st stream ("1")
  *   tf a stream's time to its first byte of body, ms (archestra.lua)
+ *   b  the budgets and rate limits the call is charged to (budget.h)
  *   u_in u_out u_cr u_cw u_rs  the raw usage counts (usage.h)
  * Unknown parameters are ignored; a repeated one, a value with an escape or a
  * record without ours is refused whole. */
@@ -31,7 +32,7 @@
 #define METER_MAX  4096   /* a longer datagram is not ours */
 
 enum meter_field {
-	MF_PROVIDER, MF_MODEL, MF_AGENT, MF_USER, MF_KEY, MF_VERDICT, MF_STATUS, MF_UP_STATUS, MF_TOTAL_MS, MF_STREAM, MF_TTFT_MS,
+	MF_PROVIDER, MF_MODEL, MF_AGENT, MF_USER, MF_KEY, MF_VERDICT, MF_STATUS, MF_UP_STATUS, MF_TOTAL_MS, MF_STREAM, MF_TTFT_MS, MF_BUDGET,
 	MF_U0,                       /* MF_U0 + enum usage_field */
 	MF_COUNT = MF_U0 + UF_COUNT
 };

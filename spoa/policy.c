@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "cfgjson.h"
 #include "glob.h"
 #include "identity.h"
@@ -126,8 +127,8 @@ static int parse_calls(const cJSON *v, struct policy_rule *r, const char *path, 
 }
 
 /* "when": {"provider": ..., "key_owner": ..., "jwt_claim": ...}: globs each scope field must match */
-static int parse_when(const cJSON *v, struct policy_rule *r, const char *path, const char *key, char *err,
-                      size_t errlen)
+int policy_parse_when(const cJSON *v, const char *path, const char *key, struct pattern_list when[SC_FIELDS],
+                      struct pattern_list *claim, char *err, size_t errlen)
 {
 	char p[CFG_PATH_MAX];
 	const cJSON *w;
@@ -139,7 +140,7 @@ static int parse_when(const cJSON *v, struct policy_rule *r, const char *path, c
 		int f = cfg_lookup(w->string, scope_names);
 		if (f < 0)
 			return cfg_unknown(err, errlen, p, w->string, "scope", scope_names);
-		if (patterns(w, p, w->string, f == SC_FIELDS ? &r->when_claim : &r->when[f], err, errlen) < 0)
+		if (patterns(w, p, w->string, f == SC_FIELDS ? claim : &when[f], err, errlen) < 0)
 			return -1;
 	}
 	return 0;
@@ -191,7 +192,7 @@ static int parse_rule(const cJSON *o, struct policy_rule *r, int idx, char *err,
 			rc = cfg_bool(it, path, k, 0, &r->shadow, NULL, err, errlen);
 			break;
 		case K_WHEN:
-			rc = parse_when(it, r, path, k, err, errlen);
+			rc = policy_parse_when(it, path, k, r->when, &r->when_claim, err, errlen);
 			break;
 		case K_MODELS:
 		case K_PROVIDERS:
@@ -281,8 +282,9 @@ static int parse_trusted(const cJSON *o, struct trusted_cfg *t, char *err, size_
 
 int policy_parse(const char *json, size_t len, struct policy *p, char *err, size_t errlen)
 {
-	enum { K_RULES, K_SHADOW, K_DLP, K_TRUSTED_DATA, K_DESCRIPTION, K_SCHEMA, NKEYS };
-	static const char *const keys[] = { "rules", "shadow", "dlp", "trusted_data", "description", "$schema", NULL };
+	enum { K_RULES, K_SHADOW, K_DLP, K_TRUSTED_DATA, K_DESCRIPTION, K_SCHEMA, K_BUDGETS, K_RATE_LIMITS, NKEYS };
+	static const char *const keys[] = { "rules", "shadow", "dlp", "trusted_data", "description", "$schema",
+		                             "budgets", "rate_limits", NULL };
 	_Static_assert(sizeof(keys) / sizeof(keys[0]) == NKEYS + 1, "a name for each key");
 	memset(p, 0, sizeof(*p));
 	cJSON *root = cfg_parse(json, len, 0, err, errlen);
@@ -309,6 +311,15 @@ int policy_parse(const char *json, size_t len, struct policy *p, char *err, size
 			break;
 		case K_DLP:
 			r = dlp_parse(&p->dlp, it, err, errlen);
+			break;
+		case K_BUDGETS:
+		case K_RATE_LIMITS:
+			if (!p->budgets && !(p->budgets = calloc(1, sizeof(*p->budgets)))) {
+				r = cfg_fail(err, errlen, NULL, it->string, "out of memory");
+				break;
+			}
+			r = budget_parse(it, cfg_lookup(it->string, keys) == K_BUDGETS ? BK_BUDGET : BK_RATE, p->budgets, err,
+			                 errlen);
 			break;
 		default:
 			r = cfg_unknown(err, errlen, NULL, it->string, "key", keys);
@@ -365,6 +376,11 @@ void policy_free(struct policy *p)
 	p->rules = NULL;
 	p->n = 0;
 	dlp_free(&p->dlp);
+	if (p->budgets) {
+		budget_set_free(p->budgets);
+		free(p->budgets);
+		p->budgets = NULL;
+	}
 }
 
 static bool any_match(const struct pattern_list *l, struct spop_slice v)
@@ -482,18 +498,24 @@ static bool call_matches(const struct tool_call_rule *t, const struct tool_call 
 	return true;
 }
 
-static bool in_scope(const struct policy_rule *r, const struct policy_input *in)
+bool policy_when_match(const struct pattern_list when[SC_FIELDS], const struct pattern_list *claim,
+                       const struct policy_input *in)
 {
 	for (int f = 0; f < SC_FIELDS; f++)
-		if (r->when[f].n && !any_match(&r->when[f], in->v[f]))
+		if (when[f].n && !any_match(&when[f], in->v[f]))
 			return false;
-	if (r->when_claim.n) {
+	if (claim->n) {
 		for (int i = 0; i < in->nclaims; i++)
-			if (any_match(&r->when_claim, (struct spop_slice){ (const uint8_t *)in->claims[i], strlen(in->claims[i]) }))
+			if (any_match(claim, (struct spop_slice){ (const uint8_t *)in->claims[i], strlen(in->claims[i]) }))
 				return true;
 		return false; /* no token, or none of its values */
 	}
 	return true;
+}
+
+static bool in_scope(const struct policy_rule *r, const struct policy_input *in)
+{
+	return policy_when_match(r->when, &r->when_claim, in);
 }
 
 void policy_eval_calls(const struct policy *p, const struct policy_input *in, const struct tool_call *calls, int n,

@@ -18,6 +18,8 @@
 #include "dlp.h"
 #include "spop.h"
 
+struct budget_set; /* budget.h */
+struct cJSON;
 struct identity;   /* identity.h */
 
 #define POLICY_MAX_RULES    256
@@ -82,6 +84,7 @@ struct policy {
 	bool has_tool_calls;                   /* some rule checks responses */
 	struct dlp_cfg dlp;                    /* sensitive data in requests ("dlp" section) */
 	struct trusted_cfg trusted;            /* "trusted_data" section */
+	struct budget_set *budgets;            /* "budgets" and "rate_limits"; owned, NULL: none */
 };
 
 /* A tool call the model made: its name, and its arguments as a JSON object. */
@@ -138,6 +141,13 @@ int policy_calls_apply(const struct policy *p, const struct policy_input *in);
 /* Is a tool's result trusted (trusted_data section)? content is the result as it
  * appears in the body (a JSON string's text or the raw JSON value). */
 bool policy_tool_trusted(const struct policy *p, struct spop_slice tool, struct spop_slice content);
+
+/* "when": the globs a rule's (or a budget's) scope fields must match: reading
+ * them, and matching a call against them. */
+int policy_parse_when(const struct cJSON *v, const char *path, const char *key, struct pattern_list when[SC_FIELDS],
+                      struct pattern_list *claim, char *err, size_t errlen);
+bool policy_when_match(const struct pattern_list when[SC_FIELDS], const struct pattern_list *claim,
+                       const struct policy_input *in);
 
 /* The policy built into the binary (policy/default.json). */
 extern const char policy_default_json[];

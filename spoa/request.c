@@ -1225,6 +1225,9 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 			d->auth_hdr = NULL; /* nothing is substituted for a refused call */
 			return;
 		}
+		/* Budgets and rate limits in scope: the handler checks them against the
+		 * store's view (bstore.h) once everything else has allowed the call. */
+		d->ncharges = budget_charges(pol->budgets, &pin, d->charges, BUDGET_MAX_CHARGES);
 		/* Response checks need the response: whether or not inspect_responses is
 		 * on, a call they apply to gets its response inspected. */
 		if (json && pol->trusted.enabled)

@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 
+#include "budget.h"
 #include "identity.h"
 #include "jwt.h"
 #include "keys.h"
@@ -124,6 +125,11 @@ struct req_decision {
 	uint32_t dlp_found;             /* detectors that matched (never the matched text) */
 	const struct dlp_cfg *dlp_cfg;  /* names the detectors [snapshot] */
 	bool dlp_shadow;                /* a deny detector matched under global shadow */
+	struct budget_charge charges[BUDGET_MAX_CHARGES];  /* budgets and rate limits in scope: limits [snapshot],
+	                                                    * values as the policy input's */
+	int ncharges;
+	int64_t retry_after;            /* seconds, for a 429 or 402 over a limit; 0: none */
+	const char *budget_shadow;      /* a limit in shadow mode the call is over [snapshot], or NULL */
 	struct spop_slice tools[POLICY_MAX_TOOLS];   /* tools offered: [frame], or [scratch] when decoded */
 	int ntools;
 	bool tools_truncated;

@@ -8,6 +8,8 @@
  */
 #include "server.h"
 
+#include "bstore.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ev.h>
@@ -108,6 +110,7 @@ struct server {
 	atomic_uint_fast64_t auth_gen;
 	pthread_mutex_t auth_mu;
 	struct jwks_fetcher *jwks;
+	struct bstore *store;         /* budgets' and rate limits' spend: shared by the workers */
 	int *mfd;                     /* per worker: the meter's UDP socket (SO_REUSEPORT), or -1 */
 	int prom_fd;                  /* the /metrics listener until promserve owns it, else -1 */
 	struct promserve *prom;
@@ -157,6 +160,8 @@ int server_reload_auth(struct server *s, char *err, size_t errlen)
 	atomic_fetch_add_explicit(&s->auth_gen, 1, memory_order_release);
 	pthread_mutex_unlock(&s->auth_mu);
 	auth_free(drop);
+	if (s->store)
+		bstore_set_limits(s->store, fresh->policy.budgets); /* fresh: the server's reference holds it */
 	return n;
 }
 
@@ -756,6 +761,9 @@ struct server *server_open(const struct config *cfg, char *err, size_t errlen)
 	}
 	if (server_reload_auth(s, err, errlen) < 0)
 		goto fail;
+	if (!(s->store = bstore_new(&cfg->store, err, errlen)))
+		goto fail;
+	bstore_set_limits(s->store, s->auth->policy.budgets);
 
 	for (int l = 0; l < cfg->nlisten; l++) {
 		const struct listen_addr *la = &cfg->listen[l];
@@ -852,6 +860,7 @@ int server_run(struct server *s, char *err, size_t errlen)
 		w->hctx.sd = &w->sd;
 		w->hctx.auth_get = worker_auth;
 		w->hctx.auth_arg = w;
+		w->hctx.store = s->store;
 		w->hctx.jwt_cache = calloc(1, sizeof(*w->hctx.jwt_cache)); /* none: every token is verified */
 		if (s->jwks) {
 			w->hctx.on_unknown_kid = want_jwks;
@@ -938,6 +947,7 @@ void server_free(struct server *s)
 	if (s->prom_fd >= 0)
 		close(s->prom_fd);
 	jwks_fetcher_stop(s->jwks);
+	bstore_free(s->store); /* the workers have stopped: nobody adds any more */
 	const struct config *cfg = &s->cfg;
 	if (s->mfd)
 		for (int t = 0; t < s->nthreads; t++)

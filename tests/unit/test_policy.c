@@ -340,7 +340,7 @@ static void shipped_policies_parse(void **st)
 	policy_free(&p);
 	const char *files[] = { "policy/examples/models.json", "policy/examples/limits.json", "policy/examples/shadow.json",
 	                        "policy/examples/tool-calls.json", "policy/examples/dlp.json",
-	                        "policy/examples/trusted-data.json" };
+	                        "policy/examples/trusted-data.json", "policy/examples/budgets.json" };
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		FILE *f = fopen(files[i], "rb");
 		assert_non_null(f);
