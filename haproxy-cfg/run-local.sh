@@ -2,6 +2,7 @@
 # `make run`: the whole edge on this machine, in the foreground.
 #   mock provider (HTTPS, test CA)  <-  HAProxy (:8080 HTTP, :8443 HTTPS)  ->  2 agents
 #   Prometheus (:9090) scraping both agents (:9464, :9466) and HAProxy's exporter (:8405)
+#   Redis (:6390) holding the fleet's budget and rate-limit counters
 # With UPSTREAM=real, HAProxy goes to the real providers instead of the mock.
 # Ctrl-C stops everything. Ports and paths can be moved with the variables below.
 set -euo pipefail
@@ -23,6 +24,7 @@ AGENT1_METRICS=${AGENT1_METRICS:-9464}
 AGENT2_METRICS=${AGENT2_METRICS:-9466}
 HAPROXY_METRICS=${HAPROXY_METRICS:-8405}
 METER_PORT=${METER_PORT:-9465}   # UDP: HAProxy's end-of-call records to the agents
+REDIS_PORT=${REDIS_PORT:-6390}   # the fleet's spend counters (not 6379: a Redis of yours may be there)
 
 mkdir -p "$RUN_DIR"
 bash tests/mock/gen-certs.sh "$CERTS" >/dev/null
@@ -88,8 +90,29 @@ for p in openai:OPENAI_API_KEY anthropic:ANTHROPIC_API_KEY gemini:GEMINI_API_KEY
 	var=${p#*:}
 	if [ -n "${!var:-}" ]; then pkeys="$pkeys${pkeys:+,}\"${p%%:*}\": {\"env\": \"$var\"}"; fi
 done
+# The spend store both agents share, fresh each run (nothing saved to disk).
+store=""
+if command -v redis-server >/dev/null 2>&1; then
+	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$RUN_DIR" \
+		>"$RUN_DIR/redis.log" 2>&1 &
+	pids+=($!)
+	wait_port "$REDIS_PORT" redis $!
+	store="\"store\": { \"redis\": \"127.0.0.1:$REDIS_PORT\" },"
+else
+	echo "redis-server not installed (apt-get install redis-server): budgets count per agent" >&2
+fi
+# The built-in policy, plus a small demo budget: 3 calls a day for agent budget-demo.
+"$PYTHON" - "$top/policy/default.json" "$RUN_DIR/policy.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+p.setdefault("budgets", []).append({"id": "demo-budget", "scope": "agent_id", "when": {"agent_id": "budget-demo"},
+                                     "requests": 3, "usd": 5, "window": "day"})
+json.dump(p, open(sys.argv[2], "w"), indent=2)
+PY
 cat >"$RUN_DIR/agent.json" <<JSON
 {
+  $store
+  "policy_file": "$RUN_DIR/policy.json",
   "keys_file": "$RUN_DIR/keys.json",
   "provider_keys": { $pkeys },
   "jwt": { "issuer": "https://demo-issuer.local", "audience": "archestra",
@@ -181,6 +204,8 @@ curl -s $base/v1/openai/chat/completions -H 'Content-Type: application/json' -d 
 curl -s $base/v1/openai/chat/completions -H 'Authorization: Bearer sk-demo-direct' -H 'X-Archestra-Agent-Id: a/b' -d '{}'
 # 403: a prompt carrying an AWS access key is refused by DLP (reason dlp_aws_access_key); the key is logged nowhere
 curl -s $base/v1/openai/chat/completions -H 'Authorization: Bearer sk-demo-direct' -H 'Content-Type: application/json' -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"deploy with AKIAIOSFODNN7EXAMPLE"}]}'
+# 402: a budget used up: agent budget-demo may make 3 calls a day; the 4th is refused (token_cost_limit_exceeded)
+curl -s --rate 4/s $base/v1/openai/chat/completions $base/v1/openai/chat/completions $base/v1/openai/chat/completions $base/v1/openai/chat/completions -H 'Authorization: Bearer sk-demo-direct' -H 'X-Archestra-Agent-Id: budget-demo' -H 'Content-Type: application/json' -d '$body' -w '\n'
 # 404: no provider at this path
 curl -s $base/v1/nowhere/chat/completions -H 'Authorization: Bearer sk-demo-direct' -d '{}'
 
@@ -194,6 +219,8 @@ Queries to try there (Graph tab), after a few calls:
 Grafana: import observability/grafana-dashboard.json (it asks for the Prometheus data source).
 
 Virtual keys: spoa/archestra-spoa keys new|list|revoke|rotate --file $RUN_DIR/keys.json (the agents reload it).
+Budgets: spoa/archestra-spoa spend --config $RUN_DIR/agent.json (spend reset demo-budget to start again);
+  the policy is $RUN_DIR/policy.json (the agents reload it when it changes).
 Ctrl-C stops everything.
 EOF
 if [ "${RUN_LOCAL_READY_FILE:-}" ]; then touch "$RUN_LOCAL_READY_FILE"; fi

@@ -67,6 +67,8 @@ run_suite e2e/bypass_spop-asan 120 "$PY" tests/e2e/test_bypass_spop.py build/asa
 run_suite e2e/auth-asan 300 "$PY" tests/e2e/test_auth.py build/asan/archestra-spoa
 # The /metrics listener and the registries' cross-thread reads under ASan+UBSan too.
 run_suite e2e/prometheus-asan 180 "$PY" tests/e2e/test_prometheus.py build/asan/archestra-spoa
+# The spend store's thread, its Redis link and the workers' shared views under ASan+UBSan.
+run_suite e2e/budgets-asan 300 "$PY" tests/e2e/test_budgets.py build/asan/archestra-spoa
 run_suite e2e/systemd 120 tests/e2e/test_systemd.sh
 
 # Every suite that runs HAProxy, on each HAProxy of the matrix: Debian's (2.6) and
@@ -85,7 +87,9 @@ e2e_haproxy() { # label
 	run_suite "$p/streams" 180 "$PY" tests/e2e/test_streams.py "$AGENT"
 	run_suite "$p/sdk_streams" 700 "$PY" tests/e2e/test_sdk_streams.py "$AGENT"
 	run_suite "$p/auth" 200 "$PY" tests/e2e/test_auth.py "$AGENT"
+	run_suite "$p/throttle" 120 "$PY" tests/e2e/test_throttle.py "$AGENT"
 	run_suite "$p/policy" 200 "$PY" tests/e2e/test_policy.py "$AGENT"
+	run_suite "$p/budgets" 240 "$PY" tests/e2e/test_budgets.py "$AGENT"
 	run_suite "$p/make_run" 120 "$PY" tests/e2e/test_make_run.py
 	# Faults under load (short form; `make faults` runs the long one).
 	run_suite "$p/faults" 300 "$PY" tests/faults/faults.py "$AGENT"

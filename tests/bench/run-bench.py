@@ -90,10 +90,33 @@ def main():
                    "jwt": {"issuer": "https://demo-issuer.local", "audience": "archestra",
                            "jwks_file": os.path.join(issuer, "jwks.json"), "algorithms": ["RS256"]}}, f)
 
+    # Budgets on: the default policy plus a USD budget per agent, a monthly one per user and
+    # a rate limit per key, none reached, counted in a real Redis on loopback.
+    redis_port = free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--dir", OUT], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    agents.append(redis)
+    if not wait_port(redis_port, redis):
+        raise SystemExit("redis-server did not start (apt-get install redis-server)")
+    with open(os.path.join(TOP, "policy", "default.json")) as f:
+        bpol = json.load(f)
+    bpol["budgets"] = [{"id": "agent-daily", "scope": "agent_id", "usd": 1e6, "window": "day"},
+                       {"id": "user-monthly", "scope": "user_id", "usd": 1e6, "tokens": 10**12, "window": "month",
+                        "time_zone": "Europe/Berlin"}]
+    bpol["rate_limits"] = [{"id": "key-rpm", "scope": "key_id", "requests_per_minute": 10**9}]
+    budget_pol = os.path.join(OUT, "budgets.json")
+    with open(budget_pol, "w") as f:
+        json.dump(bpol, f)
+    budget_cfg = os.path.join(OUT, "budgets-cfg.json")
+    with open(budget_cfg, "w") as f:
+        json.dump({"policy_file": budget_pol, "store": {"redis": f"127.0.0.1:{redis_port}"}}, f)
+
     try:
         setups = {}
         p, pid = start("archestra")
         setups["archestra"] = (p, pid, [])
+        p, pid = start("budgets", "--config", budget_cfg)
+        setups["budgets"] = (p, pid, [])
         if os.environ.get("BENCH_BASELINE"):
             p, pid = start("baseline", binary=os.environ["BENCH_BASELINE"])
             setups["baseline"] = (p, pid, [])
@@ -145,6 +168,9 @@ def main():
         print(f"summary: default policy (limits + credential DLP) {med['archestra']:.0f} vs allow-everything "
               f"{med['allow-all']:.0f} decisions/s: {pct('archestra', 'allow-all')} (target >= 75%); CPU per decision "
               f"{cpu['archestra']:.2f} vs {cpu['allow-all']:.2f} us")
+        print(f"summary: budgets on (3 limits, Redis on loopback) {med['budgets']:.0f} vs off "
+              f"{med['archestra']:.0f} decisions/s: {pct('budgets', 'archestra')} (target >= 90%); CPU per decision "
+              f"{cpu['budgets']:.2f} vs {cpu['archestra']:.2f} us")
         print(f"summary: statsd on {med['statsd']:.0f} vs off {med['archestra']:.0f} decisions/s: statsd costs "
               f"{100 - 100 * med['statsd'] / med['archestra']:.1f}% of throughput, "
               f"{100 * cpu['statsd'] / cpu['archestra'] - 100:.1f}% more CPU per decision "

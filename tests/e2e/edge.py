@@ -26,6 +26,7 @@ HAPROXY = os.environ.get("HAPROXY") or "haproxy"
 
 class Edge:
     """The whole stack. Use as a context manager; everything is stopped on exit."""
+    extra_cfgs = ()  # more HAProxy configuration files, loaded after providers.cfg
 
     def __init__(self, agent_bin, agents=2, fail_open=False, agent_args=(), agent_config=None, haproxy_cfg=None,
                  master_worker=False):
@@ -109,6 +110,10 @@ class Edge:
         # local servers to the plain one.
         for var, tls in self.provider_addr_vars():
             env[var] = f"127.0.0.1:{self.mock_port if tls else self.plain_mock_port}"
+        # Every suite calls from 127.0.0.1, many with bad keys on purpose: the auth-failure
+        # throttle (test_throttle.py tests it) would answer them 429. Out of reach here.
+        for var in ("ARCHESTRA_AUTH_FAIL_PER_IP", "ARCHESTRA_AUTH_FAIL_PER_CRED"):
+            env.setdefault(var, "1000000")
         env.pop("ARCHESTRA_FAIL_OPEN", None)
         if self.fail_open:
             env["ARCHESTRA_FAIL_OPEN"] = "1"
@@ -140,7 +145,7 @@ class Edge:
             with open(cfg, "w") as f:
                 f.write(self.haproxy_cfg(self))
         self._start("haproxy", [HAPROXY, *(["-W"] if self.master_worker else []), "-db", "-f", cfg,
-                                "-f", self.providers_cfg()],
+                                "-f", self.providers_cfg(), *[a for f in self.extra_cfgs for a in ("-f", f)]],
                     env=self.haproxy_env(), port=self.http_port)
         if not wait_port(self.https_port, self.procs["haproxy"]):
             raise RuntimeError("haproxy TLS listener: " + self.log("haproxy")[-2000:])

@@ -35,7 +35,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="arch-run-")
     ports = {k: free_port() for k in ("HTTP_PORT", "HTTPS_PORT", "AGENT1_PORT", "AGENT2_PORT", "MOCK_PORT",
                                          "PLAIN_MOCK_PORT", "PROM_PORT", "AGENT1_METRICS", "AGENT2_METRICS",
-                                         "HAPROXY_METRICS")}
+                                         "HAPROXY_METRICS", "REDIS_PORT")}
     meter = free_udp_port()
     ready = os.path.join(tmp, "ready")
     env = dict(os.environ, RUN_DIR=os.path.join(tmp, "run"), CERTS=os.path.join(tmp, "certs"),

@@ -24,7 +24,8 @@ SPOE = os.path.join(TOP, "haproxy-cfg", "spoe-archestra.conf")
 REAL = {"openai": "sk-real-openai-snip-4d1e", "gemini": "AIza-real-gemini-snip-77b0"}
 DIRECT = "sk-direct-snip-0a9c"
 HEALTH = "operator-health-ok"
-REFUSAL_STATUSES = (400, 401, 403, 404, 413, 429, 500, 503)
+REFUSAL_STATUSES = (400, 401, 402, 403, 404, 413, 429, 500, 503)
+RETRY_AFTER = (402, 429)   # budgets and rate limits say when to come back
 
 OPENAI_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
 GEMINI_BODY = {"contents": [{"parts": [{"text": "Hello"}]}]}
@@ -114,8 +115,9 @@ def main():
         check(set(b) == {"frontend", "backends"}, f"blocks: {sorted(b)}")
         f = b["frontend"]
         for st in REFUSAL_STATUSES:
+            hdr = ' hdr retry-after "%\\[var\\(txn\\.arch\\.retry_after\\)\\]"' if st in RETRY_AFTER else ""
             check(re.search(rf'^\s*http-request return status {st} content-type application/json lf-string '
-                            rf'"%\[var\(txn\.arch\.body\)\]" if arch_deny {{ var\(txn\.arch\.status\) -m int {st} }}$',
+                            rf'"%\[var\(txn\.arch\.body\)\]"{hdr} if arch_deny {{ var\(txn\.arch\.status\) -m int {st} }}$',
                             f, re.M), f"no refusal line for {st}")
         for line in ["filter spoe engine archestra config", "option http-buffer-request", "unique-id-format",
                      "http-request del-header x-archestra- -m beg",
@@ -126,8 +128,11 @@ def main():
                      "http-request set-header accept-encoding identity if arch_allow",
                      "log-format-sd", "format rfc5424",
                      "http-response send-spoe-group archestra archestra-res-group",
-                     "http-response return status 403", "http-response return status 502"]:
+                     "http-response return status 403", "http-response return status 502",
+                     "tcp-request content set-var-fmt(txn.arch.cred_key)", "http-request sc-inc-gpc0(2)"]:
             check(line in f, f"frontend block lacks {line!r}")
+        check("backend archestra-auth-ip" in b["backends"] and "backend archestra-auth-cred" in b["backends"],
+              "the backends block lacks the auth-failure throttle's tables")
         check(len(re.findall(r"return status 503 .* if !arch_answered", f)) == 3, "not 3 fail-closed 503 lines")
         check("set-query" not in f and "set-path " not in f, "the old query/path rewriting is back")
         check(not re.search(r"^\.(if|else|endif)", f, re.M) and "${" not in open(SNIPPET).read(),
