@@ -244,6 +244,34 @@ size_t budget_charges_encode(const struct budget_charge *c, int n, char *out, si
 	return o;
 }
 
+static bool read_count(struct spop_slice list, size_t *p, int64_t *v)
+{
+	int64_t n = 0;
+	size_t start = *p;
+	while (*p < list.len && list.ptr[*p] >= '0' && list.ptr[*p] <= '9' && *p - start < 15)
+		n = n * 10 + (list.ptr[(*p)++] - '0');
+	*v = n;
+	return *p > start && !(*p < list.len && list.ptr[*p] >= '0' && list.ptr[*p] <= '9');
+}
+
+bool budget_estimate_next(struct spop_slice list, size_t *pos, int64_t *in, int64_t *out)
+{
+	size_t p = *pos;
+	if (p >= list.len || list.ptr[p] != '~')
+		return false;
+	p++;
+	int64_t a, b;
+	if (!read_count(list, &p, &a) || p >= list.len || list.ptr[p] != ':')
+		return false;
+	p++;
+	if (!read_count(list, &p, &b) || (p < list.len && list.ptr[p] != ','))
+		return false;
+	*in = a;
+	*out = b;
+	*pos = p < list.len ? p + 1 : p;
+	return true;
+}
+
 static int hexval(uint8_t c)
 {
 	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;

@@ -81,6 +81,14 @@ struct budget_charge {
 int budget_charges(const struct budget_set *set, const struct policy_input *in, struct budget_charge *out, int max);
 uint64_t budget_hash(enum budget_scope scope, struct spop_slice who);
 
+/* Output tokens charged for a call that asked for no limit and ends without usage. */
+#define BUDGET_EST_OUTPUT 4096
+
+/* "~in:out" before the list: the tokens to charge when the response reports no
+ * usage. Reads it at *pos (advancing past it and its comma); false if absent
+ * or malformed (*pos unchanged). */
+bool budget_estimate_next(struct spop_slice list, size_t *pos, int64_t *in, int64_t *out);
+
 /* "id:hash16,id:hash16": the charges as HAProxy carries them to the end-of-call
  * record. Returns the length, 0 if none or it does not fit. */
 size_t budget_charges_encode(const struct budget_charge *c, int n, char *out, size_t cap);

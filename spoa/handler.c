@@ -135,10 +135,12 @@ void spoa_write_decision(const struct req_decision *d, const char *ctx, struct s
 	}
 	set_slice(acts, AV_upstream_path, d->upstream);
 	if (d->ncharges) { /* which limits the end-of-call record's tokens and cost go to */
-		char list[BUDGET_MAX_CHARGES * (BUDGET_ID_MAX + 18)];
-		size_t n = budget_charges_encode(d->charges, d->ncharges, list, sizeof(list));
+		char list[48 + BUDGET_MAX_CHARGES * (BUDGET_ID_MAX + 18)];
+		int e = snprintf(list, 48, "~%lld:%lld,", (long long)d->est_in, (long long)d->est_out);
+		size_t n = e > 0 && e < 48 ? budget_charges_encode(d->charges, d->ncharges, list + e, sizeof(list) - (size_t)e)
+		                           : 0;
 		if (n)
-			set_strn(acts, AV_budget, list, n);
+			set_strn(acts, AV_budget, list, (size_t)e + n);
 	}
 	if (d->truncated)
 		set_str(acts, AV_truncated, "1"); /* passed uninspected (truncated_body: allow) */
@@ -491,6 +493,15 @@ static void on_archestra_res(void *arg, const struct spop_msg *msg, struct spop_
 	prom_record(pm, PM_DECISION_TIME, (double)took / 1e6, &mt[0].val, 1);
 }
 
+/* Did a provider answer the call with success (2xx), as far as the record tells? */
+static bool provider_answered(const struct meter_rec *r)
+{
+	int64_t st = meter_int(r->v[MF_UP_STATUS]);
+	if (st < 0)
+		st = meter_int(r->v[MF_STATUS]);
+	return st >= 200 && st < 300;
+}
+
 /* A call's tokens and cost, to the limits its record names (as the policy
  * states them now: a limit removed since is not charged). */
 static void charge_usage(struct handler_ctx *hc, struct spop_slice list, int64_t usd_micro, int64_t tokens)
@@ -500,6 +511,8 @@ static void charge_usage(struct handler_ctx *hc, struct spop_slice list, int64_t
 		return;
 	int64_t now = bstore_now();
 	size_t pos = 0;
+	int64_t ein, eout;
+	budget_estimate_next(list, &pos, &ein, &eout); /* skipped here: the response reported usage */
 	struct spop_slice id;
 	uint64_t hash;
 	for (int i = 0; i < BUDGET_MAX_CHARGES && budget_charge_next(list, &pos, &id, &hash); i++) {
@@ -545,8 +558,23 @@ void spoa_meter_account(struct handler_ctx *hc, const struct meter_rec *r)
 	bool have_usage = pv && usage_normalize(pv->shape, raw, &u);
 	const struct price *p = have_usage ? price_find(hc->prices, pv->name, r->v[MF_MODEL]) : NULL;
 	double cost = p ? price_cost(p, u.in, u.out) : 0;
-	if (have_usage && r->v[MF_BUDGET].len && hc->store)
-		charge_usage(hc, r->v[MF_BUDGET], (int64_t)llround(cost * 1e6), u.in + u.out);
+	if (r->v[MF_BUDGET].len && hc->store) {
+		if (have_usage) {
+			charge_usage(hc, r->v[MF_BUDGET], (int64_t)llround(cost * 1e6), u.in + u.out);
+		} else if (provider_answered(r)) {
+			/* The provider answered but no usage reached HAProxy: a client gone
+			 * before the last event, a stream told not to report it, a response
+			 * too big to read. The call is charged what it may have cost, so a
+			 * budget cannot be walked around by never letting usage through. */
+			size_t pos = 0;
+			int64_t ein, eout;
+			if (budget_estimate_next(r->v[MF_BUDGET], &pos, &ein, &eout)) {
+				const struct price *ep = pv ? price_find(hc->prices, pv->name, r->v[MF_MODEL]) : NULL;
+				charge_usage(hc, r->v[MF_BUDGET], ep ? (int64_t)llround(price_cost(ep, ein, eout) * 1e6) : 0,
+				             ein + eout);
+			}
+		}
+	}
 	if (!metrics)
 		return;
 	if (have_usage) {

@@ -1228,6 +1228,11 @@ void request_decide(const struct request_cfg *cfg, const struct decide_env *env,
 		/* Budgets and rate limits in scope: the handler checks them against the
 		 * store's view (bstore.h) once everything else has allowed the call. */
 		d->ncharges = budget_charges(pol->budgets, &pin, d->charges, BUDGET_MAX_CHARGES);
+		/* What the call may cost if its response never says: the body as tokens
+		 * (a byte each, more than any tokenizer counts) and the output it asked
+		 * for, or BUDGET_EST_OUTPUT. */
+		d->est_in = pin.body_bytes > 0 ? pin.body_bytes : 0;
+		d->est_out = d->output_tokens > 0 ? d->output_tokens : BUDGET_EST_OUTPUT;
 		/* Response checks need the response: whether or not inspect_responses is
 		 * on, a call they apply to gets its response inspected. */
 		if (json && pol->trusted.enabled)

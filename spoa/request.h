@@ -128,6 +128,8 @@ struct req_decision {
 	struct budget_charge charges[BUDGET_MAX_CHARGES];  /* budgets and rate limits in scope: limits [snapshot],
 	                                                    * values as the policy input's */
 	int ncharges;
+	int64_t est_in, est_out;        /* tokens charged to the limits when the call ends without usage (a
+	                                 * client gone before the last event, a stream told not to report) */
 	int64_t retry_after;            /* seconds, for a 429 or 402 over a limit; 0: none */
 	const char *budget_shadow;      /* a limit in shadow mode the call is over [snapshot], or NULL */
 	struct spop_slice tools[POLICY_MAX_TOOLS];   /* tools offered: [frame], or [scratch] when decoded */

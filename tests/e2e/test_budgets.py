@@ -57,6 +57,7 @@ def policy(reload_limit=5):
             b("down-allow", "down-allow", requests=100000, window="day", on_store_error="allow"),
             b("roll", "roll", requests=2, window="day"),
             b("reset", "reset", requests=2, window="rolling 24h"),
+            b("no-usage", "no-usage", tokens=1000000, window="day"),
         ],
         "rate_limits": [
             {"id": "rpm", "scope": "key_id", "when": {"agent_id": "rpm"}, "requests_per_minute": 3},
@@ -187,6 +188,24 @@ def t_rate_limits():
         got.append(call("tpm")[0])
         settle()
     eq(got, [200, 200, 200, 429], "50 tokens per minute at 21 tokens a call")
+
+
+def t_no_usage():
+    # A stream told not to report its usage (OpenAI's stream_options.include_usage false):
+    # the provider bills it, so the limits are charged what it may have cost: the body as
+    # tokens and the output it asked for.
+    body = {"model": "gpt-4o-mini", "messages": MSGS, "stream": True, "max_tokens": 100,
+            "stream_options": {"include_usage": False}}
+    st, hd, b = call("no-usage", body=body)
+    eq(st, 200, "the stream is served")
+    check(b"usage" not in b.replace(b'"usage":null', b""), "the client got no usage")
+    settle()
+    keys = E.redis.cmd("KEYS", "archestra:{no-usage:*")
+    eq(len(keys), 1, "one key")
+    eq(int(E.redis.cmd("HGET", keys[0], "t")), len(json.dumps(body).encode()) + 100,
+       "tokens charged: the body's bytes plus max_tokens")
+    eq(int(E.redis.cmd("HGET", keys[0], "u")), (len(json.dumps(body).encode()) + 100) * 1000,
+       "cost charged at the model's price")
 
 
 def t_shadow():
@@ -342,6 +361,7 @@ def main():
                 run("402 in each provider's shape", t_shapes)
                 run("2 x 50 concurrent calls: no false refusal, bounded overshoot, exact count", t_burst)
                 run("rate limits: requests and tokens per minute, 429 with Retry-After", t_rate_limits)
+                run("a call whose usage never comes is charged its estimate", t_no_usage)
                 run("a shadow budget reports and does not refuse", t_shadow)
                 run("hot reload raises a limit under load", t_reload)
                 run("spend lists and spend reset forgets", t_spend_cli)

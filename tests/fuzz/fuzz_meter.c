@@ -4,7 +4,8 @@
  * Properties: meter_parse never reads outside the datagram; what it accepts has
  * every value inside it, free of the bytes that delimit values (" \ ]); counts
  * read by meter_int are 0..10^15-1; usage_normalize of any counts, in any shape,
- * gives counts that are not negative; budget_charge_next over the budget list
+ * gives counts that are not negative; budget_estimate_next reads a "~in:out"
+ * prefix of two counts or nothing; budget_charge_next over the budget list
  * ("b") reads only inside it, moves forward, and what it accepts is an element
  * budget_charges_encode could have written (an id of [A-Za-z0-9_-], 16 hex
  * digits). Nothing may crash or leak. */
@@ -51,6 +52,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct spop_slice list = r.v[MF_BUDGET], id;
 		size_t pos = 0;
 		uint64_t hash;
+		int64_t ein, eout;
+		if (budget_estimate_next(list, &pos, &ein, &eout) &&
+		    (pos > list.len || ein < 0 || eout < 0 || ein >= 1000000000000000 || eout >= 1000000000000000))
+			__builtin_trap(); /* an estimate: counts of at most 15 digits, inside the list */
 		for (;;) {
 			size_t before = pos;
 			if (!budget_charge_next(list, &pos, &id, &hash)) {

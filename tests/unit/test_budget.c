@@ -1091,6 +1091,58 @@ static void retry_after_rolling(void **st)
 	assert_true(budget_retry_after(b, &v, T0, BM_USD) >= 1);
 }
 
+/* The estimate ahead of the charges: "~in:out," then the list. */
+static void estimate_prefix(void **st)
+{
+	(void)st;
+	struct { const char *s; bool ok; int64_t in, out; size_t pos; } cases[] = {
+		{ "~11000:800,a:0123456789abcdef", true, 11000, 800, 11 },
+		{ "~0:4096", true, 0, 4096, 7 },
+		{ "~1:2,", true, 1, 2, 5 },
+		{ "a:0123456789abcdef", false, 0, 0, 0 },
+		{ "~", false, 0, 0, 0 },
+		{ "~:1,", false, 0, 0, 0 },
+		{ "~1:,", false, 0, 0, 0 },
+		{ "~1:2x,", false, 0, 0, 0 },
+		{ "~-1:2,", false, 0, 0, 0 },
+		{ "~1;2,", false, 0, 0, 0 },
+		{ "~1234567890123456:1,", false, 0, 0, 0 },   /* 16 digits: more than any count */
+		{ "", false, 0, 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = strlen(cases[i].s);
+		uint8_t *heap = malloc(n ? n : 1);   /* exactly its length: ASan sees any overread */
+		memcpy(heap, cases[i].s, n);
+		struct spop_slice l = { heap, n };
+		size_t pos = 0;
+		int64_t in = -7, out = -7;
+		bool ok = budget_estimate_next(l, &pos, &in, &out);
+		if (ok != cases[i].ok)
+			fail_msg("\"%s\": %s", cases[i].s, ok ? "accepted" : "refused");
+		if (ok) {
+			assert_int_equal(in, cases[i].in);
+			assert_int_equal(out, cases[i].out);
+			assert_int_equal(pos, cases[i].pos);
+		} else {
+			assert_int_equal(pos, 0);
+		}
+		free(heap);
+	}
+	/* and the charges read on after it */
+	const char *full = "~5:6,ab:0123456789abcdef,c-d:fedcba9876543210";
+	struct spop_slice l = { (const uint8_t *)full, strlen(full) };
+	size_t pos = 0;
+	int64_t in, out;
+	assert_true(budget_estimate_next(l, &pos, &in, &out));
+	struct spop_slice id;
+	uint64_t h;
+	assert_true(budget_charge_next(l, &pos, &id, &h));
+	assert_true(id.len == 2 && memcmp(id.ptr, "ab", 2) == 0 && h == 0x0123456789abcdefULL);
+	assert_true(budget_charge_next(l, &pos, &id, &h));
+	assert_true(id.len == 3 && h == 0xfedcba9876543210ULL);
+	assert_false(budget_charge_next(l, &pos, &id, &h));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1101,6 +1153,7 @@ int main(void)
 		cmocka_unit_test_teardown(hashes_are_stable_and_per_scope, teardown),
 		cmocka_unit_test_teardown(charge_list_round_trip, teardown),
 		cmocka_unit_test_teardown(charge_list_hostile, teardown),
+		cmocka_unit_test(estimate_prefix),
 		cmocka_unit_test(view_calendar),
 		cmocka_unit_test(view_rolling),
 		cmocka_unit_test(view_replies),
