@@ -35,6 +35,7 @@ struct entry {
 	int64_t last_use;
 	int64_t limit[BM_COUNT];      /* the limit's, as last seen: to tell the fleet when it is reached */
 	int64_t over_until;           /* when "reached" stops holding: the window's end, or a bucket on */
+	int64_t forget_after;         /* when the last window it was used in is over */
 	int64_t announced_b;          /* the bucket in which this agent last said it was reached */
 	bool dirty;                   /* on the dirty list: some slot has unsent */
 	struct bview view;
@@ -84,6 +85,8 @@ struct bstore {
 	int64_t sent_at[INFLIGHT_MAX];/* monotonic ms per command awaiting an answer, in order */
 	size_t head, inflight;
 	uint64_t ticks;
+	struct outcmd *out;           /* commands prepared under mu, sent after */
+	size_t nout, capout;
 	_Atomic bool want_read;       /* a decision met a scope or window not read yet */
 
 	_Atomic bool healthy;
@@ -151,7 +154,7 @@ static struct entry *find(struct bstore *s, const char *id, size_t idlen, uint64
 static struct entry *entry_for(struct bstore *s, const struct budget *b, uint64_t hash, struct spop_slice who,
                                int64_t now)
 {
-	struct entry *e = find(s, b->id, strlen(b->id), hash, true);
+	struct entry *e = find(s, b->id, b->id_len, hash, true);
 	if (!e)
 		return NULL;
 	if (e->win.kind != b->win.kind || e->win.secs != b->win.secs) {
@@ -161,13 +164,16 @@ static struct entry *entry_for(struct bstore *s, const struct budget *b, uint64_
 		e->win.secs = b->win.secs;
 		e->win.tz = NULL;
 	}
-	memcpy(e->limit, b->limit, sizeof(e->limit));
-	int64_t cur = window_bucket(&b->win, now), start, end;
-	if (b->win.kind == WIN_ROLLING) {
-		e->over_until = now + b->win.secs / WIN_BUCKETS;
-	} else {
-		window_span(&b->win, cur, &start, &end);
-		e->over_until = end;
+	if (e->last_use != now) { /* once a second is enough for what follows */
+		memcpy(e->limit, b->limit, sizeof(e->limit));
+		int64_t start, end;
+		if (b->win.kind == WIN_ROLLING) {
+			e->over_until = now + b->win.secs / WIN_BUCKETS;
+			e->forget_after = now + b->win.secs;
+		} else {
+			window_span(&b->win, window_bucket(&b->win, now), &start, &end);
+			e->over_until = e->forget_after = end;
+		}
 	}
 	if (who.len && !e->who_len) {
 		e->who_len = who.len < sizeof(e->who) ? who.len : sizeof(e->who);
@@ -446,6 +452,15 @@ static void maybe_announce(struct bstore *s, struct entry *e)
 		p->over_idx = -2; /* an answer nobody reads */
 		send_cmd_cb(s, p, on_over_reply, 4, argv, lens);
 	}
+	/* and the scopes whose limit stopped holding leave the set */
+	char upto[24];
+	snprintf(upto, sizeof(upto), "(%lld", (long long)bstore_now());
+	const char *zargv[] = { "ZREMRANGEBYSCORE", key, "-inf", upto };
+	size_t zlens[] = { 16, strlen(key), 4, strlen(upto) };
+	if ((p = calloc(1, sizeof(*p)))) {
+		p->over_idx = -2;
+		send_cmd_cb(s, p, on_over_reply, 4, zargv, zlens);
+	}
 }
 
 /* Increments: fields, expiry, the scope's name once; answers the new totals. */
@@ -550,75 +565,129 @@ static void refresh_over(struct bstore *s, int64_t now)
 }
 
 /* Under mu: sends a slot's unsent increments. */
-static void send_add(struct bstore *s, struct entry *e, struct bslot *sl)
+/* A command prepared under mu and sent after it is released: hiredis formats
+ * and buffers outside the lock the workers decide under. Store thread only. */
+struct outcmd {
+	struct pending *p;
+	char key[160], v[BM_COUNT][24], ttl[24], who[128];
+	size_t who_len;
+};
+
+static struct outcmd *outbox_push(struct bstore *s)
 {
+	if (s->nout == s->capout) {
+		size_t cap = s->capout ? 2 * s->capout : 64;
+		struct outcmd *n = realloc(s->out, cap * sizeof(*n));
+		if (!n)
+			return NULL;
+		s->out = n;
+		s->capout = cap;
+	}
 	struct pending *p = calloc(1, sizeof(*p));
 	if (!p)
+		return NULL;
+	struct outcmd *o = &s->out[s->nout++];
+	o->p = p;
+	return o;
+}
+
+/* Under mu: a slot's unsent increments, into the outbox (counted as pending). */
+static void queue_add(struct bstore *s, struct entry *e, struct bslot *sl)
+{
+	struct outcmd *o = outbox_push(s);
+	if (!o)
 		return;
+	struct pending *p = o->p;
 	memcpy(p->id, e->id, sizeof(p->id));
 	p->hash = e->hash;
 	p->b = sl->b;
 	p->is_add = true;
 	memcpy(p->sent, sl->unsent, sizeof(p->sent));
-	char key[160], v[BM_COUNT][24], ttl[24];
-	key_of(s, e, sl->b, key, sizeof(key));
-	for (int m = 0; m < BM_COUNT; m++)
-		snprintf(v[m], sizeof(v[m]), "%lld", (long long)sl->unsent[m]);
-	snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_of(e));
-	const char *argv[] = { "EVAL", add_script, "1", key, v[0], v[1], v[2], ttl, e->who };
-	size_t lens[] = { 4, sizeof(add_script) - 1, 1, strlen(key), strlen(v[0]), strlen(v[1]), strlen(v[2]),
-		          strlen(ttl), e->who_len };
-	if (send_cmd(s, p, 9, argv, lens))
-		for (int m = 0; m < BM_COUNT; m++) {
-			sl->pend[m] += sl->unsent[m];
-			sl->unsent[m] = 0;
-		}
+	key_of(s, e, sl->b, o->key, sizeof(o->key));
+	for (int m = 0; m < BM_COUNT; m++) {
+		snprintf(o->v[m], sizeof(o->v[m]), "%lld", (long long)sl->unsent[m]);
+		sl->pend[m] += sl->unsent[m];
+		sl->unsent[m] = 0;
+	}
+	snprintf(o->ttl, sizeof(o->ttl), "%lld", (long long)ttl_of(e));
+	memcpy(o->who, e->who, e->who_len);
+	o->who_len = e->who_len;
 }
 
-static void send_read(struct bstore *s, struct entry *e, int64_t b)
+/* Under mu: a read of bucket b. */
+static void queue_read(struct bstore *s, struct entry *e, int64_t b)
 {
-	struct pending *p = calloc(1, sizeof(*p));
-	if (!p)
+	if (!bview_slot(&e->view, b)) /* so the answer has a slot to land in */
 		return;
-	memcpy(p->id, e->id, sizeof(p->id));
-	p->hash = e->hash;
-	p->b = b;
-	char key[160];
-	key_of(s, e, b, key, sizeof(key));
-	if (!bview_slot(&e->view, b)) { /* so the answer has a slot to land in */
-		free(p);
+	struct outcmd *o = outbox_push(s);
+	if (!o)
 		return;
+	memcpy(o->p->id, e->id, sizeof(o->p->id));
+	o->p->hash = e->hash;
+	o->p->b = b;
+	key_of(s, e, b, o->key, sizeof(o->key));
+}
+
+/* Sends the outbox, mu released. An increment that could not go is put back
+ * as unsent, for the next flush. */
+static void outbox_send(struct bstore *s)
+{
+	for (size_t i = 0; i < s->nout; i++) {
+		struct outcmd *o = &s->out[i];
+		struct pending *p = o->p;
+		bool add = p->is_add, ok;
+		int64_t sent[BM_COUNT], b = p->b, hash = (int64_t)p->hash;
+		char id[BUDGET_ID_MAX];
+		memcpy(sent, p->sent, sizeof(sent));
+		memcpy(id, p->id, sizeof(id));
+		if (add) {
+			const char *argv[] = { "EVAL", add_script, "1", o->key, o->v[0], o->v[1], o->v[2], o->ttl, o->who };
+			size_t lens[] = { 4, sizeof(add_script) - 1, 1, strlen(o->key), strlen(o->v[0]), strlen(o->v[1]),
+				          strlen(o->v[2]), strlen(o->ttl), o->who_len };
+			ok = send_cmd(s, p, 9, argv, lens); /* frees p when it fails */
+		} else {
+			const char *argv[] = { "HMGET", o->key, "u", "t", "r" };
+			size_t lens[] = { 5, strlen(o->key), 1, 1, 1 };
+			ok = send_cmd(s, p, 5, argv, lens);
+		}
+		if (!ok && add) {
+			pthread_mutex_lock(&s->mu);
+			struct entry *e = find(s, id, strlen(id), (uint64_t)hash, false);
+			struct bslot *sl = e ? &e->view.s[((b % WIN_BUCKETS) + WIN_BUCKETS) % WIN_BUCKETS] : NULL;
+			if (sl && sl->b == b) {
+				for (int m = 0; m < BM_COUNT; m++) {
+					sl->pend[m] -= sent[m];
+					sl->unsent[m] += sent[m];
+				}
+				if (!e->dirty) {
+					e->dirty = true;
+					e->dirty_next = s->dirty;
+					s->dirty = e;
+				}
+			}
+			pthread_mutex_unlock(&s->mu);
+		}
 	}
-	const char *argv[] = { "HMGET", key, "u", "t", "r" };
-	size_t lens[] = { 5, strlen(key), 1, 1, 1 };
-	send_cmd(s, p, 5, argv, lens);
+	s->nout = 0;
 }
 
 static void flush_dirty(struct bstore *s)
 {
 	pthread_mutex_lock(&s->mu);
-	struct entry *e = s->dirty, *keep = NULL;
+	struct entry *e = s->dirty;
 	s->dirty = NULL;
 	while (e) {
 		struct entry *next = e->dirty_next;
-		bool left = false;
 		for (int k = 0; k < WIN_BUCKETS; k++) {
 			struct bslot *sl = &e->view.s[k];
-			if (sl->b == INT64_MIN || !(sl->unsent[0] | sl->unsent[1] | sl->unsent[2]))
-				continue;
-			send_add(s, e, sl);
-			left |= (sl->unsent[0] | sl->unsent[1] | sl->unsent[2]) != 0;
+			if (sl->b != INT64_MIN && (sl->unsent[0] | sl->unsent[1] | sl->unsent[2]))
+				queue_add(s, e, sl);
 		}
-		if (left) { /* not connected, or too much in flight: later */
-			e->dirty_next = keep;
-			keep = e;
-		} else {
-			e->dirty = false;
-		}
+		e->dirty = false;
 		e = next;
 	}
-	s->dirty = keep;
 	pthread_mutex_unlock(&s->mu);
+	outbox_send(s);
 }
 
 /* Every scope in use: its current bucket, and the window's buckets not read yet.
@@ -633,7 +702,9 @@ static void refresh(struct bstore *s, int64_t now, bool all)
 			bool busy = e->dirty;
 			for (int k = 0; k < WIN_BUCKETS && !busy; k++)
 				busy = e->view.s[k].pend[0] | e->view.s[k].pend[1] | e->view.s[k].pend[2];
-			if (now - e->last_use > IDLE_EVICT && !busy) {
+			/* Forgotten when idle and its last window is over: before that,
+			 * without Redis, the view is the only record of the spend. */
+			if (now - e->last_use > IDLE_EVICT && !busy && now >= e->forget_after) {
 				*pe = e->next;
 				free(e);
 				continue;
@@ -647,11 +718,12 @@ static void refresh(struct bstore *s, int64_t now, bool all)
 				int64_t b = e->want_b - k;
 				const struct bslot *sl = &e->view.s[((b % WIN_BUCKETS) + WIN_BUCKETS) % WIN_BUCKETS];
 				if (k == 0 || sl->b != b || !sl->loaded)
-					send_read(s, e, b);
+					queue_read(s, e, b);
 			}
 		}
 	}
 	pthread_mutex_unlock(&s->mu);
+	outbox_send(s);
 }
 
 static void connect_store(struct bstore *s);
@@ -914,6 +986,7 @@ void bstore_free(struct bstore *s)
 		free(s->over[i].h);
 		free(s->over[i].until);
 	}
+	free(s->out);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }

@@ -129,6 +129,7 @@ int budget_parse(const cJSON *v, enum budget_kind kind, struct budget_set *set, 
 				return cfg_fail(err, errlen, path, "id", "\"%s\" is already the id of another budget or rate limit",
 				                b->id);
 		b->win.tz = NULL; /* the loader points it at b->tz once loaded (the array may still move) */
+		b->id_len = strlen(b->id);
 		set->n++;
 		set->nrate += kind == BK_RATE;
 	}
@@ -147,7 +148,7 @@ void budget_set_free(struct budget_set *set)
 const struct budget *budget_find(const struct budget_set *set, struct spop_slice id)
 {
 	for (int i = 0; set && i < set->n; i++)
-		if (strlen(set->b[i].id) == id.len && memcmp(set->b[i].id, id.ptr, id.len) == 0)
+		if (set->b[i].id_len == id.len && memcmp(set->b[i].id, id.ptr, id.len) == 0)
 			return &set->b[i];
 	return NULL;
 }
@@ -228,7 +229,7 @@ size_t budget_charges_encode(const struct budget_charge *c, int n, char *out, si
 	static const char hex[] = "0123456789abcdef";
 	size_t o = 0;
 	for (int i = 0; i < n; i++) {
-		size_t l = strlen(c[i].b->id);
+		size_t l = c[i].b->id_len;
 		if (o + (i > 0) + l + 1 + 16 + 1 > cap) /* and the NUL */
 			return 0;
 		if (i)
@@ -252,6 +253,37 @@ static bool read_count(struct spop_slice list, size_t *p, int64_t *v)
 		n = n * 10 + (list.ptr[(*p)++] - '0');
 	*v = n;
 	return *p > start && !(*p < list.len && list.ptr[*p] >= '0' && list.ptr[*p] <= '9');
+}
+
+static size_t put_count(int64_t v, char *dst)
+{
+	if (v < 0)
+		v = 0;
+	if (v > 999999999999999)
+		v = 999999999999999;
+	char tmp[16];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		dst[i] = tmp[n - 1 - i];
+	return n;
+}
+
+size_t budget_estimate_encode(int64_t in, int64_t out, char *dst, size_t cap)
+{
+	if (cap < 40)
+		return 0;
+	size_t o = 0;
+	dst[o++] = '~';
+	o += put_count(in, dst + o);
+	dst[o++] = ':';
+	o += put_count(out, dst + o);
+	dst[o++] = ',';
+	dst[o] = '\0';
+	return o;
 }
 
 bool budget_estimate_next(struct spop_slice list, size_t *pos, int64_t *in, int64_t *out)

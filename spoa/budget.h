@@ -44,6 +44,7 @@ enum budget_scope { BS_KEY, BS_USER, BS_AGENT, BS_CLAIM, BS_PROVIDER, BS_MODEL, 
 
 struct budget {
 	char id[BUDGET_ID_MAX];                /* [A-Za-z0-9_-]: it is part of store keys and meter records */
+	size_t id_len;
 	enum budget_kind kind;
 	enum budget_scope scope;
 	struct pattern_list when[SC_FIELDS];
@@ -88,6 +89,9 @@ uint64_t budget_hash(enum budget_scope scope, struct spop_slice who);
  * usage. Reads it at *pos (advancing past it and its comma); false if absent
  * or malformed (*pos unchanged). */
 bool budget_estimate_next(struct spop_slice list, size_t *pos, int64_t *in, int64_t *out);
+/* Writes "~in:out," (counts clamped to 15 digits). Returns its length, 0 if cap
+ * is too small (40 always fits). */
+size_t budget_estimate_encode(int64_t in, int64_t out, char *dst, size_t cap);
 
 /* "id:hash16,id:hash16": the charges as HAProxy carries them to the end-of-call
  * record. Returns the length, 0 if none or it does not fit. */

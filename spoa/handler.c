@@ -136,11 +136,10 @@ void spoa_write_decision(const struct req_decision *d, const char *ctx, struct s
 	set_slice(acts, AV_upstream_path, d->upstream);
 	if (d->ncharges) { /* which limits the end-of-call record's tokens and cost go to */
 		char list[48 + BUDGET_MAX_CHARGES * (BUDGET_ID_MAX + 18)];
-		int e = snprintf(list, 48, "~%lld:%lld,", (long long)d->est_in, (long long)d->est_out);
-		size_t n = e > 0 && e < 48 ? budget_charges_encode(d->charges, d->ncharges, list + e, sizeof(list) - (size_t)e)
-		                           : 0;
+		size_t e = budget_estimate_encode(d->est_in, d->est_out, list, 48);
+		size_t n = e ? budget_charges_encode(d->charges, d->ncharges, list + e, sizeof(list) - e) : 0;
 		if (n)
-			set_strn(acts, AV_budget, list, (size_t)e + n);
+			set_strn(acts, AV_budget, list, e + n);
 	}
 	if (d->truncated)
 		set_str(acts, AV_truncated, "1"); /* passed uninspected (truncated_body: allow) */

@@ -108,12 +108,21 @@ body = {"model": "gpt-4o-mini", "messages": msgs[:33], "tools": tools, "max_toke
 open(sys.argv[1], "w").write(json.dumps(body))
 PY
 agent_pids="" nometer_pids="" floor_pids=""
+# EDGE_UNIX=1: the with-agent edge reaches its agents over Unix sockets instead of TCP.
+AU1=$A1 AU2=$A2
 for p in "$A1" "$A2"; do # the default: the meter on
-	spoa/archestra-spoa --listen "127.0.0.1:$p" --threads 1 --log-level warn --meter "127.0.0.1:$METER" \
+	la="127.0.0.1:$p"
+	[ -n "${EDGE_UNIX:-}" ] && la="unix:$top/$OUT/agent-$p.sock"
+	spoa/archestra-spoa --listen "$la" --threads 1 --log-level warn --meter "127.0.0.1:$METER" \
 		--config "$OUT/agent.json" 2>>"$OUT/agents.log" &
 	pids+=($!) agent_pids="$agent_pids $!"
-	wait_port "$p"
+	if [ -n "${EDGE_UNIX:-}" ]; then
+		for _ in $(seq 100); do [ -S "$top/$OUT/agent-$p.sock" ] && break; sleep 0.05; done
+	else
+		wait_port "$p"
+	fi
 done
+if [ -n "${EDGE_UNIX:-}" ]; then AU1="unix@$top/$OUT/agent-$A1.sock" AU2="unix@$top/$OUT/agent-$A2.sock"; fi
 for p in "$B1" "$B2"; do
 	spoa/archestra-spoa --listen "127.0.0.1:$p" --threads 1 --log-level error --meter off \
 		--config "$OUT/agent.json" 2>>"$OUT/agents.log" &
@@ -132,6 +141,7 @@ for v in $(sed -nE 's/.*server [^ ]+ "\$\{(ARCHESTRA_[A-Z0-9_]+_ADDR)-.*/\1/p' "
 	export "$v=127.0.0.1:$UP"
 done
 
+addr() { case "$1" in unix@*) echo "$1" ;; *) echo "127.0.0.1:$1" ;; esac; }
 edge() { # name http-port agent1 agent2 extra-env...
 	local name=$1 hp=$2 a1=$3 a2=$4
 	shift 4
@@ -139,14 +149,14 @@ edge() { # name http-port agent1 agent2 extra-env...
 		ARCHESTRA_TLS_CERT="$top/$CERTS/gateway.pem" ARCHESTRA_SPOE_CONF="$top/haproxy-cfg/spoe-archestra.conf" \
 		ARCHESTRA_LUA="$top/haproxy-cfg/archestra.lua" \
 		ARCHESTRA_CA_FILE="$top/$CERTS/ca.pem" ARCHESTRA_NO_DNS=1 ARCHESTRA_LOG=/dev/null \
-		ARCHESTRA_AGENT1="127.0.0.1:$a1" ARCHESTRA_AGENT2="127.0.0.1:$a2" ARCHESTRA_METER="127.0.0.1:$METER" "$@" \
+		ARCHESTRA_AGENT1="$(addr "$a1")" ARCHESTRA_AGENT2="$(addr "$a2")" ARCHESTRA_METER="127.0.0.1:$METER" "$@" \
 		"$HAP" -db -f haproxy-cfg/haproxy.cfg -f "$OUT/providers.cfg" >"$OUT/$name.log" 2>&1 &
 	pids+=($!)
 	eval "hap_${name//-/_}=$!"
 	wait_port "$hp"
 }
 HM=$(port) HF=$(port)
-edge with-agent "$HW" "$A1" "$A2"
+edge with-agent "$HW" "$AU1" "$AU2"
 edge no-meter "$HM" "$B1" "$B2" ARCHESTRA_NO_METER=1
 edge floor "$HF" "$F1" "$F2" ARCHESTRA_NO_METER=1 ARCHESTRA_FAIL_OPEN=1
 edge without-agent "$HN" "$A1" "$A2" ARCHESTRA_DISABLE_AGENT=1

@@ -1128,6 +1128,13 @@ static void estimate_prefix(void **st)
 		}
 		free(heap);
 	}
+	/* written as it is read */
+	char w[40];
+	assert_int_equal(budget_estimate_encode(11000, 800, w, sizeof(w)), 11);
+	assert_string_equal(w, "~11000:800,");
+	assert_int_equal(budget_estimate_encode(-5, INT64_MAX, w, sizeof(w)), 19);
+	assert_string_equal(w, "~0:999999999999999,");
+	assert_int_equal(budget_estimate_encode(1, 1, w, 39), 0);
 	/* and the charges read on after it */
 	const char *full = "~5:6,ab:0123456789abcdef,c-d:fedcba9876543210";
 	struct spop_slice l = { (const uint8_t *)full, strlen(full) };
