@@ -14,6 +14,7 @@
 # EDGE_CALL (small: a 300-byte chat call with a direct key; realistic: an 11 KB agent call,
 # system prompt, 16 turns, 5 tool schemas, with a virtual key and identity headers),
 # EDGE_HAPROXY (the HAProxy the edges run; the upstream is always Debian's).
+# EDGE_UNIX=1 (the with-agent edge reaches its agents over Unix sockets).
 set -u
 cd "$(dirname "$0")/../.."
 top=$PWD
