@@ -788,24 +788,11 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
 static void connect_store(struct bstore *s)
 {
-	const char *a = s->cfg.redis;
-	redisAsyncContext *ac;
-	if (strncmp(a, "unix:", 5) == 0) {
-		ac = redisAsyncConnectUnix(a + 5);
-	} else {
-		char host[200];
-		const char *colon = strrchr(a, ':');
-		size_t hl = colon ? (size_t)(colon - a) : strlen(a);
-		if (hl >= sizeof(host))
-			hl = sizeof(host) - 1;
-		memcpy(host, a, hl);
-		host[hl] = '\0';
-		if (host[0] == '[' && hl > 1 && host[hl - 1] == ']') { /* [v6]:port */
-			memmove(host, host + 1, hl - 2);
-			host[hl - 2] = '\0';
-		}
-		ac = redisAsyncConnect(host, colon ? atoi(colon + 1) : 6379);
-	}
+	struct store_addr sa;
+	char e[128];
+	redisAsyncContext *ac = NULL;
+	if (config_parse_store_addr(s->cfg.redis, &sa, e, sizeof(e)) == 0) /* checked at start: it parses */
+		ac = sa.is_unix ? redisAsyncConnectUnix(sa.host) : redisAsyncConnect(sa.host, sa.port);
 	if (!ac || ac->err) {
 		if (ac)
 			redisAsyncFree(ac);

@@ -337,6 +337,43 @@ static int apply_listen(struct config *c, const cJSON *it, char *err, size_t err
 	return 0;
 }
 
+int config_parse_store_addr(const char *a, struct store_addr *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (strncmp(a, "unix:", 5) == 0) {
+		if (!a[5] || strlen(a + 5) >= sizeof(out->host)) {
+			seterr(err, errlen, "expected unix:/path (a path of 1 to %zu bytes)", sizeof(out->host) - 1);
+			return -1;
+		}
+		out->is_unix = true;
+		snprintf(out->host, sizeof(out->host), "%s", a + 5);
+		return 0;
+	}
+	const char *colon = strrchr(a, ':'), *h = a, *he = colon;
+	if (a[0] == '[') { /* [v6]:port */
+		const char *close = strchr(a, ']');
+		if (!close || close[1] != ':') {
+			seterr(err, errlen, "expected [IPV6]:PORT");
+			return -1;
+		}
+		h = a + 1;
+		he = close;
+		colon = close + 1;
+	} else if (colon && memchr(a, ':', (size_t)(colon - a))) {
+		seterr(err, errlen, "an IPv6 address goes in brackets: [IPV6]:PORT");
+		return -1;
+	}
+	char *end;
+	long port = colon ? strtol(colon + 1, &end, 10) : 0;
+	if (!colon || he == h || (size_t)(he - h) >= sizeof(out->host) || !colon[1] || *end || port < 1 || port > 65535) {
+		seterr(err, errlen, "expected HOST:PORT, [IPV6]:PORT or unix:/path");
+		return -1;
+	}
+	memcpy(out->host, h, (size_t)(he - h));
+	out->port = (int)port;
+	return 0;
+}
+
 /* "store": {"redis": "127.0.0.1:6379", "prefix", "refresh_ms", "timeout_ms"} */
 static int apply_store(struct config *c, const cJSON *v, char *err, size_t errlen)
 {
@@ -345,10 +382,15 @@ static int apply_store(struct config *c, const cJSON *v, char *err, size_t errle
 	if (cfg_object(v, NULL, "store", 0, keys, NULL, err, errlen) < 0)
 		return -1;
 	const cJSON *it;
-	if ((it = cJSON_GetObjectItemCaseSensitive(v, "redis")) &&
-	    cfg_str(it, "store", "redis", 0, c->store.redis, sizeof(c->store.redis),
-	            "expected \"HOST:PORT\", \"unix:/path\" or \"\" (none)", err, errlen) < 0)
-		return -1;
+	if ((it = cJSON_GetObjectItemCaseSensitive(v, "redis"))) {
+		struct store_addr sa;
+		char e[128];
+		if (cfg_str(it, "store", "redis", 0, c->store.redis, sizeof(c->store.redis),
+		            "expected \"HOST:PORT\", \"unix:/path\" or \"\" (none)", err, errlen) < 0)
+			return -1;
+		if (c->store.redis[0] && config_parse_store_addr(c->store.redis, &sa, e, sizeof(e)) < 0)
+			return cfg_fail(err, errlen, "store", "redis", "%s", e);
+	}
 	if ((it = cJSON_GetObjectItemCaseSensitive(v, "prefix")) &&
 	    cfg_str(it, "store", "prefix", CFG_NONEMPTY, c->store.prefix, sizeof(c->store.prefix), NULL, err, errlen) < 0)
 		return -1;
@@ -582,8 +624,11 @@ enum cli_result config_from_args(struct config *c, int argc, char **argv, char *
 				return CLI_ERROR;
 			}
 		} else if ((rc = flag_value(argc, argv, &i, "--redis", &val)) != 0) {
-			if (rc < 0 || strlen(val) >= sizeof(c->store.redis)) {
-				seterr(err, errlen, "--redis needs HOST:PORT or unix:/path (or \"\" for none)");
+			struct store_addr sa;
+			char e[128];
+			if (rc < 0 || strlen(val) >= sizeof(c->store.redis) ||
+			    (val[0] && config_parse_store_addr(val, &sa, e, sizeof(e)) < 0)) {
+				seterr(err, errlen, "--redis needs HOST:PORT, [IPV6]:PORT or unix:/path (or \"\" for none)");
 				return CLI_ERROR;
 			}
 			snprintf(c->store.redis, sizeof(c->store.redis), "%s", val);

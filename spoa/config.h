@@ -41,6 +41,14 @@ struct bstore_cfg {
 	unsigned timeout_ms;          /* an answer later than this: the store counts as down (default 500) */
 };
 
+/* store.redis as the Redis client needs it: "unix:/path", "HOST:PORT", "[V6]:PORT". */
+struct store_addr {
+	bool is_unix;
+	char host[256];               /* or the socket's path */
+	int port;
+};
+int config_parse_store_addr(const char *a, struct store_addr *out, char *err, size_t errlen);
+
 struct config {
 	struct listen_addr listen[CONFIG_MAX_LISTEN];
 	int nlisten;

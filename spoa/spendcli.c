@@ -26,20 +26,11 @@ static const char usage[] =
 static redisContext *connect_redis(const char *addr)
 {
 	struct timeval tv = { 2, 0 };
-	if (strncmp(addr, "unix:", 5) == 0)
-		return redisConnectUnixWithTimeout(addr + 5, tv);
-	char host[200];
-	const char *colon = strrchr(addr, ':');
-	size_t hl = colon ? (size_t)(colon - addr) : strlen(addr);
-	if (hl >= sizeof(host))
-		hl = sizeof(host) - 1;
-	memcpy(host, addr, hl);
-	host[hl] = '\0';
-	if (host[0] == '[' && hl > 1 && host[hl - 1] == ']') {
-		memmove(host, host + 1, hl - 2);
-		host[hl - 2] = '\0';
-	}
-	return redisConnectWithTimeout(host, colon ? atoi(colon + 1) : 6379, tv);
+	struct store_addr sa;
+	char e[128];
+	if (config_parse_store_addr(addr, &sa, e, sizeof(e)) < 0)
+		return NULL;
+	return sa.is_unix ? redisConnectUnixWithTimeout(sa.host, tv) : redisConnectWithTimeout(sa.host, sa.port, tv);
 }
 
 static long long field(const redisReply *r)

@@ -184,10 +184,41 @@ static void cli_flags_override_config_file(void **st)
 	unlink(path);
 }
 
+/* store.redis: what the Redis client is given, and what is refused at start. */
+static void store_addresses(void **st)
+{
+	(void)st;
+	struct store_addr a;
+	char e[128];
+	assert_int_equal(config_parse_store_addr("10.0.0.5:6380", &a, e, sizeof(e)), 0);
+	assert_false(a.is_unix);
+	assert_string_equal(a.host, "10.0.0.5");
+	assert_int_equal(a.port, 6380);
+	assert_int_equal(config_parse_store_addr("[::1]:6379", &a, e, sizeof(e)), 0);
+	assert_string_equal(a.host, "::1");
+	assert_int_equal(a.port, 6379);
+	assert_int_equal(config_parse_store_addr("redis.internal:1", &a, e, sizeof(e)), 0);
+	assert_string_equal(a.host, "redis.internal");
+	assert_int_equal(config_parse_store_addr("unix:/run/redis/redis.sock", &a, e, sizeof(e)), 0);
+	assert_true(a.is_unix);
+	assert_string_equal(a.host, "/run/redis/redis.sock");
+	const char *bad[] = { "redis", "host:", ":6379", "host:0", "host:65536", "host:12x", "::1:6379", "[::1]6379",
+		              "[::1", "[]:6379", "unix:", "host:-1" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (config_parse_store_addr(bad[i], &a, e, sizeof(e)) == 0)
+			fail_msg("accepted \"%s\"", bad[i]);
+	char json[] = "{\"store\": {\"redis\": \"nowhere\"}}";
+	struct config c;
+	config_defaults(&c);
+	assert_int_equal(config_apply_json(&c, json, strlen(json), e, sizeof(e)), -1);
+	assert_non_null(strstr(e, "store.redis"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(listen_addresses),
+		cmocka_unit_test(store_addresses),
 		cmocka_unit_test(json_full_document),
 		cmocka_unit_test(json_errors_name_the_path),
 		cmocka_unit_test(cli_flags),
