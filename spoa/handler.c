@@ -210,7 +210,7 @@ static void check_budgets(struct handler_ctx *hc, const struct auth *auth, struc
 	for (int i = 0; i < d->ncharges; i++) {
 		if (gauges)
 			gauge_budget(hc, &d->charges[i], spent[i]);
-		if (i != r && over[i] != -1)
+		if (over[i] != -1 && (d->charges[i].b->shadow || auth->policy.shadow))
 			d->budget_shadow = d->charges[i].b->id; /* over, but in shadow mode */
 	}
 	if (r < 0)
@@ -545,8 +545,8 @@ void spoa_meter_account(struct handler_ctx *hc, const struct meter_rec *r)
 		{ "type", lit("input"), false },
 	};
 	if (metrics) {
-	statsd_count(hc->sd, "llm_upstream_status", 1, (struct statsd_tag[]){ tags[0], tags[1], tags[3] }, 3);
-	prom_record(pm, PM_UPSTREAM_STATUS, 1, (struct spop_slice[]){ provider, model, status }, 3);
+		statsd_count(hc->sd, "llm_upstream_status", 1, (struct statsd_tag[]){ tags[0], tags[1], tags[3] }, 3);
+		prom_record(pm, PM_UPSTREAM_STATUS, 1, (struct spop_slice[]){ provider, model, status }, 3);
 	}
 
 	const struct provider *pv = provider_named(hc->rcfg->providers, provider);
@@ -555,24 +555,19 @@ void spoa_meter_account(struct handler_ctx *hc, const struct meter_rec *r)
 		raw[f] = meter_int(r->v[MF_U0 + f]);
 	struct usage u;
 	bool have_usage = pv && usage_normalize(pv->shape, raw, &u);
-	const struct price *p = have_usage ? price_find(hc->prices, pv->name, r->v[MF_MODEL]) : NULL;
-	double cost = p ? price_cost(p, u.in, u.out) : 0;
+	const struct price *p = pv ? price_find(hc->prices, pv->name, r->v[MF_MODEL]) : NULL;
+	double cost = p && have_usage ? price_cost(p, u.in, u.out) : 0;
 	if (r->v[MF_BUDGET].len && hc->store) {
-		if (have_usage) {
+		size_t pos = 0;
+		int64_t ein, eout;
+		if (have_usage)
 			charge_usage(hc, r->v[MF_BUDGET], (int64_t)llround(cost * 1e6), u.in + u.out);
-		} else if (provider_answered(r)) {
-			/* The provider answered but no usage reached HAProxy: a client gone
-			 * before the last event, a stream told not to report it, a response
-			 * too big to read. The call is charged what it may have cost, so a
-			 * budget cannot be walked around by never letting usage through. */
-			size_t pos = 0;
-			int64_t ein, eout;
-			if (budget_estimate_next(r->v[MF_BUDGET], &pos, &ein, &eout)) {
-				const struct price *ep = pv ? price_find(hc->prices, pv->name, r->v[MF_MODEL]) : NULL;
-				charge_usage(hc, r->v[MF_BUDGET], ep ? (int64_t)llround(price_cost(ep, ein, eout) * 1e6) : 0,
-				             ein + eout);
-			}
-		}
+		/* The provider answered but no usage reached HAProxy: a client gone
+		 * before the last event, a stream told not to report it, a response
+		 * too big to read. The call is charged what it may have cost, so a
+		 * budget cannot be walked around by never letting usage through. */
+		else if (provider_answered(r) && budget_estimate_next(r->v[MF_BUDGET], &pos, &ein, &eout))
+			charge_usage(hc, r->v[MF_BUDGET], p ? (int64_t)llround(price_cost(p, ein, eout) * 1e6) : 0, ein + eout);
 	}
 	if (!metrics)
 		return;
