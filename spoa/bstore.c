@@ -90,8 +90,6 @@ struct bstore {
 	_Atomic bool want_read;       /* a decision met a scope or window not read yet */
 
 	_Atomic bool healthy;
-	_Atomic uint64_t n_sent, n_replies, n_errors, n_reconnects;
-	_Atomic bool connected;
 };
 
 static _Atomic int64_t clock_offset;
@@ -197,9 +195,14 @@ static int64_t over_listed(const struct bstore *s, const char *id, uint64_t hash
 	return 0;
 }
 
+static bool has_redis(const struct bstore *s)
+{
+	return s->cfg.redis[0] != '\0';
+}
+
 void bstore_set_limits(struct bstore *s, const struct budget_set *set)
 {
-	if (set && set->n && !bstore_has_redis(s))
+	if (set && set->n && !has_redis(s))
 		LOG(LL_WARN, "budgets_local", "limits=%d msg=\"no store.redis: budgets count per agent; with N agents "
 		                              "a limit allows up to N times its size\"", set->n);
 	pthread_mutex_lock(&s->mu);
@@ -225,15 +228,6 @@ void bstore_set_limits(struct bstore *s, const struct budget_set *set)
 	}
 }
 
-bool bstore_has_redis(const struct bstore *s)
-{
-	return s->cfg.redis[0] != '\0';
-}
-
-bool bstore_shared(struct bstore *s)
-{
-	return bstore_has_redis(s) && atomic_load(&s->healthy);
-}
 
 /* Under mu. */
 static int check_locked(struct bstore *s, const struct budget_charge *c, int64_t now, int64_t spent[BM_COUNT],
@@ -247,7 +241,7 @@ static int check_locked(struct bstore *s, const struct budget_charge *c, int64_t
 	}
 	if (e->want_b != cur) {
 		e->want_b = cur;
-		if (bstore_has_redis(s)) { /* a new scope or window: read it now */
+		if (has_redis(s)) { /* a new scope or window: read it now */
 			atomic_store(&s->want_read, true);
 			ev_async_send(s->loop, &s->wake);
 		}
@@ -256,24 +250,14 @@ static int check_locked(struct bstore *s, const struct budget_charge *c, int64_t
 	int m = budget_over(c->b, spent);
 	if (m >= 0 && retry_after)
 		*retry_after = budget_retry_after(c->b, &e->view, now, m);
-	const struct bslot *sl = &e->view.s[((cur % WIN_BUCKETS) + WIN_BUCKETS) % WIN_BUCKETS];
+	const struct bslot *sl = &e->view.s[bview_ring(cur)];
 	int64_t until;
-	if (m < 0 && bstore_has_redis(s) && !(sl->b == cur && sl->loaded) && (until = over_listed(s, c->b->id, c->hash, now))) {
+	if (m < 0 && has_redis(s) && !(sl->b == cur && sl->loaded) && (until = over_listed(s, c->b->id, c->hash, now))) {
 		for (m = 0; m < BM_COUNT && !c->b->limit[m]; m++)
 			;
 		if (retry_after)
 			*retry_after = until - now > 1 ? until - now : 1;
 	}
-	return m;
-}
-
-int bstore_check(struct bstore *s, const struct budget_charge *c, int64_t now, int64_t spent[BM_COUNT],
-                 int64_t *retry_after)
-{
-	struct entry *e;
-	pthread_mutex_lock(&s->mu);
-	int m = check_locked(s, c, now, spent, retry_after, &e);
-	pthread_mutex_unlock(&s->mu);
 	return m;
 }
 
@@ -286,12 +270,12 @@ static void add_locked(struct bstore *s, const struct budget *b, uint64_t hash, 
 		return;
 	struct bslot *sl = bview_slot(&e->view, cur);
 	if (!sl) /* the clock went back: counted in the newer bucket, never lost */
-		sl = &e->view.s[((cur % WIN_BUCKETS) + WIN_BUCKETS) % WIN_BUCKETS];
+		sl = &e->view.s[bview_ring(cur)];
 	for (int m = 0; m < BM_COUNT; m++)
 		sl->unsent[m] += add[m];
 	if (e->want_b < cur)
 		e->want_b = cur;
-	if (!e->dirty && bstore_has_redis(s)) { /* sent by the next flush tick, coalesced */
+	if (!e->dirty && has_redis(s)) { /* sent by the next flush tick, coalesced */
 		e->dirty = true;
 		e->dirty_next = s->dirty;
 		s->dirty = e;
@@ -306,18 +290,10 @@ void bstore_add(struct bstore *s, const struct budget *b, uint64_t hash, struct 
 	pthread_mutex_unlock(&s->mu);
 }
 
-void bstore_add_all(struct bstore *s, const struct budget_charge *c, int n, int64_t now, const int64_t add[BM_COUNT])
-{
-	pthread_mutex_lock(&s->mu);
-	for (int i = 0; i < n; i++)
-		add_locked(s, c[i].b, c[i].hash, c[i].who, now, add, NULL);
-	pthread_mutex_unlock(&s->mu);
-}
-
 int bstore_charge(struct bstore *s, const struct budget_charge *c, int n, int64_t now, bool shadow_all,
                   int64_t (*spent)[BM_COUNT], int *over, int64_t *retry_after)
 {
-	bool down = bstore_has_redis(s) && !atomic_load(&s->healthy);
+	bool down = has_redis(s) && !atomic_load(&s->healthy);
 	int refuse = -1;
 	struct entry *e[BUDGET_MAX_CHARGES];
 	if (n > BUDGET_MAX_CHARGES)
@@ -335,15 +311,6 @@ int bstore_charge(struct bstore *s, const struct budget_charge *c, int n, int64_
 			add_locked(s, c[i].b, c[i].hash, c[i].who, now, (const int64_t[BM_COUNT]){ [BM_REQUESTS] = 1 }, e[i]);
 	pthread_mutex_unlock(&s->mu);
 	return refuse;
-}
-
-void bstore_stats(struct bstore *s, struct bstore_stats *out)
-{
-	out->sent = atomic_load(&s->n_sent);
-	out->replies = atomic_load(&s->n_replies);
-	out->errors = atomic_load(&s->n_errors);
-	out->reconnects = atomic_load(&s->n_reconnects);
-	out->connected = atomic_load(&s->connected);
 }
 
 /* ---- the store thread ---- */
@@ -389,24 +356,28 @@ static bool reply_int(const redisReply *r, int64_t *out)
 	return true;
 }
 
+/* An answer came for p: the oldest command in flight on its link, since
+ * answers come in order. */
+static void answered(struct bstore *s, const struct pending *p)
+{
+	if (p->gen == s->gen && s->inflight) {
+		s->head = (s->head + 1) % INFLIGHT_MAX;
+		s->inflight--;
+	}
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
 	(void)ac;
 	struct pending *p = priv;
 	struct bstore *s = p->s;
 	redisReply *r = reply;
-	if (p->gen == s->gen && s->inflight) { /* answers come in order: the oldest is this one */
-		s->head = (s->head + 1) % INFLIGHT_MAX;
-		s->inflight--;
-	}
+	answered(s, p);
 	int64_t total[BM_COUNT];
 	bool ok = r && p->gen == s->gen && r->type == REDIS_REPLY_ARRAY && r->elements == BM_COUNT;
 	for (int m = 0; ok && m < BM_COUNT; m++)
 		ok = reply_int(r->element[m], &total[m]);
-	if (r && p->gen == s->gen)
-		atomic_fetch_add(&s->n_replies, 1);
 	if (r && !ok && p->gen == s->gen) {
-		atomic_fetch_add(&s->n_errors, 1);
 		LOG(LL_WARN, "store_error", "msg=\"unexpected answer from redis\" type=%d%s%.*s", r->type,
 		    r->type == REDIS_REPLY_ERROR ? " error=" : "", r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
 		    r->type == REDIS_REPLY_ERROR ? r->str : "");
@@ -486,7 +457,6 @@ static bool send_cmd_cb(struct bstore *s, struct pending *p, redisCallbackFn *fn
 	}
 	s->sent_at[(s->head + s->inflight) % INFLIGHT_MAX] = mono_ms();
 	s->inflight++;
-	atomic_fetch_add(&s->n_sent, 1);
 	return true;
 }
 
@@ -502,12 +472,7 @@ static void on_over_reply(redisAsyncContext *ac, void *reply, void *priv)
 	struct pending *p = priv;
 	struct bstore *s = p->s;
 	redisReply *r = reply;
-	if (p->gen == s->gen && s->inflight) {
-		s->head = (s->head + 1) % INFLIGHT_MAX;
-		s->inflight--;
-	}
-	if (r && p->gen == s->gen)
-		atomic_fetch_add(&s->n_replies, 1);
+	answered(s, p);
 	if (r && p->gen == s->gen && p->over_idx >= 0 && r->type == REDIS_REPLY_ARRAY && r->elements % 2 == 0) {
 		size_t n = r->elements / 2;
 		uint64_t *h = calloc(n + 1, sizeof(*h));
@@ -653,7 +618,7 @@ static void outbox_send(struct bstore *s)
 		if (!ok && add) {
 			pthread_mutex_lock(&s->mu);
 			struct entry *e = find(s, id, strlen(id), (uint64_t)hash, false);
-			struct bslot *sl = e ? &e->view.s[((b % WIN_BUCKETS) + WIN_BUCKETS) % WIN_BUCKETS] : NULL;
+			struct bslot *sl = e ? &e->view.s[bview_ring(b)] : NULL;
 			if (sl && sl->b == b) {
 				for (int m = 0; m < BM_COUNT; m++) {
 					sl->pend[m] -= sent[m];
@@ -716,7 +681,7 @@ static void refresh(struct bstore *s, int64_t now, bool all)
 			int nb = window_nbuckets(&e->win);
 			for (int k = 0; k < nb; k++) {
 				int64_t b = e->want_b - k;
-				const struct bslot *sl = &e->view.s[((b % WIN_BUCKETS) + WIN_BUCKETS) % WIN_BUCKETS];
+				const struct bslot *sl = &e->view.s[bview_ring(b)];
 				if (k == 0 || sl->b != b || !sl->loaded)
 					queue_read(s, e, b);
 			}
@@ -744,7 +709,6 @@ static void lost(struct bstore *s, const char *why)
 	s->connecting = false;
 	s->gen++;
 	s->head = s->inflight = 0;
-	atomic_store(&s->connected, false);
 	atomic_store(&s->healthy, false);
 	LOG(LL_WARN, "store_down", "store=%s msg=\"%s; budgets decide by this agent's view and on_store_error\"",
 	    s->cfg.redis, why);
@@ -760,7 +724,6 @@ static void on_connect(const redisAsyncContext *ac, int status)
 	}
 	s->connecting = false;
 	s->backoff_ms = 0;
-	atomic_store(&s->connected, true);
 	atomic_store(&s->healthy, true);
 	LOG(LL_INFO, "store_up", "store=%s", s->cfg.redis);
 	/* What was in flight on the old link may or may not have been applied: it
@@ -804,7 +767,6 @@ static void connect_store(struct bstore *s)
 	s->connecting = true;
 	s->gen++;
 	s->head = s->inflight = 0;
-	atomic_fetch_add(&s->n_reconnects, 1);
 	redisLibevAttach(s->loop, ac);
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
@@ -834,7 +796,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 	struct bstore *s = t->data;
 	s->ticks++;
 	clock_read();
-	if (!bstore_has_redis(s)) {
+	if (!has_redis(s)) {
 		refresh(s, bstore_now(), false); /* forgets idle scopes */
 		return;
 	}
@@ -896,7 +858,7 @@ static void on_stop(struct ev_loop *loop, ev_async *a, int revents)
 static void *store_main(void *arg)
 {
 	struct bstore *s = arg;
-	if (bstore_has_redis(s))
+	if (has_redis(s))
 		connect_store(s);
 	ev_run(s->loop, 0);
 	return NULL;
@@ -940,7 +902,7 @@ struct bstore *bstore_new(const struct bstore_cfg *cfg, char *err, size_t errlen
 	ev_timer_start(s->loop, &s->tick);
 	ev_timer_init(&s->flush, on_flush, FLUSH_MS / 1000.0, FLUSH_MS / 1000.0);
 	s->flush.data = s;
-	if (bstore_has_redis(s))
+	if (has_redis(s))
 		ev_timer_start(s->loop, &s->flush);
 	ev_timer_init(&s->retry, on_retry, 0.1, 0.);
 	s->retry.data = s;

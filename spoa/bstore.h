@@ -36,18 +36,6 @@ void bstore_free(struct bstore *s);
  * of them the fleet has found reached. */
 void bstore_set_limits(struct bstore *s, const struct budget_set *set);
 
-/* Is the view shared with the fleet right now (Redis configured, connected and
- * answering within timeout_ms)? false without Redis. */
-bool bstore_shared(struct bstore *s);
-/* Is Redis configured at all? */
-bool bstore_has_redis(const struct bstore *s);
-
-/* Spend in the window `now` falls in for one charge, into spent. Returns the
- * first measure at or over the limit, or -1; when over, *retry_after is the
- * seconds until it is not (budget_retry_after). Never waits. */
-int bstore_check(struct bstore *s, const struct budget_charge *c, int64_t now, int64_t spent[BM_COUNT],
-                 int64_t *retry_after);
-
 /* A decision's charges at once, under one lock: each one's spend, the measure
  * over its limit (over[i], -1: none; BSTORE_DOWN: the store is down and the
  * limit says on_store_error deny) and its Retry-After. Returns the first charge
@@ -63,17 +51,9 @@ int bstore_charge(struct bstore *s, const struct budget_charge *c, int n, int64_
 void bstore_add(struct bstore *s, const struct budget *b, uint64_t hash, struct spop_slice who, int64_t now,
                 const int64_t add[BM_COUNT]);
 
-/* bstore_add of the same amounts to n charges (one lock), with their scope values. */
-void bstore_add_all(struct bstore *s, const struct budget_charge *c, int n, int64_t now, const int64_t add[BM_COUNT]);
-
-struct bstore_stats {
-	uint64_t sent, replies, errors, reconnects;
-	bool connected;
-};
-void bstore_stats(struct bstore *s, struct bstore_stats *out);
-
-/* The clock decisions and accounting use: time(NULL), plus ARCHESTRA_CLOCK_OFFSET
- * seconds when that variable is set (tests that roll windows). */
+/* The clock decisions and accounting use: time(NULL), plus the seconds written
+ * in the file ARCHESTRA_CLOCK_FILE names, re-read every refresh (tests that roll
+ * windows). */
 int64_t bstore_now(void);
 
 #endif

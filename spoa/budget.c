@@ -344,7 +344,7 @@ void bview_init(struct bview *v)
 		v->s[i].b = INT64_MIN;
 }
 
-static size_t ring(int64_t b)
+size_t bview_ring(int64_t b)
 {
 	int64_t r = b % WIN_BUCKETS;
 	return (size_t)(r < 0 ? r + WIN_BUCKETS : r);
@@ -352,7 +352,7 @@ static size_t ring(int64_t b)
 
 struct bslot *bview_slot(struct bview *v, int64_t b)
 {
-	struct bslot *s = &v->s[ring(b)];
+	struct bslot *s = &v->s[bview_ring(b)];
 	if (s->b != INT64_MIN && s->b > b)
 		return NULL; /* the clock went back: the newer bucket stays */
 	if (s->b != b) {
@@ -366,7 +366,7 @@ void bview_sum_at(const struct bview *v, int nb, int64_t cur, int64_t out[BM_COU
 {
 	memset(out, 0, sizeof(int64_t) * BM_COUNT);
 	for (int k = 0; k < nb; k++) {
-		const struct bslot *s = &v->s[ring(cur - k)];
+		const struct bslot *s = &v->s[bview_ring(cur - k)];
 		if (s->b != cur - k)
 			continue;
 		for (int m = 0; m < BM_COUNT; m++)
@@ -381,7 +381,7 @@ void bview_sum(const struct bview *v, const struct window *w, int64_t now, int64
 
 void bview_reply(struct bview *v, int64_t b, const int64_t total[BM_COUNT], const int64_t *sent)
 {
-	struct bslot *s = &v->s[ring(b)];
+	struct bslot *s = &v->s[bview_ring(b)];
 	if (s->b != b)
 		return; /* the slot moved on to a newer bucket */
 	for (int m = 0; m < BM_COUNT; m++) {
@@ -414,7 +414,7 @@ int64_t budget_retry_after(const struct budget *b, const struct bview *v, int64_
 	/* Oldest bucket first: when it leaves the window its spend goes with it. */
 	for (int k = WIN_BUCKETS - 1; k >= 0; k--) {
 		int64_t bk = cur - k;
-		const struct bslot *s = &v->s[ring(bk)];
+		const struct bslot *s = &v->s[bview_ring(bk)];
 		if (s->b == bk)
 			left -= s->val[m] + s->pend[m] + s->unsent[m];
 		if (left < b->limit[m]) {

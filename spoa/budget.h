@@ -111,6 +111,8 @@ struct bview {
 };
 
 void bview_init(struct bview *v);
+/* The slot of v.s that bucket b goes in. */
+size_t bview_ring(int64_t b);
 /* The slot for bucket b, emptied if it held an older bucket; NULL if it holds a
  * newer one (the clock went back). */
 struct bslot *bview_slot(struct bview *v, int64_t b);
