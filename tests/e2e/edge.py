@@ -29,11 +29,12 @@ class Edge:
     extra_cfgs = ()  # more HAProxy configuration files, loaded after providers.cfg
 
     def __init__(self, agent_bin, agents=2, fail_open=False, agent_args=(), agent_config=None, haproxy_cfg=None,
-                 master_worker=False):
+                 master_worker=False, agent_metrics=False):
         """haproxy_cfg: a function (edge) -> config text, written to the temporary directory and
         run instead of haproxy-cfg/haproxy.cfg (ports, certificate paths and agent ports are
         known when it is called). master_worker: HAProxy runs as master and worker (-W), as
-        its systemd unit runs it, so reload_haproxy() works as in production."""
+        its systemd unit runs it, so reload_haproxy() works as in production. agent_metrics:
+        each agent serves Prometheus' /metrics on its own port, metrics_ports[i]."""
         self.agent_bin = agent_bin
         self.haproxy_cfg = haproxy_cfg
         self.tmp = tempfile.mkdtemp(prefix="arch-edge-")
@@ -41,6 +42,7 @@ class Edge:
         self.procs = {}
         self.logs = {}
         self.agent_ports = [free_port() for _ in range(agents)]
+        self.metrics_ports = [free_port() for _ in range(agents)] if agent_metrics else []
         # Where HAProxy reaches each agent: the agent itself, or a proxy in between.
         self.agent_fronts = list(self.agent_ports)
         self.master_worker = master_worker
@@ -74,9 +76,14 @@ class Edge:
             return r.read()
 
     def agent_args_for(self, i):
-        """Arguments for agent i alone, after the shared ones (a subclass's hook: a second
-        --config with what differs per agent, such as the Prometheus endpoint's port)."""
-        return []
+        """Arguments for agent i alone, after the shared ones: with agent_metrics, a second
+        --config holding only its Prometheus endpoint (later files override earlier ones)."""
+        if not self.metrics_ports:
+            return []
+        path = os.path.join(self.tmp, f"agent{i}-prometheus.json")
+        with open(path, "w") as f:
+            json.dump({"prometheus": {"listen": f"127.0.0.1:{self.metrics_ports[i]}"}}, f)
+        return ["--config", path]
 
     def start_agent(self, i, binary=None):
         port = self.agent_ports[i]

@@ -51,20 +51,13 @@ class PromEdge(Edge):
     --config per agent holding only its own endpoint (later files override earlier ones)."""
 
     def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.metrics_ports = [free_port() for _ in self.agent_ports]
+        super().__init__(*a, agent_metrics=True, **kw)
         self.haproxy_metrics_port = free_port()
 
     def haproxy_env(self):
         env = super().haproxy_env()
         env["ARCHESTRA_HAPROXY_METRICS"] = f"127.0.0.1:{self.haproxy_metrics_port}"
         return env
-
-    def agent_args_for(self, i):
-        path = os.path.join(self.tmp, f"agent{i}-prometheus.json")
-        with open(path, "w") as f:
-            json.dump({"prometheus": {"listen": f"127.0.0.1:{self.metrics_ports[i]}"}}, f)
-        return ["--config", path]
 
 
 def http_get(port, path, timeout=5):

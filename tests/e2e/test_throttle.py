@@ -42,8 +42,7 @@ class ThrottleEdge(Edge):
     decisions it makes), and optionally haproxy-cfg/peers.cfg as node `name`."""
 
     def __init__(self, *a, peers_cfg=None, name=None, **kw):
-        super().__init__(*a, **kw)
-        self.metrics_ports = [free_port() for _ in self.agent_ports]
+        super().__init__(*a, agent_metrics=True, **kw)
         self.name = name
         if peers_cfg:
             self.extra_cfgs = (peers_cfg,)
@@ -54,12 +53,6 @@ class ThrottleEdge(Edge):
         if self.extra_cfgs:
             env.update(ARCHESTRA_PEERS="archestra", ARCHESTRA_PEER_NAME=self.name)
         return env
-
-    def agent_args_for(self, i):
-        path = os.path.join(self.tmp, f"agent{i}-prometheus.json")
-        with open(path, "w") as f:
-            json.dump({"prometheus": {"listen": f"127.0.0.1:{self.metrics_ports[i]}"}}, f)
-        return ["--config", path]
 
     def decisions(self):
         """Requests the agents decided, from their /metrics."""
